@@ -1,0 +1,49 @@
+"""mlmtool: look inside masked language models (BERT and its family).
+
+The public API (heavy modules are imported on first use, so ``mlmtool --help`` is instant)::
+
+    import mlmtool
+    lm = mlmtool.load("minilm")                    # or load(lang="fr"), load("path/to/dir")
+    res = mlmtool.attention(lm, "The cat sat on the mat.")
+    res.attention.shape                            # (layers, heads, seq, seq)
+    mlmtool.render_head(res, layer=1, head=1).save("head.png")   # layers/heads count from 1
+    mlmtool.predict(lm_with_head, "The [MASK] sat on the mat.", top_k=5)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load": "mlmtool.models",
+    "LoadedModel": "mlmtool.models",
+    "REGISTRY": "mlmtool.registry",
+    "ModelEntry": "mlmtool.registry",
+    "predict": "mlmtool.predict",
+    "Prediction": "mlmtool.predict",
+    "attention": "mlmtool.attention",
+    "AttentionResult": "mlmtool.attention",
+    "render_head": "mlmtool.render.diagrams",
+    "render_head_svg": "mlmtool.render.diagrams",
+    "render_overview": "mlmtool.render.diagrams",
+    "save_attention_diagrams": "mlmtool.render.diagrams",
+    "MlmtoolError": "mlmtool.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    """Import public names lazily (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlmtool' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

