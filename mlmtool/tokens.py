@@ -87,3 +87,37 @@ def fill_text(text: str, mask: str, index: int, word: str, joins_previous: bool)
     if joins_previous:
         before = before.rstrip()
     return before + word + after
+
+
+def word_pieces(word_ids: list[int | None]) -> list[list[int]]:
+    """Group token positions by word.
+
+    Args:
+        word_ids: ``[seq]`` word index per token from a fast tokenizer's
+            ``encoding.word_ids(i)``; None marks special tokens.
+
+    Returns:
+        One list of token positions per word, in text order; special tokens are left out.
+        E.g. ``[None, 0, 1, 1, None]`` → ``[[1], [2, 3]]``.
+    """
+    groups: dict[int, list[int]] = {}
+    for pos, wid in enumerate(word_ids):
+        if wid is not None:
+            groups.setdefault(wid, []).append(pos)
+    return [groups[w] for w in sorted(groups)]
+
+
+def word_strings(text: str, encoding, batch_index: int = 0) -> list[str]:
+    """The surface string of each word of ``encoding`` (same order as :func:`word_pieces`).
+
+    Uses the fast tokenizer's character offsets, so case and accents are the user's.
+    """
+    out = []
+    seen = set()
+    for wid in encoding.word_ids(batch_index):
+        if wid is None or wid in seen:
+            continue
+        seen.add(wid)
+        span = encoding.word_to_chars(batch_index, wid)
+        out.append(text[span.start:span.end])
+    return out
