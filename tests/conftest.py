@@ -41,7 +41,7 @@ def _save_tiny_bert(path):
     pieces = ["##s", "##ing", "##ed", "##ly"]
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(specials + WORDS + pieces) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tok = BertTokenizerFast.from_pretrained(str(path), do_lower_case=True)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
@@ -61,7 +61,7 @@ def _save_tiny_roberta(path):
     bpe.train_from_iterator(CORPUS * 20 + [" ".join(WORDS)] * 5, vocab_size=300, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
     bpe.save_model(str(path))
-    tok = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    tok = RobertaTokenizerFast.from_pretrained(str(path))
     torch.manual_seed(0)
     config = RobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                            intermediate_size=64, max_position_embeddings=66, pad_token_id=tok.pad_token_id,
