@@ -1,0 +1,97 @@
+"""``mlmtool view``: one self-contained interactive HTML page for a sentence."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import check_output_file, load_model, model_options, overwrite_option, read_texts
+
+
+def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str = "uint8"):
+    """Run the model on ``text`` and render :func:`mlmtool.render.html_view.render_view`.
+
+    Predictions are added when the text has a ``[MASK]`` and the model a trained masked-LM
+    head; otherwise the page shows attention only, with a note saying why.
+
+    Args:
+        lm: a model from :func:`mlmtool.load`.
+        text: one sentence (``[MASK]`` optional).
+        top_k: candidates per mask (default 5).
+        head_labels: head roles, layers/heads from 1 (see
+            :func:`mlmtool.render.html_view.head_labels_from`).
+        precision: ``"uint8"`` or ``"float16"`` attention in the page.
+
+    Returns:
+        ``(view, note)``: the :class:`~mlmtool.render.html_view.HTMLView` and the note shown
+        on the page (None when there are predictions).
+
+    Raises:
+        MlmtoolError: empty text, text longer than the model's limit, bad head labels.
+    """
+    from ..attention import attention
+    from ..predict import predict
+    from ..render.html_view import render_view
+    from ..tokens import USER_MASK, to_model_text
+
+    result = attention(lm, text)
+    prediction, note = None, None
+    ids = lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
+    if lm.mask_token_id not in ids:
+        note = f"No {USER_MASK} in the sentence, so no predictions: attention only."
+    elif not lm.has_mlm_head:
+        note = (f"No predictions: model '{lm.name}' has no trained masked-LM head, and predictions "
+                "need an MLM head. The attention below does not.")
+    else:
+        prediction = predict(lm, text, top_k=top_k)
+    view = render_view(result, prediction, head_labels=head_labels, note=note, precision=precision)
+    return view, note
+
+
+@click.command()
+@click.argument("text", nargs=-1)
+@click.option("-o", "--html", "html_path", default="view.html", show_default=True,
+              type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(1, None),
+              help="Candidates per mask.")
+@click.option("--heads", "heads_file", type=click.Path(dir_okay=False), default=None,
+              help="heads.json from `mlmtool heads` (or {\"L3H10\": \"label\"}): label each head.")
+@click.option("--precision", type=click.Choice(["uint8", "float16"]), default="uint8", show_default=True,
+              help="Attention in the page: 8-bit levels (smallest) or half floats.")
+@model_options
+@overwrite_option
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
+def view(text, html_path, top_k, heads_file, precision, model, lang, overwrite, open_page):
+    """Write one interactive HTML page for TEXT: predictions and every attention head.
+
+    The page is a single file that works offline (nothing is downloaded), opens by
+    double-click and shows: the top-k words for each [MASK] with probabilities, a layers x
+    heads grid of thumbnails, and for the clicked head a large heatmap and a line view
+    (hover a token to see its links), with filters and SVG/PNG download. Layers and heads
+    are numbered from 1. Models without an MLM head get the attention only.
+
+    \b
+    Examples:
+      mlmtool view "The [MASK] sat on the mat." --html report.html -k 5
+      mlmtool view -m minilm "The cat sat on the mat." --html cat.html
+      mlmtool view "The [MASK] ran." --heads out/heads.json --html report.html
+    """
+    from pathlib import Path
+
+    from ..render.html_view import head_labels_from, load_head_labels
+
+    texts = [" ".join(text)] if text and "-" not in text else read_texts(text)
+    if len(texts) != 1:
+        raise click.UsageError("view takes one sentence, not several")
+    out = check_output_file(html_path, overwrite)
+    labels = load_head_labels(heads_file) if heads_file else None
+    lm = load_model(model, lang)
+    labels = head_labels_from(labels, lm.num_layers, lm.num_heads) if labels else None
+    page, note = build_view(lm, texts[0], top_k=top_k, head_labels=labels, precision=precision)
+    page.save(out)
+    size = Path(out).stat().st_size
+    if note:
+        click.echo(note, err=True)
+    click.echo(f"Wrote {out} ({size / 1e6:.2f} MB, {lm.num_layers} layers x {lm.num_heads} heads); "
+               "open it in a browser.", err=True)
+    if open_page:
+        click.launch(str(Path(out).resolve()))

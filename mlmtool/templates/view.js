@@ -1,0 +1,470 @@
+/* mlmtool interactive attention view: plain browser JavaScript, no library, no network.
+ *
+ * mlmtoolView(rootId) reads the JSON block inside the root element, decodes the attention
+ * (base64 -> optional deflate via DecompressionStream -> uint8 levels or float16), and draws:
+ * a layers x heads grid of thumbnails, and for the selected head a large heatmap (canvas)
+ * and a two-column line view (SVG, after BertViz's head view, Vig 2019). Every string from
+ * the data is inserted with textContent / setAttribute, never as HTML.
+ * Layers and heads are numbered from 1 on screen; arrays are indexed from 0.
+ */
+function mlmtoolView(rootId) {
+  "use strict";
+  const root = document.getElementById(rootId);
+  if (!root) return;
+  const $ = (sel) => root.querySelector(sel);
+  const SVGNS = "http://www.w3.org/2000/svg";
+  let data;
+  try {
+    data = JSON.parse($(".mlmv-data").textContent);
+  } catch (err) {
+    return fail("cannot read the view's data: " + err.message);
+  }
+  const L = data.layers, H = data.heads, N = data.tokens.length;
+  const tokens = data.tokens, special = data.special, maskSet = new Set(data.masks || []);
+  const labels = data.labels || {};
+  const lut = hexBytes(data.colormap);  // 256 x RGB
+  let levels = null;   // Uint8Array [L*H*N*N]: 0..255 colour level of each weight
+  let values = null;   // Float32Array of weights when sent as float16 (else levels / 255)
+  const thumbs = [];   // canvases [l*H + h], N x N pixels each
+  let selected = null; // {l, h}, from 0
+
+  function fail(message) {
+    const box = $(".mlmv-error");
+    box.textContent = "Error: " + message;
+    box.hidden = false;
+    $(".mlmv-status").hidden = true;
+  }
+
+  function hexBytes(hex) {
+    const out = new Uint8Array(hex.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(2 * i, 2), 16);
+    return out;
+  }
+
+  function base64Bytes(text) {
+    const bin = atob(text);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  async function inflate(bytes) {
+    if (typeof DecompressionStream === "undefined") {
+      throw new Error("this browser has no DecompressionStream (Chrome 80+, Firefox 113+, Safari 16.4+ do); " +
+                      "render the view with compress=False");
+    }
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  function halfToFloat(h) {  // IEEE 754 binary16 -> number
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+    if (e === 0) return s * Math.pow(2, -14) * (f / 1024);
+    if (e === 31) return f ? NaN : s * Infinity;
+    return s * Math.pow(2, e - 15) * (1 + f / 1024);
+  }
+
+  async function decode() {
+    const a = data.attention;
+    let bytes = base64Bytes(a.data);
+    if (a.compression === "deflate") bytes = await inflate(bytes);
+    const count = a.shape.reduce((x, y) => x * y, 1);
+    if (a.dtype === "uint8") {
+      if (bytes.length !== count) throw new Error("attention data has the wrong size");
+      levels = bytes;
+    } else {
+      if (bytes.length !== 2 * count) throw new Error("attention data has the wrong size");
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      values = new Float32Array(count);
+      levels = new Uint8Array(count);
+      for (let i = 0; i < count; i++) {
+        const v = halfToFloat(view.getUint16(2 * i, true));
+        values[i] = v;
+        levels[i] = Math.max(0, Math.min(255, Math.round(v * 255)));
+      }
+    }
+  }
+
+  const base = (l, h) => (l * H + h) * N * N;
+  const weight = (l, h, i, j) => {
+    const k = base(l, h) + i * N + j;
+    return values ? values[k] : levels[k] / data.attention.scale;
+  };
+  const headName = (l, h) => "Layer " + (l + 1) + ", Head " + (h + 1);
+  const labelOf = (l, h) => labels["L" + (l + 1) + "H" + (h + 1)] || "";
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const svgEl = (tag, attrs) => {
+    const e = document.createElementNS(SVGNS, tag);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  };
+  const fmt = (w) => w.toFixed(3);
+
+  /* ---- sentence, tokens, predictions ---- */
+  function drawHeader() {
+    $(".mlmv-model").textContent = (data.model ? "Model: " + data.model + " \u00b7 " : "") +
+      L + " layers \u00d7 " + H + " heads \u00b7 " + N + " tokens";
+    $(".mlmv-text").textContent = data.text;
+    const box = $(".mlmv-tokens");
+    tokens.forEach((t, i) => {
+      const chip = el("span", "mlmv-chip", t);
+      if (special[i]) chip.classList.add("mlmv-special");
+      if (maskSet.has(i)) chip.classList.add("mlmv-mask");
+      chip.title = "token " + i;
+      chip.dataset.i = i;
+      chip.addEventListener("mouseenter", () => focusToken("from", i));
+      chip.addEventListener("mouseleave", () => focusToken(null));
+      box.appendChild(chip);
+    });
+    if (data.note) {
+      $(".mlmv-note").textContent = data.note;
+      $(".mlmv-note").hidden = false;
+    }
+    if (!data.predictions) return;
+    const body = $(".mlmv-preds-body");
+    for (const mask of data.predictions) {
+      const part = el("div", "mlmv-mask-preds");
+      const head = el("h3", null, "Mask " + mask.index + " ");
+      head.appendChild(el("small", null, "(token " + mask.position + ")"));
+      part.appendChild(head);
+      const table = el("table");
+      mask.candidates.forEach((c, r) => {
+        const row = el("tr");
+        row.title = c.sequence;
+        row.appendChild(el("td", null, String(r + 1)));
+        row.appendChild(el("td", "mlmv-tok", c.token));
+        const barCell = el("td");
+        const bar = el("span", "mlmv-bar");
+        const fill = el("span");
+        fill.style.width = (100 * c.score).toFixed(1) + "%";
+        bar.appendChild(fill);
+        barCell.appendChild(bar);
+        row.appendChild(barCell);
+        row.appendChild(el("td", "mlmv-p", (100 * c.score).toFixed(1) + " %"));
+        table.appendChild(row);
+      });
+      part.appendChild(table);
+      body.appendChild(part);
+    }
+    $(".mlmv-preds").hidden = false;
+  }
+
+  /* ---- the grid of thumbnails ---- */
+  function paintHead(canvas, l, h) {
+    canvas.width = N;
+    canvas.height = N;
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(N, N);
+    const off = base(l, h);
+    for (let k = 0; k < N * N; k++) {
+      const c = 3 * levels[off + k];
+      img.data[4 * k] = lut[c];
+      img.data[4 * k + 1] = lut[c + 1];
+      img.data[4 * k + 2] = lut[c + 2];
+      img.data[4 * k + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+
+  function drawGrid() {
+    const grid = $(".mlmv-grid");
+    grid.appendChild(el("span", "mlmv-axis mlmv-corner", ""));
+    for (let h = 0; h < H; h++) {
+      const c = el("span", "mlmv-axis mlmv-col", "H" + (h + 1));
+      c.dataset.head = h + 1;
+      grid.appendChild(c);
+    }
+    for (let l = 0; l < L; l++) {
+      const r = el("span", "mlmv-axis mlmv-row", "L" + (l + 1));
+      r.dataset.layer = l + 1;
+      grid.appendChild(r);
+      for (let h = 0; h < H; h++) {
+        const b = el("button", "mlmv-thumb");
+        b.type = "button";
+        b.dataset.layer = l + 1;
+        b.dataset.head = h + 1;
+        const label = labelOf(l, h);
+        const name = headName(l, h) + (label ? ": " + label : "");
+        b.title = name;
+        b.setAttribute("aria-label", name);
+        const canvas = el("canvas");
+        paintHead(canvas, l, h);
+        thumbs[l * H + h] = canvas;
+        b.appendChild(canvas);
+        b.appendChild(el("span", "mlmv-cap", label || "L" + (l + 1) + " H" + (h + 1)));
+        b.addEventListener("click", () => select(l, h));
+        b.addEventListener("keydown", (ev) => moveFocus(ev, l, h));
+        grid.appendChild(b);
+      }
+    }
+  }
+
+  function moveFocus(ev, l, h) {
+    const step = {ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0]}[ev.key];
+    if (!step) return;
+    const nl = l + step[0], nh = h + step[1];
+    const target = root.querySelector('.mlmv-thumb[data-layer="' + (nl + 1) + '"][data-head="' + (nh + 1) + '"]');
+    if (target && !target.hidden) {
+      ev.preventDefault();
+      target.focus();
+      target.click();
+    }
+  }
+
+  /* ---- filters ---- */
+  function option(select, value, text) {
+    const o = el("option", null, text);
+    o.value = value;
+    select.appendChild(o);
+  }
+
+  function drawFilters() {
+    const fl = $(".mlmv-f-layer"), fh = $(".mlmv-f-head"), fr = $(".mlmv-f-role");
+    option(fl, "", "All layers");
+    for (let l = 1; l <= L; l++) option(fl, String(l), "Layer " + l);
+    option(fh, "", "All heads");
+    for (let h = 1; h <= H; h++) option(fh, String(h), "Head " + h);
+    const roles = Array.from(new Set(Object.values(labels))).sort();
+    if (roles.length) {
+      option(fr, "", "All roles");
+      roles.forEach((r) => option(fr, r, r));
+      $(".mlmv-f-role-wrap").hidden = false;
+    }
+    [fl, fh, fr].forEach((s) => s.addEventListener("change", applyFilters));
+  }
+
+  function applyFilters() {
+    const fl = $(".mlmv-f-layer").value, fh = $(".mlmv-f-head").value, fr = $(".mlmv-f-role").value;
+    const grid = $(".mlmv-grid");
+    grid.querySelectorAll(".mlmv-row").forEach((e) => { e.hidden = fl !== "" && e.dataset.layer !== fl; });
+    grid.querySelectorAll(".mlmv-col").forEach((e) => { e.hidden = fh !== "" && e.dataset.head !== fh; });
+    grid.querySelectorAll(".mlmv-thumb").forEach((b) => {
+      b.hidden = (fl !== "" && b.dataset.layer !== fl) || (fh !== "" && b.dataset.head !== fh);
+      const role = labels["L" + b.dataset.layer + "H" + b.dataset.head] || "";
+      b.classList.toggle("mlmv-dim", fr !== "" && role !== fr);
+    });
+    grid.style.setProperty("--mlmv-cols", fh === "" ? H : 1);
+  }
+
+  /* ---- the selected head: heatmap and line view ---- */
+  let heat = null;  // geometry of the drawn heatmap
+
+  function drawHeat(l, h) {
+    const canvas = $(".mlmv-heat");
+    const ctx = canvas.getContext("2d");
+    const cell = Math.max(3, Math.min(22, Math.floor(520 / N)));
+    const showLabels = cell >= 9;
+    const font = "12px ui-monospace, 'DejaVu Sans Mono', monospace";
+    ctx.font = font;
+    const labelW = showLabels ? Math.ceil(Math.max(...tokens.map((t) => ctx.measureText(t).width))) + 10 : 6;
+    const left = labelW, top = labelW, side = N * cell;
+    const barX = left + side + 14, width = barX + 60, height = top + side + 10;
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    canvas.style.width = width + "px";
+    canvas.style.height = height + "px";
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, width, height);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(thumbs[l * H + h], left, top, side, side);
+    ctx.font = font;
+    ctx.fillStyle = "#1d1d1f";
+    if (showLabels) {
+      ctx.textBaseline = "middle";
+      ctx.textAlign = "right";
+      tokens.forEach((t, i) => ctx.fillText(t, left - 5, top + i * cell + cell / 2));
+      ctx.save();
+      ctx.rotate(-Math.PI / 2);
+      ctx.textAlign = "left";
+      tokens.forEach((t, j) => ctx.fillText(t, -(top - 5), left + j * cell + cell / 2));
+      ctx.restore();
+    }
+    for (let y = 0; y < side; y++) {  // colour bar, 1 at the top
+      const c = 3 * Math.round(255 * (1 - y / Math.max(1, side - 1)));
+      ctx.fillStyle = "rgb(" + lut[c] + "," + lut[c + 1] + "," + lut[c + 2] + ")";
+      ctx.fillRect(barX, top + y, 12, 1);
+    }
+    ctx.fillStyle = "#1d1d1f";
+    ctx.textAlign = "left";
+    ctx.textBaseline = "middle";
+    ctx.font = "11px system-ui, sans-serif";
+    [[1, "1"], [0.5, "0.5"], [0, "0"]].forEach(([v, s]) => ctx.fillText(s, barX + 16, top + (1 - v) * (side - 1)));
+    heat = {left, top, cell, width, height, l, h};
+  }
+
+  function onHeatMove(ev) {
+    if (!heat) return;
+    const r = ev.currentTarget.getBoundingClientRect();
+    const x = ev.clientX - r.left, y = ev.clientY - r.top;
+    const i = Math.floor((y - heat.top) / heat.cell), j = Math.floor((x - heat.left) / heat.cell);
+    const cap = $(".mlmv-hover");
+    if (i < 0 || j < 0 || i >= N || j >= N) {
+      cap.textContent = "Rows: attending token; columns: token attended to. Hover a cell.";
+      return;
+    }
+    cap.textContent = "\u201c" + tokens[i] + "\u201d (" + i + ") \u2192 \u201c" + tokens[j] + "\u201d (" + j + "): " +
+      fmt(weight(heat.l, heat.h, i, j));
+  }
+
+  function drawLines(l, h) {
+    const svg = $(".mlmv-lines");
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    svg.classList.remove("mlmv-focus");
+    const ctx = document.createElement("canvas").getContext("2d");
+    ctx.font = "12px ui-monospace, 'DejaVu Sans Mono', monospace";
+    const longest = Math.max(...tokens.map((t) => ctx.measureText(t).width));
+    const row = N > 48 ? 14 : 18, colW = Math.ceil(Math.min(320, longest + 12)), gap = 150;
+    const width = 2 * colW + gap, height = N * row + 8;
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    // keep the links that can be seen: weight >= 2/255, at most 12000 of them
+    const off = base(l, h);
+    let floor = 2;
+    const counts = new Uint32Array(256);
+    for (let k = 0; k < N * N; k++) counts[levels[off + k]]++;
+    let kept = 0;
+    for (let v = 255; v >= 2; v--) {
+      if (kept + counts[v] > 12000) { floor = v + 1; break; }
+      kept += counts[v];
+    }
+    const group = svgEl("g", {});
+    for (let i = 0; i < N; i++) {
+      for (let j = 0; j < N; j++) {
+        if (levels[off + i * N + j] < floor) continue;
+        const w = weight(l, h, i, j);
+        const line = svgEl("line", {x1: colW + 4, y1: 4 + i * row + row / 2, x2: colW + gap - 4,
+                                    y2: 4 + j * row + row / 2, "stroke-opacity": w.toFixed(3)});
+        line.dataset.i = i;
+        line.dataset.j = j;
+        group.appendChild(line);
+      }
+    }
+    svg.appendChild(group);
+    for (const side of ["from", "to"]) {
+      tokens.forEach((t, i) => {
+        const text = svgEl("text", side === "from"
+          ? {x: colW, y: 4 + i * row + row / 2, "text-anchor": "end", "dominant-baseline": "middle"}
+          : {x: colW + gap, y: 4 + i * row + row / 2, "text-anchor": "start", "dominant-baseline": "middle"});
+        text.textContent = t;
+        text.classList.add("mlmv-tok-" + side);
+        if (special[i]) text.classList.add("mlmv-special");
+        if (maskSet.has(i)) text.classList.add("mlmv-mask");
+        text.dataset.i = i;
+        text.addEventListener("mouseenter", () => focusToken(side, i));
+        text.addEventListener("mouseleave", () => focusToken(null));
+        svg.appendChild(text);
+      });
+    }
+  }
+
+  function focusToken(side, i) {
+    const svg = $(".mlmv-lines");
+    root.querySelectorAll(".mlmv-on").forEach((e) => e.classList.remove("mlmv-on"));
+    if (side === null) {
+      svg.classList.remove("mlmv-focus");
+      return;
+    }
+    svg.classList.add("mlmv-focus");
+    const key = side === "from" ? "i" : "j";
+    svg.querySelectorAll("line").forEach((line) => {
+      if (line.dataset[key] === String(i)) line.classList.add("mlmv-on");
+    });
+    const tok = svg.querySelector(".mlmv-tok-" + side + '[data-i="' + i + '"]');
+    if (tok) tok.classList.add("mlmv-on");
+    const chip = root.querySelector('.mlmv-chip[data-i="' + i + '"]');
+    if (chip) chip.classList.add("mlmv-on");
+  }
+
+  function select(l, h) {
+    selected = {l, h};
+    root.querySelectorAll(".mlmv-thumb.mlmv-selected").forEach((b) => {
+      b.classList.remove("mlmv-selected");
+      b.setAttribute("aria-pressed", "false");
+    });
+    const b = root.querySelector('.mlmv-thumb[data-layer="' + (l + 1) + '"][data-head="' + (h + 1) + '"]');
+    if (b) {
+      b.classList.add("mlmv-selected");
+      b.setAttribute("aria-pressed", "true");
+    }
+    $(".mlmv-detail-title").textContent = headName(l, h);
+    const label = labelOf(l, h);
+    $(".mlmv-detail-label").textContent = label ? "Role: " + label : "";
+    drawHeat(l, h);
+    drawLines(l, h);
+    root.dataset.selected = "L" + (l + 1) + "H" + (h + 1);
+  }
+
+  /* ---- downloads ---- */
+  function fileName(ext) {
+    return "Attention_Layer" + (selected.l + 1) + "_Head" + (selected.h + 1) + "." + ext;
+  }
+
+  function download(blob, name) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    a.hidden = true;
+    root.appendChild(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  }
+
+  function xml(s) {
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
+  }
+
+  function headSVG(l, h) {
+    const cell = 20, label = 10 + 8 * Math.max(...tokens.map((t) => t.length));
+    const left = label, top = 30 + label, side = N * cell, width = left + side + 10, height = top + side + 10;
+    const parts = ['<svg xmlns="' + SVGNS + '" width="' + width + '" height="' + height +
+      '" font-family="DejaVu Sans, sans-serif" font-size="12">',
+      '<rect width="100%" height="100%" fill="#fff"/>',
+      '<text x="8" y="20" font-size="14">' + xml(headName(l, h) + (data.model ? " (" + data.model + ")" : "")) + "</text>"];
+    tokens.forEach((t, i) => {
+      parts.push('<text x="' + (left - 4) + '" y="' + (top + i * cell + cell / 2 + 4) + '" text-anchor="end">' + xml(t) + "</text>");
+      parts.push('<text transform="translate(' + (left + i * cell + cell / 2 + 4) + "," + (top - 4) +
+        ') rotate(-90)">' + xml(t) + "</text>");
+    });
+    const off = base(l, h);
+    for (let i = 0; i < N; i++) {
+      for (let j = 0; j < N; j++) {
+        const c = 3 * levels[off + i * N + j];
+        const colour = "#" + [lut[c], lut[c + 1], lut[c + 2]].map((v) => v.toString(16).padStart(2, "0")).join("");
+        parts.push('<rect x="' + (left + j * cell) + '" y="' + (top + i * cell) + '" width="' + cell + '" height="' +
+          cell + '" fill="' + colour + '"><title>' + fmt(weight(l, h, i, j)) + "</title></rect>");
+      }
+    }
+    parts.push("</svg>");
+    return parts.join("\n");
+  }
+
+  function bindButtons() {
+    $(".mlmv-dl-svg").addEventListener("click", () => {
+      if (selected) download(new Blob([headSVG(selected.l, selected.h)], {type: "image/svg+xml"}), fileName("svg"));
+    });
+    $(".mlmv-dl-png").addEventListener("click", () => {
+      if (selected) $(".mlmv-heat").toBlob((blob) => download(blob, fileName("png")), "image/png");
+    });
+    $(".mlmv-heat").addEventListener("mousemove", onHeatMove);
+  }
+
+  drawHeader();
+  decode().then(() => {
+    drawFilters();
+    drawGrid();
+    bindButtons();
+    select(0, 0);
+    $(".mlmv-status").hidden = true;
+    root.classList.remove("mlmv-loading");
+    root.dataset.ready = "1";
+  }).catch((err) => fail(err.message));
+}
