@@ -1,0 +1,358 @@
+"""Render head scores: layers × heads heatmaps (matplotlib) and the ``analysis.md`` report.
+
+Everything here takes a :class:`mlmtool.heads.HeadScores` (plain data, never a model).
+Heatmap functions return a matplotlib ``Figure`` (drawn into ``ax`` when given, the Captum
+``plt_fig_axis`` habit); :func:`analysis_markdown` returns the report as a string; writing
+files is :func:`save_heads_report`. Layers and heads are numbered from 1 everywhere here
+(``L2-H9`` = layer 2, head 9); the arrays inside ``HeadScores`` count from 0.
+
+Colour map: viridis (van der Walt & Smith, matplotlib), lighter = higher, on a fixed 0..1
+scale for fractions so heatmaps of different patterns and models compare directly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..heads import (BROAD, CITATION, DEFAULT_BROAD_THRESHOLD, DEFAULT_THRESHOLD, MIXED, PATTERNS,
+                     READINGS, HeadExample, HeadScores, PairScores)
+
+#: Metrics drawn as heatmaps, in report order.
+HEATMAP_METRICS: tuple[str, ...] = PATTERNS + ("entropy",)
+
+REPORT_NAME = "analysis.md"
+JSON_NAME = "heads.json"
+LABELS_NAME = "labels.png"
+
+
+def heatmap_filename(metric: str) -> str:
+    """File name of a metric's heatmap, e.g. ``heatmap_next.png``."""
+    return f"heatmap_{metric}.png"
+
+
+def pair_filename(index: int, source: str, target: str) -> str:
+    """File name of the heatmap for the ``index``-th pair (from 1), e.g. ``pair1_quickly-ran.png``."""
+    slug = re.sub(r"[^\w+-]+", "_", f"{source}-{target}".replace("|", "+")).strip("_")[:60] or "pair"
+    return f"pair{index}_{slug}.png"
+
+
+def report_filenames(pairs: list[tuple[str, str]] | None = None) -> list[str]:
+    """Every file :func:`save_heads_report` writes (for overwrite checks before computing)."""
+    names = [REPORT_NAME, JSON_NAME, LABELS_NAME] + [heatmap_filename(m) for m in HEATMAP_METRICS]
+    return names + [pair_filename(i, s, t) for i, (s, t) in enumerate(pairs or [], 1)]
+
+
+def head_name(layer: int, head: int) -> str:
+    """``L{layer}-H{head}`` (both from 1)."""
+    return f"L{layer}-H{head}"
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+
+
+def render_heatmap(matrix: np.ndarray, title: str, ax=None, vmin: float | None = 0.0,
+                   vmax: float | None = 1.0, colorbar_label: str = "fraction of attention",
+                   fmt: str = "{:.2f}"):
+    """Draw a ``[layers, heads]`` matrix as an annotated heatmap.
+
+    Args:
+        matrix: ``float [layers, heads]`` (row 0 = layer 1); NaN cells are left blank.
+        title: figure title.
+        ax: a matplotlib ``Axes`` to draw into; default a new figure (no pyplot state).
+        vmin, vmax: colour scale (default 0..1); None = the data's range.
+        colorbar_label: the colour bar's caption (the unit).
+        fmt: format of the value printed in each cell.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    from matplotlib.figure import Figure
+
+    layers, heads = matrix.shape
+    if ax is None:
+        fig = Figure(figsize=(1.2 + 0.55 * heads, 1.3 + 0.45 * layers), dpi=100, layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
+    data = np.ma.masked_invalid(np.asarray(matrix, dtype=float))
+    lo = float(np.nanmin(matrix)) if vmin is None and data.count() else vmin
+    hi = float(np.nanmax(matrix)) if vmax is None and data.count() else vmax
+    image = ax.imshow(data, cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
+    ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)])
+    ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=10)
+    span = (hi - lo) if (hi is not None and lo is not None and hi > lo) else 1.0
+    size = 7 if heads <= 12 else 5
+    for (l, h), value in np.ndenumerate(np.asarray(matrix, dtype=float)):
+        if np.isnan(value):
+            continue
+        light = (value - (lo or 0.0)) / span > 0.6
+        ax.text(h, l, fmt.format(value), ha="center", va="center", fontsize=size,
+                color="black" if light else "white")
+    fig.colorbar(image, ax=ax, label=colorbar_label, shrink=0.9)
+    return fig
+
+
+def render_metric_heatmap(scores: HeadScores, metric: str, ax=None):
+    """Heatmap of one metric of :data:`mlmtool.heads.METRICS` (entropy in bits, others 0..1)."""
+    title = f"{scores.model_name}: {_what(scores, metric)} ({len(scores.sentences)} sentences)"
+    if metric == "entropy":
+        return render_heatmap(scores.score(metric), title, ax, vmin=0.0, vmax=None,
+                              colorbar_label="mean entropy of attention rows (bits)")
+    return render_heatmap(scores.score(metric), title, ax)
+
+
+def render_pair_heatmap(scores: HeadScores, pair: PairScores, ax=None):
+    """Heatmap of ``source → target`` attention for every head."""
+    title = (f"{scores.model_name}: {pair.source} → {pair.target} "
+             f"({pair.n_sentences} sentences, {pair.n_occurrences} pairs)")
+    return render_heatmap(pair.attention, title, ax,
+                          colorbar_label="mean attention source → target")
+
+
+def render_labels(scores: HeadScores, labels: np.ndarray, ax=None):
+    """A layers × heads grid with each head's label written in a cell coloured by label."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    names = list(PATTERNS) + [BROAD, MIXED]
+    index = np.vectorize(names.index)(labels)
+    layers, heads = labels.shape
+    if ax is None:
+        fig = Figure(figsize=(1.2 + 0.62 * heads, 1.0 + 0.42 * layers), dpi=100, layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
+    cmap = colormaps["tab10"].resampled(len(names))
+    ax.imshow(index, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, aspect="auto", alpha=0.55)
+    for (l, h), label in np.ndenumerate(labels):
+        text = scores.special_names.get(label, label) if label in ("cls", "sep") else label
+        ax.text(h, l, text, ha="center", va="center", fontsize=6.5)
+    ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)])
+    ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)])
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(f"{scores.model_name}: what each head does", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _what(scores: HeadScores, metric: str) -> str:
+    if metric in PATTERNS:
+        return f"attention to {scores.title(metric)}"
+    return scores.title(metric)
+
+
+def _md(text: str) -> str:
+    """Escape characters that break markdown tables and emphasis."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or np.isnan(x) else f"{100 * x:.0f}%"
+
+
+def _example_md(ex: HeadExample | None) -> list[str]:
+    if ex is None:
+        return []
+    links = ", ".join(f"{_md(k.source)} → {_md(k.target)} ({k.weight:.2f})" for k in ex.links)
+    return [f"Example ({head_name(ex.layer, ex.head)}, score {ex.score:.2f} on this sentence): "
+            f"*{_md(ex.sentence)}*  ", f"Strongest links: {links}", ""]
+
+
+def _reading(scores: HeadScores, metric: str, layer: int, head: int, value: float) -> str:
+    """One-line reading of the top head of ``metric``, with its numbers."""
+    name = head_name(layer, head)
+    specials = scores.special_names
+    if metric == "entropy":
+        broad = scores.top("entropy", 1)
+        line = (f"{name} is the most focused head ({value:.2f} bits per word on average)")
+        if broad:
+            bl, bh, bv = broad[0]
+            line += f"; the broadest is {head_name(bl, bh)} ({bv:.2f} bits). "
+        return line + READINGS["entropy"]
+    if np.isnan(value):
+        return "Undefined on these sentences."
+    if value < 0.25:
+        return (f"No head specialises in this: the best, {name}, gives it only {_pct(value)} "
+                "of a word's attention.")
+    line = f"{name} gives {_pct(value)} of a word's attention to {scores.title(metric)}"
+    if metric in ("next", "prev"):
+        peak = float(scores.score(f"{metric}_peak")[layer - 1, head - 1])
+        line += (f", and for {_pct(peak)} of words that word is the one it attends to most: "
+                 if peak >= 0.5 else
+                 f", but that word is the most attended one for only {_pct(peak)} of words: ")
+    else:
+        line += ": "
+    return line + READINGS[metric].format(**specials)
+
+
+def analysis_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHOLD,
+                      broad_threshold: float = DEFAULT_BROAD_THRESHOLD, top_k: int = 3,
+                      images: bool = True) -> str:
+    """The ``analysis.md`` report as markdown text.
+
+    Per pattern: the ``top_k`` heads with scores, the heatmap (when ``images``), an example
+    sentence with the top head's strongest links, and a one-line reading; then entropy,
+    the per-head labels, and one section per ``--pair`` (ranked heads, offsets, example).
+
+    Args:
+        scores: from :func:`mlmtool.heads.score_heads`.
+        threshold, broad_threshold: see :func:`mlmtool.heads.head_labels`.
+        top_k: heads listed per pattern (default 3).
+        images: link the heatmap PNGs written by :func:`save_heads_report`.
+
+    Returns:
+        Markdown text (UTF-8), layers and heads numbered from 1.
+    """
+    labels = scores.labels(threshold, broad_threshold)
+    L, H = scores.num_layers, scores.num_heads
+    out = [f"# What the attention heads of `{scores.model_name}` do", ""]
+    skipped = (f" ({scores.n_skipped} longer than the model's limit were skipped)"
+               if scores.n_skipped else "")
+    out += [f"{len(scores.sentences)} sentences{skipped}, {L} layers × {H} heads. "
+            "Layers and heads are counted from 1: **L2-H9** is layer 2, head 9.", "",
+            f"Method: {CITATION}. Attention is taken at word level (the attending word's "
+            "pieces are averaged, the attended word's pieces summed), so *next* means the next "
+            "word; special tokens are units of their own. Each score is a fraction of a word's "
+            "attention (0 to 1) averaged over words, then over sentences.", ""]
+
+    out += ["## Summary", "", "| pattern | best head | score | 2nd | 3rd |", "|---|---|---|---|---|"]
+    for metric in PATTERNS:
+        top = scores.top(metric, 3)
+        cells = [f"{head_name(l, h)} | {s:.2f}" if i == 0 else f"{head_name(l, h)} ({s:.2f})"
+                 for i, (l, h, s) in enumerate(top)]
+        cells += ["–"] * (3 - len(cells))
+        out.append(f"| {_md(scores.title(metric))} | " + " | ".join(cells) + " |")
+    counts = {name: int((labels == name).sum()) for name in list(PATTERNS) + [BROAD, MIXED]}
+    summary = ", ".join(f"{_md(_label_title(scores, n))}: {c}" for n, c in counts.items() if c)
+    out += ["", f"Head labels (the pattern scoring highest, if at least {threshold:.2f}; else "
+            f"*broad* if broadness ≥ {broad_threshold:.2f}; else *mixed*): {summary}.", ""]
+
+    for metric in PATTERNS:
+        top = scores.top(metric, top_k)
+        out += [f"## Attention to {_md(scores.title(metric))}", ""]
+        if not top:
+            out += ["Undefined on these sentences (e.g. no punctuation).", ""]
+            continue
+        l0, h0, s0 = top[0]
+        out += [_reading(scores, metric, l0, h0, s0), ""]
+        if metric in ("next", "prev"):
+            peak = scores.score(f"{metric}_peak")
+            out += ["| rank | head | score | peaks there |", "|---|---|---|---|"]
+            out += [f"| {i} | {head_name(l, h)} | {s:.3f} | {_pct(peak[l - 1, h - 1])} of words |"
+                    for i, (l, h, s) in enumerate(top, 1)]
+        else:
+            out += ["| rank | head | score |", "|---|---|---|"]
+            out += [f"| {i} | {head_name(l, h)} | {s:.3f} |" for i, (l, h, s) in enumerate(top, 1)]
+        out.append("")
+        out += _example_md(scores.examples.get(metric))
+        if images:
+            out += [f"![{metric} heatmap]({heatmap_filename(metric)})", ""]
+
+    out += ["## Entropy: broad and focused heads", ""]
+    focused = scores.top("entropy", 1, lowest=True)
+    if focused:
+        out += [_reading(scores, "entropy", *focused[0]), ""]
+        out += ["| most focused | bits | broadest | bits |", "|---|---|---|---|"]
+        for (fl, fh, fv), (bl, bh, bv) in zip(scores.top("entropy", top_k, lowest=True),
+                                              scores.top("entropy", top_k)):
+            out.append(f"| {head_name(fl, fh)} | {fv:.2f} | {head_name(bl, bh)} | {bv:.2f} |")
+        out.append("")
+        out += _example_md(scores.examples.get("entropy"))
+    if images:
+        out += [f"![entropy heatmap]({heatmap_filename('entropy')})", ""]
+
+    out += ["## Head labels", "", "| layer | " + " | ".join(f"H{h}" for h in range(1, H + 1)) + " |",
+            "|---" * (H + 1) + "|"]
+    for l in range(L):
+        out.append(f"| L{l + 1} | " + " | ".join(_md(_label_title(scores, x, short=True))
+                                                 for x in labels[l]) + " |")
+    out.append("")
+    if images:
+        out += [f"![head labels]({LABELS_NAME})", ""]
+
+    for i, pair in enumerate(scores.pairs, 1):
+        out += _pair_md(scores, pair, i, labels, top_k=max(top_k, 5), images=images)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _label_title(scores: HeadScores, label: str, short: bool = False) -> str:
+    if label in ("cls", "sep"):
+        return scores.special_names[label]
+    if short:
+        return label
+    return {"prev": "previous word", "next": "next word", "self": "itself"}.get(label, label)
+
+
+def _pair_md(scores: HeadScores, pair: PairScores, index: int, labels: np.ndarray,
+             top_k: int, images: bool) -> list[str]:
+    out = [f"## Pair {index}: does *{_md(pair.source)}* attend to *{_md(pair.target)}*?", ""]
+    if pair.n_sentences == 0:
+        return out + ["The two words never occur in the same sentence.", ""]
+    common = sorted(pair.offsets.items(), key=lambda kv: -kv[1])
+    offs = ", ".join(f"{k:+d} ({v})" for k, v in common[:5])
+    out += [f"{pair.n_sentences} sentences, {pair.n_occurrences} source/target pairs. Position of "
+            f"the target relative to the source, in words (count): {offs}.", ""]
+    top = pair.top(top_k)
+    out += ["| rank | head | mean attention | target is the most attended word | head label |",
+            "|---|---|---|---|---|"]
+    out += [f"| {i} | {head_name(l, h)} | {a:.3f} | {_pct(r)} | "
+            f"{_md(_label_title(scores, str(labels[l - 1, h - 1]), short=True))} |"
+            for i, (l, h, a, r) in enumerate(top, 1)]
+    out.append("")
+    l0, h0, a0, r0 = top[0]
+    label = str(labels[l0 - 1, h0 - 1])
+    line = (f"Reading: {head_name(l0, h0)} ranks first, giving {_pct(a0)} of the source word's "
+            f"attention to the target on average (the target is its top word in {_pct(r0)} of cases).")
+    adjacent = sum(v for k, v in pair.offsets.items() if abs(k) == 1) / max(pair.n_occurrences, 1)
+    if label in ("next", "prev") and adjacent >= 0.5:
+        line += (f" Caution: it is labelled *{label}* (a {_label_title(scores, label)} head) and "
+                 f"{_pct(adjacent)} of "
+                 "these pairs are adjacent, so position may explain it better than the relation; "
+                 "add sentences where the words are further apart.")
+    elif pair.n_sentences < 5:
+        line += f" Only {pair.n_sentences} sentences: treat this as a hint, not a finding."
+    out += [line, ""]
+    out += _example_md(pair.example)
+    if images:
+        out += [f"![pair {index} heatmap]({pair_filename(index, pair.source, pair.target)})", ""]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Saving
+
+
+def save_heads_report(scores: HeadScores, out_dir: str | Path, threshold: float = DEFAULT_THRESHOLD,
+                      broad_threshold: float = DEFAULT_BROAD_THRESHOLD, top_k: int = 3,
+                      dpi: int = 110) -> list[Path]:
+    """Write ``analysis.md``, ``heads.json``, ``labels.png`` and one heatmap per pattern/pair.
+
+    The directory must exist (the CLI checks it with ``prepare_output_dir`` first); files of
+    the same names are replaced.
+
+    Returns:
+        The paths written, ``analysis.md`` first.
+    """
+    out = Path(out_dir)
+    paths = [out / REPORT_NAME, out / JSON_NAME]
+    paths[0].write_text(analysis_markdown(scores, threshold, broad_threshold, top_k), encoding="utf-8")
+    payload = scores.to_dict(threshold, broad_threshold)
+    paths[1].write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+    figures = [(LABELS_NAME, render_labels(scores, scores.labels(threshold, broad_threshold)))]
+    figures += [(heatmap_filename(m), render_metric_heatmap(scores, m)) for m in HEATMAP_METRICS]
+    figures += [(pair_filename(i, p.source, p.target), render_pair_heatmap(scores, p))
+                for i, p in enumerate(scores.pairs, 1)]
+    for name, fig in figures:
+        fig.savefig(out / name, dpi=dpi)
+        paths.append(out / name)
+    return paths
