@@ -275,3 +275,18 @@ def test_cli_view_minilm_without_mlm_head(runner, tmp_path):
     data = page_data((tmp_path / "m.html").read_text(encoding="utf-8"))
     assert data["predictions"] is None and (data["layers"], data["heads"]) == (6, 12)
     assert "predictions need an MLM head" in data["note"]
+
+
+def test_heads_json_of_mlmtool_heads_is_read():
+    """The ``heads.json`` layout written by ``mlmtool heads`` (issue #5): records under "heads"."""
+    heads_json = {
+        "format": "mlmtool-heads", "version": 1, "model": "tiny", "num_layers": 2, "num_heads": 2,
+        "metrics": [{"name": "next", "title": "next token", "pattern": True, "unit": "fraction"}],
+        "heads": [{"layer": l, "head": h, "label": "next" if (l, h) == (2, 1) else "mixed",
+                   "scores": {"next": 0.9 if (l, h) == (2, 1) else 0.1}}
+                  for l in (1, 2) for h in (1, 2)],
+        "matrices": {"next": [[0.1, 0.1], [0.9, 0.1]]},
+        "top": {"next": [{"layer": 2, "head": 1, "score": 0.9}]},
+    }
+    labels = head_labels_from(heads_json, 2, 2)
+    assert labels == {"L1H1": "mixed", "L1H2": "mixed", "L2H1": "next", "L2H2": "mixed"}

@@ -173,6 +173,7 @@ function mlmtoolView(rootId) {
 
   function drawGrid() {
     const grid = $(".mlmv-grid");
+    grid.style.setProperty("--mlmv-cols", H);
     grid.appendChild(el("span", "mlmv-axis mlmv-corner", ""));
     for (let h = 0; h < H; h++) {
       const c = el("span", "mlmv-axis mlmv-col", "H" + (h + 1));
@@ -297,6 +298,7 @@ function mlmtoolView(rootId) {
     ctx.font = "11px system-ui, sans-serif";
     [[1, "1"], [0.5, "0.5"], [0, "0"]].forEach(([v, s]) => ctx.fillText(s, barX + 16, top + (1 - v) * (side - 1)));
     heat = {left, top, cell, width, height, l, h};
+    Object.assign(canvas.dataset, {left, top, cell});  // CSS pixels, for tests and tools
   }
 
   function onHeatMove(ev) {
