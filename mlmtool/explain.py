@@ -1,0 +1,294 @@
+"""SHAP explanations of a masked-word prediction: which words raise or lower ``p(word | [MASK])``.
+
+The explained function maps a (partly hidden) sentence to the probability, softmax over the
+whole vocabulary at the ``[MASK]`` position, of one target token. It is explained with the
+`shap <https://github.com/shap/shap>`_ library's Partition explainer (Owen values over
+the word hierarchy built by ``shap.maskers.Text.clustering``; Lundberg & Lee 2017, "A Unified
+Approach to Interpreting Model Predictions") and a ``shap.maskers.Text`` masker built on the
+model's own tokenizer:
+
+* a hidden token is replaced by the model's mask token, the masked LM's own "unknown word"
+  (shap's Text-masker default for tokenizers that have one); the masker works on token ids
+  (``output_type="token_ids"``), so positions never shift and the explained ``[MASK]`` is
+  always where it was;
+* the ``[MASK]`` tokens of the text are never hidden (they are shap invariants, like
+  ``[CLS]``/``[SEP]``), so their SHAP value is 0;
+* shap's masked inputs are evaluated in batches of ``batch_size`` sentences per forward pass,
+  with the vocabulary projection run at the mask position only.
+
+SHAP values are per token; a word's value is the sum of its pieces' values (Owen values
+are additive over a coalition, and the Text masker's clustering merges a word's pieces
+first). Additivity holds: ``base_value + sum(values) == p(target | full sentence)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import MlmtoolError
+from .models import LoadedModel
+from .predict import encode_checked
+from .tokens import USER_MASK, display_token, piece, to_model_text, word_pieces, word_strings
+
+
+@dataclass
+class ExplainResult:
+    """SHAP values of every word for one masked prediction.
+
+    Attributes:
+        text: the user's text (with ``[MASK]``).
+        target: the explained vocabulary entry, as the model writes it (``"cat"``,
+            ``"##ing"``).
+        target_id: its vocabulary id.
+        mask_index: which mask is explained, counted from 1 as users see it.
+        mask_position: its token position in the model input (from 0, ``[CLS]`` = 0).
+        tokens: display strings of the model input tokens, specials included (``[seq]``).
+        token_values: ``float64 [seq]`` SHAP value of each token, in probability units
+            (0 for special tokens and masks, which are never hidden).
+        words: the text's words as the user wrote them (``[words]``).
+        word_values: ``float64 [words]`` sum of the SHAP values of each word's pieces.
+        word_tokens: ``[words]`` token positions of each word (from 0).
+        word_is_mask: ``[words]`` True for ``[MASK]`` words.
+        base_value: ``p(target)`` at the mask with every other word hidden (all masks).
+        full_value: ``p(target | full sentence)``; equals ``base_value + sum(word_values)``
+            up to floating point.
+        model_name: the model's name.
+        max_evals: the evaluation budget given to shap.
+        evaluations: how many sentences were actually evaluated.
+        top_predictions: the model's top 5 ``(token, probability)`` at the mask on the full
+            sentence, for context.
+    """
+
+    text: str
+    target: str
+    target_id: int
+    mask_index: int
+    mask_position: int
+    tokens: list[str]
+    token_values: np.ndarray
+    words: list[str]
+    word_values: np.ndarray
+    word_tokens: list[list[int]]
+    word_is_mask: list[bool]
+    base_value: float
+    full_value: float
+    model_name: str = ""
+    max_evals: int = 0
+    evaluations: int = 0
+    top_predictions: list[tuple[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``dict`` (arrays as lists; words with their values)."""
+        out = asdict(self)
+        out["token_values"] = [float(v) for v in self.token_values]
+        out["word_values"] = [float(v) for v in self.word_values]
+        out["top_predictions"] = [[t, float(p)] for t, p in self.top_predictions]
+        out["sum_of_values"] = float(np.sum(self.word_values))
+        return out
+
+
+def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1) -> int:
+    """The vocabulary id of ``target`` as it would be written at the ``mask_index``-th mask.
+
+    The target replaces the mask in the text and the text is re-tokenized, so the
+    tokenizer's own rules decide (lower-casing, BPE's leading-space marker ``Ġ``).
+
+    Raises:
+        MlmtoolError: the target is empty or is several tokens for this model (the message
+            lists the pieces and suggests the first as a target).
+    """
+    word = target.strip()
+    if not word or any(c.isspace() for c in word):
+        raise MlmtoolError(f"--target must be one word, got '{target}'")
+    model_text = to_model_text(text, lm.mask_token)
+    start = -1
+    for _ in range(mask_index):
+        start = model_text.find(lm.mask_token, start + 1)
+    filled = model_text[:start] + word + model_text[start + len(lm.mask_token):]
+    enc = lm.tokenizer(filled, return_offsets_mapping=True, add_special_tokens=True)
+    span = [i for i, (a, b) in enumerate(enc["offset_mapping"])
+            if b > a and a < start + len(word) and b > start]
+    pieces = [lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][i]) for i in span]
+    if len(span) != 1 or lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][span[0]]) == lm.tokenizer.unk_token:
+        if pieces == [lm.tokenizer.unk_token] or not pieces:
+            raise MlmtoolError(f"--target '{word}' is not in the vocabulary of model '{lm.name}'")
+        shown = " + ".join(display_token(p) for p in pieces)
+        raise MlmtoolError(f"--target '{word}' is {len(pieces)} tokens for model '{lm.name}' "
+                           f"({shown}); SHAP explains one token, e.g. --target "
+                           f"{piece(lm.tokenizer, enc['input_ids'][span[0]])[0]}")
+    return int(enc["input_ids"][span[0]])
+
+
+def _make_masker(lm: LoadedModel):
+    """A ``shap.maskers.Text`` on the model's tokenizer that never hides a mask token."""
+    import shap
+
+    mask_id = lm.mask_token_id
+
+    class KeepMaskText(shap.maskers.Text):
+        """Text masker (token ids out, hidden tokens → mask token) that keeps every mask."""
+
+        def __call__(self, mask, s):
+            mask = np.array(self._standardize_mask(mask, s), dtype=bool, copy=True)
+            self._update_s_cache(s)
+            mask[self._tokenized_s == mask_id] = True
+            return super().__call__(mask, s)
+
+        def invariants(self, s):
+            inv = super().invariants(s).copy()
+            inv[0, self._tokenized_s == mask_id] = True
+            return inv
+
+    return KeepMaskText(lm.tokenizer, mask_token=lm.mask_token, output_type="token_ids")
+
+
+def target_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, target_id: int,
+                       batch_size: int = 32) -> np.ndarray:
+    """``p(target_id)`` at token ``position`` for a batch of equal-length id sequences.
+
+    Args:
+        input_ids: ``int [n, seq]`` token ids (special tokens included, no padding).
+        position: the mask's token position (from 0).
+        target_id: the vocabulary id whose probability is returned.
+        batch_size: sequences per forward pass (default 32).
+
+    Returns:
+        ``float64 [n]`` probabilities (softmax over the vocabulary at ``position``).
+    """
+    import torch
+
+    ids_all = np.asarray(input_ids, dtype=np.int64).reshape(len(input_ids), -1)
+    out = np.empty(len(ids_all), dtype=np.float64)
+    head = lm.mlm_head
+    with torch.inference_mode():
+        for start in range(0, len(ids_all), batch_size):
+            ids = torch.from_numpy(ids_all[start:start + batch_size]).to(lm.device)
+            att = torch.ones_like(ids)
+            if head is not None:
+                hidden = lm.encoder(input_ids=ids, attention_mask=att).last_hidden_state
+                logits = head(hidden[:, position])  # [b, vocab]
+            else:
+                logits = lm.model(input_ids=ids, attention_mask=att).logits[:, position]
+            probs = logits.float().softmax(-1)[:, target_id]
+            out[start:start + len(ids)] = probs.double().cpu().numpy()
+    return out
+
+
+def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: int = 1,
+            max_evals: int = 500, batch_size: int = 32, seed: int = 0,
+            progress: bool | None = False) -> ExplainResult:
+    """Explain ``p(target | text)`` at a mask with SHAP (Partition explainer, Text masker).
+
+    Args:
+        lm: a model from :func:`mlmtool.load` with a masked-LM head.
+        text: one sentence with at least one ``[MASK]`` (or the model's own mask token).
+        target: the word whose probability is explained; None (default) = the model's top
+            prediction at the mask. It must be one vocabulary token.
+        mask_index: which mask to explain when there are several, from 1 (default 1).
+        max_evals: shap's evaluation budget (default 500, shap's default). With fewer than
+            about ``words**2`` evaluations the deepest coalitions are not split and their
+            credit is shared evenly; additivity holds at any budget.
+        batch_size: sentences per forward pass (default 32).
+        seed: seed for shap's tie-breaking (NumPy's global RNG, restored afterwards).
+        progress: show a tqdm progress bar on stderr; None = only on a terminal.
+
+    Returns:
+        :class:`ExplainResult`; values are in probability units (``[0, 1]`` scale).
+
+    Raises:
+        NoMLMHeadError: the model cannot fill masks.
+        MlmtoolError: no mask, a bad ``mask_index`` or ``max_evals``, a target that is not
+            one token, or a text longer than the model's limit.
+    """
+    import shap
+    from tqdm.auto import tqdm
+
+    lm.require_mlm_head()
+    if max_evals < 3:
+        raise MlmtoolError(f"--max-evals must be at least 3, got {max_evals}")
+    encoding = encode_checked(lm, [text], need_mask=True)
+    ids = list(encoding["input_ids"][0])
+    positions = [i for i, t in enumerate(ids) if t == lm.mask_token_id]
+    if not 1 <= mask_index <= len(positions):
+        raise MlmtoolError(f"--mask must be between 1 and {len(positions)} (the number of "
+                           f"{USER_MASK} tokens in the text), got {mask_index}")
+    position = positions[mask_index - 1]
+    model_text = to_model_text(text, lm.mask_token)
+
+    full = _probabilities(lm, ids, position)
+    top = np.argsort(-full)[:5]
+    top_predictions = [(lm.tokenizer.decode([int(t)]).strip(), float(full[t])) for t in top]
+    target_id = int(top[0]) if target is None else resolve_target(lm, text, target, mask_index)
+
+    masker = _make_masker(lm)
+    segments_ids = masker.token_segments(model_text)[1]
+    if list(segments_ids) != ids:  # shap tokenizes exactly as we do
+        raise RuntimeError("shap's Text masker tokenized the text differently from the model input")
+
+    n_features = len(ids)
+    total = min(max_evals, n_features * (n_features - 1) + 2)
+    bar = tqdm(total=total, desc="SHAP evaluations", unit="sent", leave=False,
+               disable=None if progress is None else not progress)
+    count = [0]
+
+    def f(x: np.ndarray) -> np.ndarray:  # [n, seq] token ids -> [n] probabilities
+        out = target_probability(lm, x, position, target_id, batch_size)
+        count[0] += len(out)
+        bar.update(len(out))
+        return out
+
+    explainer = shap.explainers.Partition(f, masker)
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        # shap's batch_size counts coalitions per call; each yields 2 masked sentences
+        exp = explainer([model_text], max_evals=max_evals, batch_size=max(1, batch_size // 2),
+                        silent=True)
+    finally:
+        np.random.set_state(state)
+        bar.close()
+
+    values = np.asarray(exp.values[0], dtype=np.float64).reshape(-1)  # [seq]
+    base = float(np.asarray(exp.base_values).reshape(-1)[0])
+    groups = word_pieces(encoding.word_ids(0))
+    words = word_strings(model_text, encoding, 0)
+    if lm.mask_token != USER_MASK:
+        words = [USER_MASK if w == lm.mask_token else w for w in words]
+    word_values = np.array([values[g].sum() for g in groups], dtype=np.float64)
+    is_mask = [all(ids[p] == lm.mask_token_id for p in g) for g in groups]
+    return ExplainResult(
+        text=text,
+        target=lm.tokenizer.decode([target_id]).strip() or lm.tokenizer.convert_ids_to_tokens(target_id),
+        target_id=target_id,
+        mask_index=mask_index,
+        mask_position=position,
+        tokens=[display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(ids)],
+        token_values=values,
+        words=words,
+        word_values=word_values,
+        word_tokens=groups,
+        word_is_mask=is_mask,
+        base_value=base,
+        full_value=float(full[target_id]),
+        model_name=lm.name,
+        max_evals=max_evals,
+        evaluations=count[0],
+        top_predictions=top_predictions,
+    )
+
+
+def _probabilities(lm: LoadedModel, ids: list[int], position: int) -> np.ndarray:
+    """``float64 [vocab]`` softmax at ``position`` for one unpadded id sequence."""
+    import torch
+
+    with torch.inference_mode():
+        t = torch.tensor([ids], device=lm.device)
+        head = lm.mlm_head
+        if head is not None:
+            hidden = lm.encoder(input_ids=t, attention_mask=torch.ones_like(t)).last_hidden_state
+            logits = head(hidden[0, position])
+        else:
+            logits = lm.model(input_ids=t).logits[0, position]
+        return logits.float().softmax(-1).double().cpu().numpy()
