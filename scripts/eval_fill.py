@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Fill-mask accuracy of a model on held-out English text and on everyday sentences.
+
+Held-out text: whole words are masked with probability 15 % (all pieces of a chosen word
+together, as in whole-word masking, Devlin et al. 2019 / BERT's ``wwm`` release); only words
+containing a letter or digit are eligible, so punctuation does not inflate the score. For
+every masked piece the model's top-1 / top-5 predictions are compared with the original
+piece (token-level accuracy, all masks of a passage predicted at once).
+
+Everyday sentences (``datasets/everyday_fill.tsv``): a hit when any of the top-5 words is
+one of the acceptable answers.
+
+Usage::
+
+    python scripts/eval_fill.py                       # en-mini on the default held-out files
+    python scripts/eval_fill.py -m minilm -m DIR --heldout corpus/heldout-anarchism.txt
+
+The held-out files are written by ``scripts/build_offline_model.py corpus`` from Debian
+packages that are not used for training (debian-reference-en, fortune-anarchism).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mask_passages(tok, passages: list[str], rate: float = 0.15, seed: int = 0, max_len: int = 128):
+    """Mask whole words at ``rate``; return ``[(input_ids, {position: original_id})]``."""
+    rng = random.Random(seed)
+    out = []
+    for text in passages:
+        enc = tok(text, truncation=True, max_length=max_len)
+        ids, wids = list(enc["input_ids"]), enc.word_ids()
+        words: dict[int, list[int]] = {}
+        for pos, w in enumerate(wids):
+            if w is not None:
+                words.setdefault(w, []).append(pos)
+        gold = {}
+        for w, positions in words.items():
+            span = enc.word_to_chars(w)
+            if not any(c.isalnum() for c in text[span.start:span.end]):
+                continue
+            if rng.random() < rate:
+                for p in positions:
+                    gold[p] = ids[p]
+                    ids[p] = tok.mask_token_id
+        if gold:
+            out.append((ids, gold))
+    return out
+
+
+def heldout_accuracy(lm, passages: list[str], batch_size: int = 32) -> dict:
+    """Top-1 and top-5 accuracy over masked pieces (see module docstring)."""
+    import torch
+
+    from mlmtool.predict import _batches, _pad, mask_logits
+
+    items = mask_passages(lm.tokenizer, passages, max_len=min(128, lm.max_length))
+    top1 = top5 = total = 0
+    with torch.inference_mode():
+        for batch in _batches([len(i[0]) for i in items], batch_size):
+            ids, att = _pad(lm, [items[i][0] for i in batch])
+            rows, cols, logits = mask_logits(lm, ids, att)
+            best = logits.topk(5, dim=-1).indices.tolist()
+            for r, c, cand in zip(rows.tolist(), cols.tolist(), best):
+                gold = items[batch[r]][1][c]
+                top1 += cand[0] == gold
+                top5 += gold in cand
+                total += 1
+    return {"masked_tokens": total, "top1": top1 / max(total, 1), "top5": top5 / max(total, 1)}
+
+
+def everyday_hits(lm, path: Path) -> dict:
+    """Hit rate of top-5 predictions on the everyday sentence set."""
+    from mlmtool.predict import predict
+
+    rows = [l.split("\t") for l in path.read_text(encoding="utf-8").splitlines()
+            if l.strip() and not l.startswith("#")]
+    results = predict(lm, [r[0] for r in rows], top_k=5)
+    hits, detail = 0, []
+    for (sentence, answers), res in zip(rows, results):
+        ok = {a.strip().lower() for a in answers.split(",")}
+        words = [c.token.strip().lower() for c in res.masks[0].candidates]
+        hit = any(w in ok for w in words)
+        hits += hit
+        detail.append({"sentence": sentence, "top5": words, "hit": hit})
+    return {"sentences": len(rows), "hits": hits, "hit_rate": hits / len(rows), "detail": detail}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-m", "--model", action="append", help="model name or directory (repeatable); default en-mini")
+    ap.add_argument("--heldout", action="append", type=Path,
+                    help="held-out text file, one passage per line (repeatable); default corpus/heldout-*.txt")
+    ap.add_argument("--everyday", type=Path, default=ROOT / "datasets" / "everyday_fill.tsv")
+    ap.add_argument("--max-passages", type=int, default=600, help="passages per held-out file (default 600)")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show every everyday sentence")
+    args = ap.parse_args(argv)
+
+    from mlmtool.errors import MlmtoolError
+    from mlmtool.models import load
+
+    files = args.heldout or sorted((ROOT / "corpus").glob("heldout-*.txt"))
+    report = []
+    for name in args.model or ["en-mini"]:
+        try:
+            lm = load(name, device="cpu")
+            lm.require_mlm_head()
+        except MlmtoolError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        entry = {"model": name, "heldout": {}, "everyday": None}
+        for f in files:
+            passages = [l for l in f.read_text(encoding="utf-8").splitlines() if l.strip()][: args.max_passages]
+            entry["heldout"][f.name] = heldout_accuracy(lm, passages)
+        if args.everyday and args.everyday.exists():
+            entry["everyday"] = everyday_hits(lm, args.everyday)
+        report.append(entry)
+        if not args.json:
+            print(f"model {name}")
+            for fname, acc in entry["heldout"].items():
+                print(f"  {fname}: top-1 {acc['top1']:.1%}  top-5 {acc['top5']:.1%}  "
+                      f"({acc['masked_tokens']} masked tokens)")
+            if entry["everyday"]:
+                e = entry["everyday"]
+                print(f"  everyday sentences: {e['hits']}/{e['sentences']} with a fitting word in the top 5 "
+                      f"({e['hit_rate']:.0%})")
+                if args.verbose:
+                    for d in e["detail"]:
+                        print(f"    {'+' if d['hit'] else '-'} {d['sentence']}  ->  {', '.join(d['top5'])}")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
