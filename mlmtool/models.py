@@ -243,6 +243,16 @@ def load(model: str | None = None, lang: str = "en", *, device: str | None = Non
             msg = "no model.safetensors in it (mlmtool loads safetensors only, never pickles)"
         raise ModelNotAvailableError(f"could not load model '{name}': {msg}") from exc
 
+    if entry is not None and entry.delta is not None:
+        from .delta import apply_delta
+        from .registry import delta_path
+
+        path = delta_path(entry)
+        if path is None:
+            raise ModelNotAvailableError(f"model '{name}': its shipped delta file is missing; reinstall mlmtool")
+        apply_delta(net, path)
+        has_head = True
+
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     net.to(device).eval()

