@@ -163,8 +163,17 @@ def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, Model
     return model, model, None
 
 
-def load(model: str | None = None, lang: str = "en", *, device: str | None = None) -> LoadedModel:
+#: ``--lang`` whose registry default falls back to a shipped offline model when unavailable.
+OFFLINE_FALLBACK = {"en": "en-mini"}
+
+
+def load(model: str | None = None, lang: str = "en", *, device: str | None = None,
+         fallback: bool = True) -> LoadedModel:
     """Load a tokenizer and masked-LM model for inspection.
+
+    When ``model`` is None, ``lang`` is ``"en"`` and the registry's English model cannot be
+    loaded (not cached, hub unreachable), the shipped offline model ``en-mini`` is loaded
+    instead and one notice line is written to stderr. An explicit ``model`` never falls back.
 
     Args:
         model: registry name (see ``mlmtool models``), local directory, or Hub id.
@@ -172,6 +181,7 @@ def load(model: str | None = None, lang: str = "en", *, device: str | None = Non
         lang: registry language key (``en``, ``fr``, ``de``, ``zh``, ``ja``, ``multi``);
             default ``"en"``. Ignored when ``model`` is given.
         device: torch device string; default CUDA when available, else CPU.
+        fallback: allow the offline fallback described above (default True).
 
     Returns:
         A :class:`LoadedModel` in eval mode with eager attention, so that
@@ -189,6 +199,22 @@ def load(model: str | None = None, lang: str = "en", *, device: str | None = Non
         >>> lm.num_layers, lm.num_heads, lm.has_mlm_head
         (6, 12, False)
     """
+    substitute = OFFLINE_FALLBACK.get(lang) if model is None and fallback else None
+    if substitute is None or substitute not in REGISTRY:
+        return _load(model, lang, device)
+    try:
+        return _load(model, lang, device)
+    except ModelNotAvailableError:
+        import sys
+
+        print(f"mlmtool: '{REGISTRY[lang].source}' cannot be loaded here (not cached, hub unreachable); "
+              f"using the offline model '{substitute}' shipped with mlmtool (choose another with --model)",
+              file=sys.stderr)
+        return _load(substitute, lang, device)
+
+
+def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
+    """:func:`load` without the offline fallback."""
     import torch
     import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
