@@ -1,0 +1,82 @@
+"""The shipped offline English fill-mask model ``en-mini`` and the offline fallback."""
+
+import pytest
+
+from mlmtool.errors import ModelNotAvailableError
+from mlmtool.registry import REGISTRY
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif("en-mini" not in REGISTRY, reason="en-mini delta not built yet")]
+
+
+@pytest.fixture(scope="module")
+def en_mini():
+    from mlmtool.models import load
+
+    return load("en-mini")
+
+
+def test_loads_offline_with_head(en_mini):
+    assert en_mini.has_mlm_head and (en_mini.num_layers, en_mini.num_heads) == (6, 12)
+
+
+def test_delta_is_small_and_recorded():
+    import json
+
+    from mlmtool.registry import DATA_DIR
+
+    folder = DATA_DIR / "en-mini"
+    assert (folder / "delta.safetensors").stat().st_size <= 5 * 1024 * 1024
+    summary = json.loads((folder / "training_summary.json").read_text())
+    for key in ("corpus", "steps", "time_seconds", "eval_loss"):
+        assert key in summary
+
+
+def test_top_k_equals_hf_pipeline_on_composed_model(en_mini):
+    from transformers import pipeline
+
+    from mlmtool.predict import predict
+
+    pipe = pipeline("fill-mask", model=en_mini.model, tokenizer=en_mini.tokenizer, top_k=5, device=-1)
+    for text in ["I drink a cup of [MASK] every morning.", "She opened the [MASK] and let the cat out."]:
+        ours = predict(en_mini, text, top_k=5).masks[0].candidates
+        theirs = pipe(text)
+        assert [c.token_id for c in ours] == [t["token"] for t in theirs]
+        assert [round(c.score, 5) for c in ours] == [round(t["score"], 5) for t in theirs]
+
+
+def test_predicts_fitting_words(en_mini):
+    from mlmtool.predict import predict
+
+    res = predict(en_mini, ["There are seven days in a [MASK].", "I brush my [MASK] twice a day."], top_k=5)
+    assert "week" in [c.token for c in res[0].masks[0].candidates]
+    assert "teeth" in [c.token for c in res[1].masks[0].candidates]
+
+
+def test_fallback_notice_only_when_it_should(monkeypatch, capsys):
+    from mlmtool.models import is_cached, load
+
+    if is_cached(REGISTRY["en"].source):
+        pytest.skip("bert-base-uncased is cached here: no fallback to test")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lm = load()  # no --model, English default unavailable -> en-mini
+    err = capsys.readouterr().err
+    assert lm.name == "en-mini"
+    assert err.count("\n") == 1 and "using the offline model 'en-mini'" in err
+    with pytest.raises(ModelNotAvailableError):  # an explicit model never falls back
+        load(REGISTRY["en"].source)
+    with pytest.raises(ModelNotAvailableError):  # nor does another language
+        load(lang="de")
+    load("en-mini")
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_fallback_prints_notice_and_predicts(runner, monkeypatch):
+    from mlmtool.cli import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = runner.invoke(cli, ["predict", "-k", "3", "There are seven days in a [MASK]."])
+    assert r.exit_code == 0, r.output
+    assert "en-mini" in r.stderr and "week" in r.stdout
+    r = runner.invoke(cli, ["predict", "-m", "google-bert/bert-base-uncased", "A [MASK]."])
+    assert r.exit_code == 2 and "en-mini" not in r.output
