@@ -290,3 +290,11 @@ def test_heads_json_of_mlmtool_heads_is_read():
     }
     labels = head_labels_from(heads_json, 2, 2)
     assert labels == {"L1H1": "mixed", "L1H2": "mixed", "L2H1": "next", "L2H2": "mixed"}
+
+
+def test_prediction_for_another_text_is_refused(tiny_bert):
+    from mlmtool.attention import attention
+    from mlmtool.predict import predict
+
+    with pytest.raises(ValueError, match="different texts"):
+        render_view(attention(tiny_bert, "the cat sat ."), predict(tiny_bert, "the [MASK] sat .", top_k=2))

@@ -314,7 +314,8 @@ def render_view(attention: AttentionResult, prediction=None, head_labels: dict |
 
     Raises:
         MlmtoolError: head labels name heads outside the model.
-        ValueError: ``attention.attention`` does not match the tokens.
+        ValueError: ``attention.attention`` does not match the tokens, or ``prediction``
+            is for another text.
 
     Example:
         >>> view = render_view(mlmtool.attention(lm, "The cat sat."))  # doctest: +SKIP
@@ -326,6 +327,8 @@ def render_view(attention: AttentionResult, prediction=None, head_labels: dict |
     n = len(attention.tokens)
     if att.ndim != 4 or att.shape[2:] != (n, n):
         raise ValueError(f"attention shape {att.shape} does not match {n} tokens")
+    if prediction is not None and prediction.text != attention.text:
+        raise ValueError("the prediction and the attention are for different texts")
     labels = head_labels_from(head_labels, attention.num_layers, attention.num_heads)
     title = title or f"mlmtool: {attention.model_name or 'attention'}"
     masks = sorted({m.position for m in prediction.masks}) if prediction is not None else []
