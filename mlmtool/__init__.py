@@ -29,6 +29,8 @@ _LAZY = {
     "render_head_svg": "mlmtool.render.diagrams",
     "render_overview": "mlmtool.render.diagrams",
     "save_attention_diagrams": "mlmtool.render.diagrams",
+    "render_view": "mlmtool.render.html_view",
+    "HTMLView": "mlmtool.render.html_view",
     "MlmtoolError": "mlmtool.errors",
 }
 

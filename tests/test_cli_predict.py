@@ -106,3 +106,13 @@ def test_minilm_predict_explains_missing_head_but_draws(runner, tmp_path):
     assert len(list((tmp_path / "a").glob("Attention_Layer*_Head*.png"))) == 72
     r = runner.invoke(cli, ["predict", "-m", "minilm", "The [MASK] sat on the mat."])
     assert r.exit_code == 2 and "masked-LM head" in r.output
+
+
+def test_predict_html_view(runner, tiny_bert_dir, tmp_path):
+    out = tmp_path / "v.html"
+    r = runner.invoke(cli, ["predict", "-m", str(tiny_bert_dir), "-k", "2", "the [MASK] sat .", "--html", str(out)])
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    assert "<script src=" not in page and "http://" not in page.replace("http://www.w3.org", "")
+    r = runner.invoke(cli, ["predict", "-m", str(tiny_bert_dir), "the [MASK] sat .", "--html", str(out)])
+    assert r.exit_code == 2 and out.read_text() == page

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from ._common import load_model, model_options, overwrite_option, prepare_output_dir, read_texts
+from ._common import (check_output_file, load_model, model_options, overwrite_option, prepare_output_dir,
+                      read_texts)
 
 
 def _attention_options(func):
@@ -15,15 +16,14 @@ def _attention_options(func):
     return func
 
 
-def _write_diagrams(lm, text: str, out_dir: str, fmt: str, overwrite: bool) -> int:
-    """Compute attention for ``text`` and write all head diagrams; return the file count."""
-    from ..attention import attention
+def _write_diagrams(lm, result, out_dir: str, fmt: str, overwrite: bool) -> int:
+    """Write all head diagrams of an attention ``result``; return the file count."""
     from ..render.diagrams import diagram_filename, save_attention_diagrams
 
     names = [diagram_filename(l, h, fmt) for l in range(1, lm.num_layers + 1)
              for h in range(1, lm.num_heads + 1)] + [f"overview.{fmt}"]
     out = prepare_output_dir(out_dir, overwrite, names)
-    paths = save_attention_diagrams(attention(lm, text), out, fmt)
+    paths = save_attention_diagrams(result, out, fmt)
     click.echo(f"Wrote {len(paths) - 1} head diagrams ({lm.num_layers} layers x {lm.num_heads} heads) "
                f"and overview.{fmt} to {out}/", err=True)
     return len(paths)
@@ -40,8 +40,10 @@ def _write_diagrams(lm, text: str, out_dir: str, fmt: str, overwrite: bool) -> i
 @click.option("-a", "--attention-dir", type=click.Path(file_okay=False), default=None,
               help="Also write one attention diagram per head (and overview) here.")
 @_attention_options
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write one self-contained interactive HTML view (predictions + all heads).")
 @overwrite_option
-def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, overwrite):
+def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, html_path, overwrite):
     """Predict the words hidden behind [MASK] in TEXT.
 
     Write [MASK] for each word to guess (it becomes the model's own mask token, e.g.
@@ -54,26 +56,37 @@ def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, o
       mlmtool predict -m minilm "The [MASK] sat on the mat." --attention-dir out/
       printf 'A [MASK] day.\\nI like [MASK].\\n' | mlmtool predict - --json
     """
-    from ..errors import NoMLMHeadError
     from ..predict import predict as run_predict
 
     if text and text != ("-",) and "-" not in text:
         texts = [" ".join(text)]
     else:
         texts = read_texts(text)
+    if (attention_dir or html_path) and len(texts) > 1:
+        raise click.UsageError("--attention-dir and --html take one sentence, not several")
+    if html_path:
+        check_output_file(html_path, overwrite)
     lm = load_model(model, lang)
-    if attention_dir:
-        if len(texts) > 1:
-            raise click.UsageError("--attention-dir takes one sentence, not several")
-        _write_diagrams(lm, texts[0], attention_dir, fmt, overwrite)
-        if not lm.has_mlm_head:
+    results = run_predict(lm, texts, top_k=top_k, batch_size=batch_size) if lm.has_mlm_head else None
+    if attention_dir or html_path:
+        from ..attention import attention
+
+        att = attention(lm, texts[0])
+        if attention_dir:
+            _write_diagrams(lm, att, attention_dir, fmt, overwrite)
+        if html_path:
+            from ..render.html_view import render_view
+
+            note = None if results else (f"No predictions: model '{lm.name}' has no masked-LM head; "
+                                         "predictions need an MLM head. The attention below does not.")
+            render_view(att, results[0] if results else None, note=note).save(html_path)
+            click.echo(f"Wrote {html_path}", err=True)
+    if results is None:
+        if attention_dir or html_path:
             click.echo(f"No predictions: '{lm.name}' has no masked-LM head; predictions need an "
-                       "MLM head (the attention diagrams above do not).", err=True)
+                       "MLM head (the attention output above does not).", err=True)
             return
-    try:
-        results = run_predict(lm, texts, top_k=top_k, batch_size=batch_size)
-    except NoMLMHeadError:
-        raise
+        lm.require_mlm_head()
     if as_json:
         payload = [r.to_dict() for r in results]
         click.echo(json.dumps(payload[0] if len(payload) == 1 and text != ("-",) else payload,
@@ -117,4 +130,6 @@ def attention_cmd(text, model, lang, out_dir, fmt, overwrite):
     if len(texts) != 1:
         raise click.UsageError("attention takes one sentence")
     lm = load_model(model, lang)
-    _write_diagrams(lm, texts[0], out_dir, fmt, overwrite)
+    from ..attention import attention
+
+    _write_diagrams(lm, attention(lm, texts[0]), out_dir, fmt, overwrite)

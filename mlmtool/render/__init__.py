@@ -11,9 +11,12 @@ from .diagrams import (
     render_overview_svg,
     save_attention_diagrams,
 )
+from .html_view import HTMLView, render_view
 
 __all__ = [
     "SVG",
+    "HTMLView",
+    "render_view",
     "render_head",
     "render_head_svg",
     "render_overview",
