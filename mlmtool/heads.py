@@ -487,8 +487,10 @@ def sentence_units(result, words: Sequence[str] | None = None) -> SentenceUnits:
     names: list[str] = []
     kinds: list[str] = []
     word_unit: dict[int, int] = {}
-    for pos, (token, wid, special) in enumerate(zip(result.tokens, result.word_ids, result.special)):
-        if special or wid is None:
+    # Special tokens are the ones outside any word (word id None). ``result.special`` is not
+    # used: ``get_special_tokens_mask`` also flags [UNK], which is a word of the text.
+    for pos, (token, wid) in enumerate(zip(result.tokens, result.word_ids)):
+        if wid is None:
             unit_of.append(len(names))
             names.append(token)
             kinds.append("cls" if pos == 0 else "sep")

@@ -59,10 +59,7 @@ def heads(text, model, lang, out_dir, pairs, threshold, limit, top_k, batch_size
     from ..heads import default_sentences, score_heads
     from ..render.heads_report import report_filenames, save_heads_report
 
-    if text:
-        sentences = read_texts(text, prompt=False)
-    else:
-        sentences = None
+    sentences = _read_sentences(text) if text else None
     out = prepare_output_dir(out_dir, overwrite, report_filenames(pairs))
     lm = load_model(model, lang)
     if sentences is None:
@@ -81,6 +78,17 @@ def heads(text, model, lang, out_dir, pairs, threshold, limit, top_k, batch_size
     else:
         _print_summary(scores, threshold, top_k)
     click.echo(f"Wrote {paths[0].name}, {paths[1].name} and {len(paths) - 2} heatmaps to {out}/", err=True)
+
+
+def _read_sentences(args: tuple[str, ...]) -> list[str]:
+    """Sentences from FILE / ``-`` / literal arguments (:func:`read_texts`).
+
+    An argument longer than a file name may be (255 bytes) is a sentence: ``read_texts``
+    would ask the OS whether it is a file, which raises ``OSError`` for such names.
+    """
+    long_args = [a for a in args if len(a.encode("utf-8")) > 255]
+    short = [a for a in args if len(a.encode("utf-8")) <= 255]
+    return (read_texts(short, prompt=False) if short else []) + long_args
 
 
 def _print_summary(scores, threshold: float, top_k: int) -> None:
