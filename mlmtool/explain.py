@@ -23,6 +23,7 @@ first). Additivity holds: ``base_value + sum(values) == p(target | full sentence
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -122,26 +123,70 @@ def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1)
 
 
 def _make_masker(lm: LoadedModel):
-    """A ``shap.maskers.Text`` on the model's tokenizer that never hides a mask token."""
+    """A ``shap.maskers.Text`` on the model's tokenizer whose features are the hideable tokens.
+
+    shap's Text masker makes every token a feature and keeps ``[CLS]``/``[SEP]`` fixed
+    ("invariants"). When the evaluation budget runs out, the Partition explainer spreads a
+    coalition's remaining credit over all its leaves, fixed ones included, so specials and
+    masks could receive credit they cannot have earned. This subclass therefore exposes only
+    the tokens that can be hidden (everything except special tokens and mask tokens): the
+    mask shape, clustering (shap's own ``partition_tree`` heuristic on those tokens),
+    feature names and data are restricted to them, and a mask over them is expanded to the
+    full token sequence (kept tokens always shown) before shap's ``Text.__call__`` turns
+    hidden tokens into the mask token id.
+    """
     import shap
+    from shap.maskers._text import partition_tree
 
     mask_id = lm.mask_token_id
 
-    class KeepMaskText(shap.maskers.Text):
-        """Text masker (token ids out, hidden tokens → mask token) that keeps every mask."""
+    class HideableTokensText(shap.maskers.Text):
+        """Text masker (token ids out, hidden → mask token) over the hideable tokens only."""
+
+        def _free(self, s) -> np.ndarray:
+            """Indices (from 0, into the full token sequence) of the tokens that can be hidden."""
+            self._update_s_cache(s)
+            fixed = super().invariants(s)[0] | (self._tokenized_s == mask_id)
+            return np.flatnonzero(~fixed)
 
         def __call__(self, mask, s):
-            mask = np.array(self._standardize_mask(mask, s), dtype=bool, copy=True)
-            self._update_s_cache(s)
-            mask[self._tokenized_s == mask_id] = True
-            return super().__call__(mask, s)
+            free = self._free(s)
+            full = np.ones(len(self._tokenized_s), dtype=bool)
+            full[free] = self._standardize_mask(mask, s)
+            return super().__call__(full, s)
+
+        def shape(self, s):
+            return (1, len(self._free(s)))
+
+        def mask_shapes(self, s):
+            return [(len(self._free(s)),)]
 
         def invariants(self, s):
-            inv = super().invariants(s).copy()
-            inv[0, self._tokenized_s == mask_id] = True
-            return inv
+            return np.zeros((1, len(self._free(s))), dtype=bool)
 
-    return KeepMaskText(lm.tokenizer, mask_token=lm.mask_token, output_type="token_ids")
+        def feature_names(self, s):
+            return [[v.strip() for v in self._segments_s[self._free(s)]]]
+
+        def data_transform(self, s):
+            free = self._free(s)
+            return (np.asarray(self.token_segments(s)[0], dtype=object)[free],)
+
+        def clustering(self, s):
+            # shap.maskers.Text.clustering, restricted to the hideable tokens
+            free = self._free(s)
+            sep = getattr(self.tokenizer, "sep_token", None)
+            tokens = []
+            segs = self._segments_s
+            for i, v in enumerate(segs):
+                joins = (i > 0 and re.match(r"^.*\W$", segs[i - 1]) is None
+                         and re.match(r"^[A-Za-z]", v) is not None and tokens[i - 1] != "")
+                tokens.append("##" + v.strip() if joins else v.strip())
+            pt = partition_tree([tokens[i] for i in free], [sep] if sep else [])
+            if len(pt):
+                pt[:, 2] = pt[:, 3] / pt[:, 3].max()
+            return pt
+
+    return HideableTokensText(lm.tokenizer, mask_token=lm.mask_token, output_type="token_ids")
 
 
 def target_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, target_id: int,
@@ -202,8 +247,13 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
         MlmtoolError: no mask, a bad ``mask_index`` or ``max_evals``, a target that is not
             one token, or a text longer than the model's limit.
     """
-    import shap
+    import warnings
+
     from tqdm.auto import tqdm
+
+    with warnings.catch_warnings():  # shap 0.51 warns about matplotlib colormap APIs on import
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
 
     lm.require_mlm_head()
     if max_evals < 3:
@@ -227,8 +277,11 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     if list(segments_ids) != ids:  # shap tokenizes exactly as we do
         raise RuntimeError("shap's Text masker tokenized the text differently from the model input")
 
-    n_features = len(ids)
-    total = min(max_evals, n_features * (n_features - 1) + 2)
+    free = masker._free(model_text)  # positions of the tokens SHAP may hide
+    if len(free) == 0:
+        raise MlmtoolError("the text has no words besides the mask, so there is nothing to explain")
+    n_features = len(free)
+    total = min(max_evals, max(n_features * (n_features - 1), 0) + 2)
     bar = tqdm(total=total, desc="SHAP evaluations", unit="sent", leave=False,
                disable=None if progress is None else not progress)
     count = [0]
@@ -250,7 +303,8 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
         np.random.set_state(state)
         bar.close()
 
-    values = np.asarray(exp.values[0], dtype=np.float64).reshape(-1)  # [seq]
+    values = np.zeros(len(ids), dtype=np.float64)  # [seq]; kept tokens stay exactly 0
+    values[free] = np.asarray(exp.values[0], dtype=np.float64).reshape(-1)
     base = float(np.asarray(exp.base_values).reshape(-1)[0])
     groups = word_pieces(encoding.word_ids(0))
     words = word_strings(model_text, encoding, 0)
