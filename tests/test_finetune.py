@@ -1,0 +1,420 @@
+"""Tests for :mod:`mlmtool.finetune` and ``mlmtool finetune`` on tiny models (seconds each).
+
+Properties checked: packing keeps every token; masking rate 15 % ± 1 % with the 80/10/10
+split; whole-word masking masks all pieces of a word; the masked-positions loss equals
+HF's full-logits loss; training lowers held-out perplexity; saved models reload and
+predict; resume continues from the checkpoint step and ends where an uninterrupted run
+ends; LoRA output is small and reloads; --trainable-layers freezes the rest; bad input is
+one line, exit 2, nothing lost.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import CORPUS
+
+TRAIN = dict(max_length=32, learning_rate=3e-3, batch_size=16, progress=False, checkpoint_minutes=None)
+
+
+def _write_corpus(path: Path, n: int = 300, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    path.write_text("\n".join(rng.choice(CORPUS) for _ in range(n)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return _write_corpus(tmp_path / "corpus.txt")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT's encoder saved without its MLM head (like the ``minilm`` package)."""
+    import shutil
+
+    from transformers import BertModel
+
+    out = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel.from_pretrained(tiny_bert_dir, add_pooling_layer=False).save_pretrained(out)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        if (tiny_bert_dir / name).exists():
+            shutil.copy(tiny_bert_dir / name, out / name)
+    return out
+
+
+def _config(corpus, model_dir, output="out", **kw):
+    from mlmtool.finetune import FinetuneConfig
+
+    return FinetuneConfig(corpus=[str(corpus)], model=str(model_dir), output=str(output), **(TRAIN | kw))
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_pack_keeps_every_token_and_splits_long_lines(tiny_bert):
+    from mlmtool.finetune import _pack
+
+    tok = tiny_bert.tokenizer
+    long_line = " ".join(["the cat sat on the mat ."] * 12)  # 84 tokens > one chunk
+    texts = ["the dog ran .", "", long_line, "we read a good book ."]
+    out = _pack({"text": texts}, tok, max_length=16, with_offsets=True)
+    body = [t for ids, sp in zip(out["input_ids"], out["special_tokens_mask"])
+            for t, s in zip(ids, sp) if not s]
+    expected = [t for text in texts for t in tok(text, add_special_tokens=False)["input_ids"]]
+    assert body == expected  # every text token, once, in order
+    assert sum(out["n_tokens"]) == len(expected)
+    assert all(len(ids) <= 16 for ids in out["input_ids"])
+    assert all(ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id for ids in out["input_ids"])
+    assert len(out["input_ids"]) >= 84 // 14
+    for ids, offs in zip(out["input_ids"], out["offset_mapping"]):
+        assert len(ids) == len(offs)
+
+
+def test_masking_rate_is_bert_like(tiny_bert):
+    """15 % ± 1 % of non-special tokens chosen; of those ~80 % [MASK], ~10 % random, ~10 % kept."""
+    import torch
+
+    from mlmtool.finetune import _pack, make_collator
+
+    tok = tiny_bert.tokenizer
+    rng = random.Random(1)
+    packed = _pack({"text": [rng.choice(CORPUS) for _ in range(4000)]}, tok, 64, with_offsets=False)
+    rows = [{"input_ids": i, "special_tokens_mask": s} for i, s in zip(packed["input_ids"], packed["special_tokens_mask"])]
+    batch = make_collator(tok, 0.15, seed=0)([dict(r) for r in rows])
+    original = torch.full_like(batch["input_ids"], tok.pad_token_id)
+    special = torch.ones_like(original, dtype=torch.bool)  # padding counts as special
+    for i, r in enumerate(rows):
+        original[i, :len(r["input_ids"])] = torch.tensor(r["input_ids"])
+        special[i, :len(r["input_ids"])] = torch.tensor(r["special_tokens_mask"]).bool()
+    chosen = batch["labels"] != -100
+    n = int((~special).sum())
+    assert n > 20_000
+    assert not (chosen & special).any()  # special tokens and padding never masked
+    assert abs(int(chosen.sum()) / n - 0.15) < 0.01
+    assert torch.equal(batch["labels"][chosen], original[chosen])  # labels are the original ids
+    to_mask = (batch["input_ids"] == tok.mask_token_id) & chosen
+    kept = (batch["input_ids"] == original) & chosen
+    k = int(chosen.sum())
+    assert abs(int(to_mask.sum()) / k - 0.8) < 0.03
+    # random replacements can hit the original id by chance (1/vocab), so "kept" is ~10 % + a bit
+    assert 0.07 < int(kept.sum()) / k < 0.15
+    assert 0.07 < (k - int(to_mask.sum()) - int(kept.sum())) / k < 0.13
+
+
+def test_whole_word_mask_masks_all_pieces(tiny_bert):
+    from mlmtool.finetune import make_collator
+
+    tok = tiny_bert.tokenizer
+    text = "the dogs walking in the parked houses , cats played ."
+    enc = tok([text] * 400, return_offsets_mapping=True, return_special_tokens_mask=True)
+    rows = [{"input_ids": enc["input_ids"][i], "special_tokens_mask": enc["special_tokens_mask"][i],
+             "offset_mapping": enc["offset_mapping"][i]} for i in range(400)]
+    batch = make_collator(tok, 0.15, whole_word_mask=True, seed=0)(rows)
+    word_ids = enc.word_ids(0)
+    words = sorted({w for w in word_ids if w is not None})
+    multi_masked, words_masked = 0, 0
+    for i in range(400):
+        labels = batch["labels"][i].tolist()
+        for w in words:
+            pos = [p for p, x in enumerate(word_ids) if x == w]
+            chosen = [labels[p] != -100 for p in pos]
+            assert all(chosen) or not any(chosen), f"word {w} partly masked in row {i}"
+            if all(chosen):
+                words_masked += 1
+                multi_masked += len(pos) > 1
+                assert all(batch["input_ids"][i, p] == tok.mask_token_id for p in pos)
+        assert labels[0] == -100 and labels[len(word_ids) - 1] == -100  # [CLS], [SEP]
+    assert multi_masked > 50  # "dog ##s", "walk ##ing", ... were masked whole
+    assert abs(words_masked / (400 * len(words)) - 0.15) < 0.03
+
+
+@pytest.mark.parametrize("which", ["tiny_bert", "tiny_roberta"])
+def test_masked_positions_loss_equals_hf_loss(which, request):
+    """Head at masked positions only == HF's loss from full-vocabulary logits (BERT cls, RoBERTa lm_head)."""
+    import torch
+
+    from mlmtool.finetune import masked_lm_loss
+
+    lm = request.getfixturevalue(which)
+    torch.manual_seed(0)
+    ids = torch.randint(5, lm.model.config.vocab_size, (3, 12))
+    att = torch.ones_like(ids)
+    att[2, 8:] = 0
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 5], labels[1, 7], labels[2, 3] = 7, 9, 11, 13
+    with torch.no_grad():
+        loss_sum, n = masked_lm_loss(lm.model, ids, att, labels)
+        ref = lm.model(input_ids=ids, attention_mask=att, labels=labels).loss
+    assert n == 4
+    assert torch.allclose(loss_sum / n, ref, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_finetune_learns_saves_and_reloads(corpus, tiny_bert_dir):
+    from mlmtool.finetune import SUMMARY_NAME, finetune
+    from mlmtool.models import load
+    from mlmtool.predict import predict
+
+    lines = []
+    res = finetune(_config(corpus, tiny_bert_dir, epochs=3), report=lines.append)
+    assert res.after.perplexity < res.before.perplexity
+    epochs = [h for h in res.history if h.kind == "epoch"]
+    assert [h.epoch for h in epochs] == [1, 2, 3]
+    assert epochs[-1].train_loss < epochs[0].train_loss
+    assert sum(line.startswith("Epoch ") and ", Loss: " in line for line in lines) == 3
+    out = Path("out")
+    assert {"config.json", "model.safetensors", SUMMARY_NAME} <= {p.name for p in out.iterdir()}
+    assert not Path("out.partial").exists()
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert summary["corpus"]["bytes"] == corpus.stat().st_size
+    assert summary["corpus"]["tokens"] > 0 and summary["tokens_seen"] > 0
+    assert summary["after"]["perplexity"] < summary["before"]["perplexity"]
+    assert summary["config"]["epochs"] == 3 and summary["steps"] == res.steps
+    assert len([h for h in summary["history"] if h["kind"] == "epoch"]) == 3
+    lm = load("out")
+    assert lm.has_mlm_head
+    pred = predict(lm, "the cat sat on the [MASK] .", top_k=3)
+    assert len(pred.masks[0].candidates) == 3
+
+
+def test_resume_continues_from_the_checkpoint(corpus, tiny_bert_dir):
+    """Interrupted at step 5 with a checkpoint at step 3: no model appears; --resume starts
+    from step 3 with the checkpoint's weights, does the 5 remaining steps, and keeps the
+    earlier run's history and held-out "before" numbers. (Not bit-identical to an
+    uninterrupted run: the dataloader masks one batch ahead of each checkpoint.)"""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from mlmtool.errors import MlmtoolError
+    from mlmtool.finetune import finetune
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    class AtStart(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.step = state.global_step
+            self.checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
+
+    kw = dict(max_steps=8, save_steps=3, eval_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_config(corpus, tiny_bert_dir, **kw), callbacks=[Crash()])
+    assert not Path("out").exists()  # no half-written model
+    ckpt = Path("out.partial") / "checkpoint-3"
+    assert ckpt.is_dir()
+    saved = load_file(str(ckpt / "model.safetensors"))
+    saved_sum = float(sum(t.double().sum() for k, t in saved.items() if k != "cls.predictions.decoder.weight"))
+    with pytest.raises(MlmtoolError, match="--resume"):
+        finetune(_config(corpus, tiny_bert_dir, **kw))
+    with pytest.raises(MlmtoolError, match="max_length"):
+        finetune(_config(corpus, tiny_bert_dir, resume=True, **(kw | {"max_length": 24})))
+    start = AtStart()
+    resumed = finetune(_config(corpus, tiny_bert_dir, resume=True, **kw), callbacks=[start])
+    assert start.step == 3 and start.checksum == pytest.approx(saved_sum, rel=1e-9)
+    assert resumed.resumed_from_step == 3 and resumed.steps == 8
+    assert resumed.before is not None  # measured by the interrupted run
+    assert [h.step for h in resumed.history if h.kind == "step"] == [2, 4, 6]  # 2 from before the crash
+    assert Path("out/model.safetensors").is_file() and not Path("out.partial").exists()
+    assert torch.isfinite(torch.tensor(resumed.after.loss))
+
+
+def test_lora_output_is_small_and_reloads(corpus, tiny_bert_dir):
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from mlmtool.finetune import finetune
+    from mlmtool.models import load
+
+    lm = load(str(tiny_bert_dir))
+    res = finetune(_config(corpus, tiny_bert_dir, lora=2, epochs=1), lm=lm)
+    files = {p.name for p in Path("out").iterdir()}
+    assert "adapter_model.safetensors" in files and "model.safetensors" not in files
+    adapter = Path("out/adapter_model.safetensors").stat().st_size
+    assert adapter < 0.2 * (tiny_bert_dir / "model.safetensors").stat().st_size
+    assert res.trainable_parameters < 0.2 * res.total_parameters
+    reloaded = AutoModelForMaskedLM.from_pretrained("out").eval()  # base from adapter_config + adapters
+    ids = torch.tensor([lm.tokenizer("the cat sat on the [MASK] .")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, lm.model(ids).logits, atol=1e-5)
+
+
+def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_encoder_dir):
+    """A head-less encoder (like minilm) is trained into a fill-mask model; with LoRA the fresh
+    head's transform is saved with the adapters, and its decoder stays tied to the embeddings."""
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from mlmtool.finetune import finetune
+    from mlmtool.models import load
+
+    lm = load(str(tiny_encoder_dir))
+    assert not lm.has_mlm_head
+    res = finetune(_config(corpus, tiny_encoder_dir, epochs=2), lm=lm)
+    assert res.after.loss < res.before.loss
+    full = load("out")
+    assert full.has_mlm_head
+    assert full.model.cls.predictions.decoder.weight is full.model.get_input_embeddings().weight
+
+    lm2 = load(str(tiny_encoder_dir))
+    finetune(_config(corpus, tiny_encoder_dir, output="lora", lora=2, epochs=1), lm=lm2)
+    config = json.loads(Path("lora/adapter_config.json").read_text())
+    assert any("transform" in m for m in config["modules_to_save"])
+    reloaded = AutoModelForMaskedLM.from_pretrained("lora").eval()
+    ids = torch.tensor([lm2.tokenizer("the cat sat on the [MASK] .")["input_ids"]])
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, lm2.model(ids).logits, atol=1e-5)
+
+
+def test_trainable_layers_freezes_the_rest(corpus, tiny_bert_dir):
+    from safetensors.torch import load_file
+
+    from mlmtool.finetune import finetune
+
+    res = finetune(_config(corpus, tiny_bert_dir, trainable_layers=1, epochs=1))
+    before = load_file(str(tiny_bert_dir / "model.safetensors"))
+    after = load_file("out/model.safetensors")
+    same = lambda k: bool((before[k] == after[k]).all())  # noqa: E731
+    assert same("bert.embeddings.word_embeddings.weight")
+    assert all(same(k) for k in before if k.startswith(("bert.encoder.layer.0.", "bert.embeddings.")))
+    assert not same("bert.encoder.layer.1.attention.self.query.weight")
+    assert not same("cls.predictions.transform.dense.weight")
+    assert res.trainable_parameters < res.total_parameters
+
+
+def test_from_scratch_uses_sizes_and_tokenizer(corpus, tiny_bert_dir):
+    from mlmtool.finetune import finetune
+    from mlmtool.models import load
+
+    res = finetune(_config(corpus, tiny_bert_dir, from_scratch=True, layers=1, heads=2, hidden=16, epochs=2))
+    lm = load("out")
+    cfg = lm.model.config
+    assert (cfg.num_hidden_layers, cfg.num_attention_heads, cfg.hidden_size) == (1, 2, 16)
+    assert cfg.vocab_size == len(lm.tokenizer)
+    assert res.after.loss < res.before.loss
+
+
+def test_max_minutes_stops_cleanly_and_saves(corpus, tiny_bert_dir):
+    from mlmtool.finetune import finetune
+
+    res = finetune(_config(corpus, tiny_bert_dir, epochs=50, max_minutes=1e-4))
+    assert res.stopped_early and 1 <= res.steps < 50
+    assert res.after is not None and res.history[-1].step == res.steps
+    assert Path("out/model.safetensors").is_file() and not Path("out.partial").exists()
+
+
+def test_eval_steps_logs_step_evaluations(corpus, tiny_bert_dir):
+    from mlmtool.finetune import finetune
+
+    res = finetune(_config(corpus, tiny_bert_dir, max_steps=6, eval_steps=2, eval_fraction=0.2))
+    assert [h.step for h in res.history if h.kind == "step"] == [2, 4]
+    assert res.history[-1].kind == "epoch" and res.history[-1].step == 6
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_trains_and_prints_epochs(runner, corpus, tiny_bert_dir):
+    from mlmtool.cli import cli
+
+    r = runner.invoke(cli, ["finetune", str(corpus), "-m", str(tiny_bert_dir), "-o", "cli-out", "--epochs", "2",
+                            "--max-length", "32", "--lr", "3e-3", "-q", "--checkpoint-minutes", "60"])
+    assert r.exit_code == 0, r.output
+    assert "Epoch 1, Loss: " in r.output and "Epoch 2, Loss: " in r.output
+    assert "Held-out perplexity: " in r.output and " -> " in r.output
+    assert Path("cli-out/model.safetensors").is_file()
+    r = runner.invoke(cli, ["predict", "-m", "cli-out", "the cat sat on the [MASK] ."])
+    assert r.exit_code == 0, r.output
+
+
+def test_cli_reads_stdin(runner, tiny_bert_dir):
+    from mlmtool.cli import cli
+
+    text = "\n".join(random.Random(2).choice(CORPUS) for _ in range(200))
+    r = runner.invoke(cli, ["finetune", "-", "-m", str(tiny_bert_dir), "-o", "o", "--max-steps", "2",
+                            "--max-length", "32", "-q", "--json"], input=text)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{\n"):])
+    assert summary["steps"] == 2 and summary["corpus"]["bytes"] == len(text.encode())
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "binary", "latin1", "too-small", "epochs0", "output-file",
+                                  "output-full", "directory"])
+def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case):
+    from mlmtool.cli import cli
+
+    args = ["finetune", "c.txt", "-m", str(tiny_bert_dir), "-o", "out", "--max-length", "32"]
+    c = tmp_path / "c.txt"
+    _write_corpus(c)
+    expect = {"missing": "not found", "empty": "empty", "binary": "binary", "latin1": "not UTF-8",
+              "too-small": "too small", "epochs0": "--epochs", "output-file": "is a file",
+              "output-full": "not empty", "directory": "is a directory"}[case]
+    if case == "missing":
+        c.unlink()
+    elif case == "empty":
+        c.write_text("  \n\n")
+    elif case == "binary":
+        c.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    elif case == "latin1":
+        c.write_bytes("caf\u00e9 au lait\n".encode("latin-1"))
+    elif case == "too-small":
+        c.write_text("the cat sat on the mat .\n")
+    elif case == "epochs0":
+        args += ["--epochs", "0"]
+    elif case == "output-file":
+        Path("out").write_text("precious")
+    elif case == "output-full":
+        Path("out").mkdir()
+        Path("out/keep.txt").write_text("precious")
+    elif case == "directory":
+        c.unlink()
+        c.mkdir()
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 2, r.output
+    assert expect in r.output
+    assert "Traceback" not in r.output
+    error_lines = [line for line in r.output.splitlines() if line.startswith("Error")]
+    assert len(error_lines) == 1
+    if case == "output-file":
+        assert Path("out").read_text() == "precious"
+    if case == "output-full":
+        assert Path("out/keep.txt").read_text() == "precious" and len(list(Path("out").iterdir())) == 1
+    assert not Path("out.partial").exists()
+
+
+# ----------------------------------------------------------------------------- real model
+
+
+@pytest.mark.slow
+def test_minilm_becomes_a_fill_mask_model(tmp_path, minilm):
+    """The real MiniLM encoder (no MLM head) trained a few steps: held-out loss drops, the
+    saved model reloads through mlmtool.load with has_mlm_head=True and predicts."""
+    from mlmtool.finetune import FinetuneConfig, finetune
+    from mlmtool.models import load
+    from mlmtool.predict import predict
+
+    sys_path = Path(__file__).resolve().parent.parent / "scripts"
+    import sys
+
+    sys.path.insert(0, str(sys_path))
+    from bench_finetune import stdlib_docstrings
+
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text(stdlib_docstrings(60_000), encoding="utf-8")
+    res = finetune(FinetuneConfig(corpus=[str(corpus)], model="minilm", output="mini", max_steps=12,
+                                  batch_size=8, max_length=64, learning_rate=2e-4, progress=False,
+                                  checkpoint_minutes=None))
+    assert res.after.loss < res.before.loss
+    lm = load("mini")
+    assert lm.has_mlm_head and lm.num_layers == 6
+    pred = predict(lm, "The function returns a [MASK] of strings.", top_k=5)
+    assert len(pred.masks[0].candidates) == 5
