@@ -380,15 +380,21 @@ def dataset_dirs() -> list[Path]:
     1. ``$MLMTOOL_DATASETS/heads`` (a user override);
     2. the repository's ``datasets/heads`` (a source checkout or editable install);
     3. ``mlmtool/data/heads`` inside the installed package (package data);
-    4. ``<sys.prefix>/share/mlmtool/datasets/heads`` (setuptools ``data-files``).
+    4. ``<prefix>/share/mlmtool/datasets/heads`` where ``<prefix>`` is the install's data
+       directory (``sys.prefix`` or the ``--user`` base): setuptools ``data-files``.
     """
+    import site
+    import sysconfig
+
     dirs = []
     env = os.environ.get("MLMTOOL_DATASETS")
     if env:
         dirs.append(Path(env).expanduser() / "heads")
     here = Path(__file__).resolve().parent
-    dirs += [here.parent / "datasets" / "heads", here / "data" / "heads",
-             Path(sys.prefix) / "share" / "mlmtool" / "datasets" / "heads"]
+    dirs += [here.parent / "datasets" / "heads", here / "data" / "heads"]
+    prefixes = [sysconfig.get_paths().get("data"), sys.prefix, site.getuserbase()]
+    for prefix in dict.fromkeys(p for p in prefixes if p):
+        dirs.append(Path(prefix) / "share" / "mlmtool" / "datasets" / "heads")
     return dirs
 
 

@@ -77,7 +77,8 @@ def heads(text, model, lang, out_dir, pairs, threshold, limit, top_k, batch_size
         click.echo(json.dumps(scores.to_dict(threshold), ensure_ascii=False, indent=1))
     else:
         _print_summary(scores, threshold, top_k)
-    click.echo(f"Wrote {paths[0].name}, {paths[1].name} and {len(paths) - 2} heatmaps to {out}/", err=True)
+    click.echo(f"Wrote {paths[0].name}, {paths[1].name}, {paths[2].name} and {len(paths) - 3} heatmaps "
+               f"to {out}/", err=True)
 
 
 def _read_sentences(args: tuple[str, ...]) -> list[str]:
