@@ -27,6 +27,18 @@ def _write_corpus(path: Path, n: int = 300, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spinning
+    makes each step ~3x slower; restore the setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def corpus(tmp_path):
     return _write_corpus(tmp_path / "corpus.txt")
