@@ -31,6 +31,9 @@ _LAZY = {
     "save_attention_diagrams": "mlmtool.render.diagrams",
     "render_view": "mlmtool.render.html_view",
     "HTMLView": "mlmtool.render.html_view",
+    "score_heads": "mlmtool.heads",
+    "HeadScores": "mlmtool.heads",
+    "head_labels": "mlmtool.heads",
     "MlmtoolError": "mlmtool.errors",
 }
 

@@ -83,13 +83,30 @@ def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16
             stacked = torch.stack(result.attentions, dim=1).float().cpu().numpy()  # [b, L, H, S, S]
             for r, i in enumerate(batch):
                 n = len(encoded[i])
+                word_ids = _word_ids(encoding, i, encoded[i], tok)
                 out[i] = AttentionResult(
                     text=items[i],
                     tokens=[display_token(t) for t in tok.convert_ids_to_tokens(encoded[i])],
                     attention=np.ascontiguousarray(stacked[r, :, :, :n, :n]),
-                    word_ids=list(encoding.word_ids(i)),
-                    special=[bool(s) for s in tok.get_special_tokens_mask(encoded[i], already_has_special_tokens=True)],
+                    word_ids=word_ids,
+                    special=[w is None for w in word_ids],
                     model_name=lm.name,
                 )
     return out[0] if single else out  # type: ignore[return-value]
 
+
+
+def _word_ids(encoding, i: int, ids: list[int], tok) -> list[int | None]:
+    """Word index per token (None for special tokens).
+
+    Fast tokenizers know it; for slow ones (e.g. MeCab-based Japanese BERT) every
+    non-special token counts as its own word.
+    """
+    if getattr(encoding, "is_fast", False):
+        return list(encoding.word_ids(i))
+    mask = tok.get_special_tokens_mask(ids, already_has_special_tokens=True)
+    out, w = [], 0
+    for m in mask:
+        out.append(None if m else w)
+        w += not m
+    return out

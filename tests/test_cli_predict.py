@@ -116,3 +116,8 @@ def test_predict_html_view(runner, tiny_bert_dir, tmp_path):
     assert "<script src=" not in page and "http://" not in page.replace("http://www.w3.org", "")
     r = runner.invoke(cli, ["predict", "-m", str(tiny_bert_dir), "the [MASK] sat .", "--html", str(out)])
     assert r.exit_code == 2 and out.read_text() == page
+
+
+def test_very_long_sentence_argument_is_text_not_a_path(runner, tiny_bert_dir):
+    r = runner.invoke(cli, ["predict", "-m", str(tiny_bert_dir), "[MASK] " + "cat " * 100])
+    assert r.exit_code == 2 and "at most 64" in r.output and "Traceback" not in r.output

@@ -62,7 +62,7 @@ def read_texts(args: tuple[str, ...] | list[str], prompt: bool = True) -> list[s
     for arg in args:
         if arg == "-":
             texts.extend(line.strip() for line in sys.stdin if line.strip())
-        elif len(arg) < 4096 and "\n" not in arg and Path(arg).is_file():
+        elif _is_file(arg):
             try:
                 lines = Path(arg).read_text(encoding="utf-8").splitlines()
             except UnicodeDecodeError:
@@ -73,6 +73,16 @@ def read_texts(args: tuple[str, ...] | list[str], prompt: bool = True) -> list[s
     if not texts:
         raise MlmtoolError("the input is empty: no sentences to process")
     return texts
+
+
+def _is_file(arg: str) -> bool:
+    """True when ``arg`` names an existing file (False for sentences too long to be a path)."""
+    if "\n" in arg:
+        return False
+    try:
+        return Path(arg).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def prepare_output_dir(path: str | Path, overwrite: bool = False, names: list[str] | None = None) -> Path:
