@@ -13,6 +13,7 @@ money).
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,6 +271,8 @@ def project(vectors: WordVectors, method: str = "pca", perplexity: float | None 
         raise MlmtoolError(f"need at least 3 words to draw a 2-D map, got {n}; give more or "
                            "longer sentences")
     data = np.asarray(vectors.vectors, dtype=np.float64)
+    if importlib.util.find_spec("sklearn") is None:
+        raise MlmtoolError("embed needs scikit-learn: pip install 'mlmtool[explain]'")
     notes: list[str] = []
     explained = used_perplexity = None
     if method == "pca":

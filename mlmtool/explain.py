@@ -136,7 +136,7 @@ def _make_masker(lm: LoadedModel):
     hidden tokens into the mask token id.
     """
     import shap
-    from shap.maskers._text import partition_tree
+    from shap.maskers._text import partition_tree  # shap's word-hierarchy heuristic
 
     mask_id = lm.mask_token_id
 
@@ -253,7 +253,10 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
 
     with warnings.catch_warnings():  # shap 0.51 warns about matplotlib colormap APIs on import
         warnings.simplefilter("ignore", PendingDeprecationWarning)
-        import shap
+        try:
+            import shap
+        except ImportError:
+            raise MlmtoolError("explain needs the 'shap' package: pip install 'mlmtool[explain]'") from None
 
     lm.require_mlm_head()
     if max_evals < 3:
@@ -296,9 +299,8 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     state = np.random.get_state()
     np.random.seed(seed)
     try:
-        # shap's batch_size counts coalitions per call; each yields 2 masked sentences
-        exp = explainer([model_text], max_evals=max_evals, batch_size=max(1, batch_size // 2),
-                        silent=True)
+        # shap's batch_size is the number of masked sentences per call of ``f``
+        exp = explainer([model_text], max_evals=max_evals, batch_size=batch_size, silent=True)
     finally:
         np.random.set_state(state)
         bar.close()
