@@ -18,21 +18,21 @@ def models(as_json, info):
     """
     from ..errors import MlmtoolError
     from ..models import availability
-    from ..registry import REGISTRY
+    from ..registry import DATA_DIR, REGISTRY
 
     if info is not None:
         entry = REGISTRY.get(info)
         if entry is None:
             raise MlmtoolError(f"no registry entry '{info}'; see `mlmtool models`")
-        card = getattr(entry, "card", None)
+        card_file = DATA_DIR / entry.delta / "README.md" if entry.delta else None
         rows = {"name": entry.name, "source": entry.source, "lang": entry.lang,
                 "masked-LM head": "yes" if entry.has_mlm_head else "no",
                 "status": availability(entry), "about": entry.description}
         for k, v in rows.items():
             click.echo(f"{k:>15}: {v}")
-        if card:
+        if card_file is not None and card_file.is_file():
             click.echo("")
-            click.echo(card() if callable(card) else card)
+            click.echo(card_file.read_text(encoding="utf-8").rstrip())
         return
     rows = [{"name": e.name, "lang": e.lang, "status": availability(e), "fill_mask": e.has_mlm_head,
              "source": e.source, "description": e.description} for e in REGISTRY.values()]
