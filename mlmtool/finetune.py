@@ -1,32 +1,24 @@
 """Masked-LM fine-tuning (and training from scratch) on plain text, with HF ``Trainer``.
 
 One call, :func:`finetune`, takes a :class:`FinetuneConfig` and returns a
-:class:`FinetuneResult`; ``mlmtool finetune`` is a thin shell over it. The pieces:
+:class:`FinetuneResult`; ``mlmtool finetune`` is a thin shell over it.
 
-* **Corpus** (:func:`read_corpus`, :func:`build_chunks`): UTF-8 text files read with
-  ``datasets.load_dataset("text")`` (one passage per line, or blank-line separated paragraphs),
-  tokenized and packed into chunks of at most ``max_length`` tokens: long passages are split,
-  short ones grouped (separated by the model's ``[SEP]``), nothing is dropped. Everything
-  stays in memory; ``datasets`` caches go to a temporary directory, never the user's.
-* **Masking** (:func:`make_collator`): transformers' ``DataCollatorForLanguageModeling``, as
-  in BERT (Devlin et al. 2019, section 3.1): ``mlm_probability`` of the tokens (15 %), of
-  those 80 % become the mask token, 10 % a random token, 10 % stay; special tokens never.
-  ``whole_word_mask`` uses the same collator's ``whole_word_mask=True`` (transformers 5 finds
-  words from the tokenizer's offset mapping; it replaces every chosen word by mask tokens,
-  no random/unchanged share).
-* **Loss at masked positions only** (:func:`masked_lm_loss`): the encoder runs on the whole
-  batch, but the MLM head (hidden → vocabulary logits) runs only where ``labels != -100``,
-  about 15 % of the tokens, instead of at every position as ``AutoModelForMaskedLM`` does.
-  The cross-entropy is the same; the vocabulary projection, most of a small model's compute,
-  shrinks about 6×. It is installed as the model's ``forward`` during training so that
-  ``DistributedDataParallel`` (``torchrun``) still synchronises gradients.
+* **Data** (:mod:`mlmtool.training.data`): UTF-8 text read with ``datasets``, packed into
+  chunks of at most ``max_length`` tokens (nothing dropped), masked by transformers'
+  ``DataCollatorForLanguageModeling`` as in BERT (15 %; 80 % mask / 10 % random / 10 %
+  kept; or whole words).
+* **Loss** (:mod:`mlmtool.training.loss`): the MLM head runs at masked positions only, the
+  speed-up over a plain ``AutoModelForMaskedLM`` (``scripts/bench_finetune.py``).
 * **Training**: HF ``Trainer`` (AdamW, linear warm-up and decay), so ``torchrun
   --nproc_per_node N -m mlmtool finetune ...`` and ``accelerate launch`` work unchanged.
-  Held-out loss is measured on a fixed, seeded masking of the held-out chunks, so the numbers
+  Held-out loss is measured on a fixed, seeded masking of the held-out chunks, so numbers
   before, during and after training (and between runs) are comparable; perplexity is
   ``exp(mean cross-entropy per masked token)``.
 * **Output**: checkpoints go to ``<output>.partial/`` (``resume=True`` continues from the
   last one); the final model is written there and renamed into place only when complete.
+  ``--lora`` saves only the adapters (``peft``).
+
+Layers are counted from 1 wherever a user sees them (``trainable_layers=2`` = the top two).
 
 Example (tiny model, seconds)::
 
@@ -40,11 +32,9 @@ Example (tiny model, seconds)::
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -53,6 +43,13 @@ from typing import Any, Callable, Sequence
 
 from .errors import MlmtoolError
 from .models import LoadedModel
+from .training.data import build_chunks, fixed_eval_rows, make_collator, pack, read_corpus
+from .training.loss import (EvalResult, LossTally, barrier, broadcast, dist_info, evaluate_mlm,
+                            gather_checksum, hf_model, install_masked_forward, masked_lm_loss, mlm_head)
+
+__all__ = ["FinetuneConfig", "FinetuneResult", "EpochStats", "CorpusStats", "EvalResult", "finetune",
+           "masked_lm_loss", "evaluate_mlm", "make_collator", "build_chunks", "fixed_eval_rows", "pack",
+           "read_corpus", "load_summary", "SUMMARY_NAME"]
 
 #: Name of the JSON summary written next to the model.
 SUMMARY_NAME = "training_summary.json"
@@ -183,21 +180,6 @@ class FinetuneConfig:
 
 
 @dataclass
-class EvalResult:
-    """Held-out masked-LM quality.
-
-    Attributes:
-        loss: mean cross-entropy per masked token, in nats.
-        perplexity: ``exp(loss)``.
-        tokens: number of masked (predicted) tokens it was measured on.
-    """
-
-    loss: float
-    perplexity: float
-    tokens: int
-
-
-@dataclass
 class EpochStats:
     """One line of the training log (an epoch's end, or an ``eval_steps`` evaluation).
 
@@ -294,378 +276,6 @@ class FinetuneResult:
         return asdict(self)
 
 
-# ----------------------------------------------------------------------------- corpus
-
-
-def read_corpus(paths: Sequence[str | Path]) -> tuple[list[dict], str]:
-    """Check corpus files and decide how to split them into passages.
-
-    Args:
-        paths: text files (UTF-8).
-
-    Returns:
-        ``(files, sample_by)``: ``[{"path", "bytes"}]`` and ``"paragraph"`` when any file
-        has a blank line, else ``"line"``.
-
-    Raises:
-        MlmtoolError: a file is missing, a directory, binary (has NUL bytes), not UTF-8, or
-            all files are empty/whitespace.
-    """
-    files, paragraphs, any_text = [], False, False
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise MlmtoolError(f"corpus file '{p}' not found")
-        if path.is_dir():
-            raise MlmtoolError(f"corpus '{p}' is a directory; give a text file")
-        data = path.read_bytes()
-        if b"\x00" in data:
-            raise MlmtoolError(f"corpus '{p}' looks binary (it has NUL bytes); give a UTF-8 text file")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MlmtoolError(f"corpus '{p}' is not UTF-8 text (bad byte at offset {exc.start}); "
-                               "convert it, e.g. `iconv -t utf-8`") from None
-        any_text = any_text or bool(text.strip())
-        paragraphs = paragraphs or "\n\n" in text.replace("\r\n", "\n").replace("\n \n", "\n\n")
-        files.append({"path": str(p), "bytes": len(data)})
-    if not any_text:
-        raise MlmtoolError("the corpus is empty: no text to train on")
-    return files, "paragraph" if paragraphs else "line"
-
-
-def _special_ids(tokenizer) -> tuple[int | None, int | None]:
-    """The ids that open and close a sequence (``[CLS]``/``[SEP]``, ``<s>``/``</s>``)."""
-    start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-    end = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-    return start, end
-
-
-def _pack(batch: dict, tokenizer, max_length: int, with_offsets: bool) -> dict:
-    """``datasets.map`` function: tokenize passages and pack them into chunks.
-
-    Passages are joined with the end token (``[SEP]``) between them and cut into chunks of
-    ``max_length`` tokens including the added ``[CLS]`` ... ``[SEP]``; a passage longer than
-    a chunk continues in the next one. Every token lands in exactly one chunk.
-
-    Returns:
-        Columns ``input_ids`` ``[n_chunks][<= max_length]``, ``special_tokens_mask`` (1 for
-        added/separator tokens, never masked), ``n_tokens`` (text tokens per chunk) and, when
-        ``with_offsets``, ``offset_mapping`` (character spans, ``(0, 0)`` for special tokens)
-        for whole-word masking.
-    """
-    start_id, end_id = _special_ids(tokenizer)
-    wrap = [t for t in (start_id, end_id) if t is not None]
-    body = max_length - len(wrap)
-    enc = tokenizer(batch["text"], add_special_tokens=False, return_attention_mask=False,
-                    return_token_type_ids=False, return_offsets_mapping=with_offsets)
-    out: dict[str, list] = {"input_ids": [], "special_tokens_mask": [], "n_tokens": []}
-    if with_offsets:
-        out["offset_mapping"] = []
-    ids: list[int] = []
-    spec: list[int] = []
-    offs: list = []
-
-    def emit(lo: int, hi: int) -> None:
-        while hi > lo and spec[hi - 1]:  # no separator right before the closing token
-            hi -= 1
-        if hi <= lo:
-            return
-        head = [start_id] if start_id is not None else []
-        tail = [end_id] if end_id is not None else []
-        out["input_ids"].append(head + ids[lo:hi] + tail)
-        out["special_tokens_mask"].append([1] * len(head) + spec[lo:hi] + [1] * len(tail))
-        out["n_tokens"].append((hi - lo) - sum(spec[lo:hi]))
-        if with_offsets:
-            out["offset_mapping"].append([(0, 0)] * len(head) + offs[lo:hi] + [(0, 0)] * len(tail))
-
-    for i, piece_ids in enumerate(enc["input_ids"]):
-        if not piece_ids:
-            continue
-        if ids and end_id is not None:
-            ids.append(end_id)
-            spec.append(1)
-            offs.append((0, 0))
-        ids.extend(piece_ids)
-        spec.extend([0] * len(piece_ids))
-        if with_offsets:
-            offs.extend(tuple(o) for o in enc["offset_mapping"][i])
-        lo = 0
-        while len(ids) - lo >= body:
-            emit(lo, lo + body)
-            lo += body
-            while lo < len(ids) and spec[lo]:  # no separator right after the opening token
-                lo += 1
-        ids, spec, offs = ids[lo:], spec[lo:], offs[lo:] if with_offsets else offs
-    if ids:
-        emit(0, len(ids))
-    return out
-
-
-def build_chunks(paths: Sequence[str | Path], tokenizer, max_length: int, *, sample_by: str = "line",
-                 with_offsets: bool = False):
-    """Read text files with ``datasets`` and pack them into model-length chunks.
-
-    Args:
-        paths: UTF-8 text files (checked by :func:`read_corpus` first).
-        tokenizer: a fast tokenizer.
-        max_length: tokens per chunk, special tokens included.
-        sample_by: ``"line"`` or ``"paragraph"`` (``datasets``' text loader option).
-        with_offsets: keep ``offset_mapping`` (needed for whole-word masking).
-
-    Returns:
-        An in-memory ``datasets.Dataset`` with the columns of :func:`_pack`.
-    """
-    import datasets
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    with tempfile.TemporaryDirectory(prefix="mlmtool-datasets-") as cache:
-        raw = datasets.load_dataset("text", data_files=[str(p) for p in paths], sample_by=sample_by,
-                                    split="train", cache_dir=cache, keep_in_memory=True)
-        return raw.map(_pack, batched=True, batch_size=2000, remove_columns=raw.column_names,
-                       keep_in_memory=True, fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length,
-                                                           with_offsets=with_offsets))
-
-
-# ----------------------------------------------------------------------------- masking
-
-
-def make_collator(tokenizer, mlm_probability: float = 0.15, whole_word_mask: bool = False,
-                  seed: int | None = None):
-    """The BERT masking collator: transformers' ``DataCollatorForLanguageModeling``.
-
-    Token masking: each non-special token is chosen with ``mlm_probability``; a chosen token
-    becomes the mask token (80 %), a random token (10 %) or stays (10 %) (Devlin et al. 2019,
-    section 3.1). Whole-word masking: each word's first piece is chosen with
-    ``mlm_probability`` and then all pieces of the word become mask tokens (transformers 5
-    supports no random/unchanged share there).
-
-    Args:
-        tokenizer: the model's fast tokenizer.
-        mlm_probability: share of tokens (or words) chosen (default 0.15).
-        whole_word_mask: mask whole words; the examples must carry ``offset_mapping``.
-        seed: seed for a private generator; None uses torch's global RNG (which the
-            Trainer seeds and saves in checkpoints).
-
-    Returns:
-        A callable: examples (dicts with ``input_ids``, ``special_tokens_mask`` and, for
-        whole words, ``offset_mapping``) → ``{"input_ids", "attention_mask", "labels"}``
-        LongTensors ``[batch, seq]``; ``labels`` is -100 except at chosen positions.
-    """
-    from transformers import DataCollatorForLanguageModeling
-
-    class _Collator(DataCollatorForLanguageModeling):
-        """Pads ``offset_mapping`` (which ``tokenizer.pad`` cannot) before masking."""
-
-        def torch_call(self, examples):
-            examples = [{k: v for k, v in e.items() if k != "n_tokens"} for e in examples]
-            if examples and "offset_mapping" in examples[0]:
-                width = max(len(e["input_ids"]) for e in examples)
-                left = self.tokenizer.padding_side == "left"
-                for e in examples:
-                    pad = [(0, 0)] * (width - len(e["offset_mapping"]))
-                    offsets = [tuple(o) for o in e["offset_mapping"]]
-                    e["offset_mapping"] = pad + offsets if left else offsets + pad
-            return super().torch_call(examples)
-
-    if whole_word_mask:
-        return _Collator(tokenizer, mlm_probability=mlm_probability, whole_word_mask=True,
-                         mask_replace_prob=1.0, random_replace_prob=0.0, seed=seed)
-    return _Collator(tokenizer, mlm_probability=mlm_probability, seed=seed)
-
-
-def fixed_eval_rows(dataset, collator, batch_size: int = 64) -> list[dict]:
-    """Mask the held-out chunks once (seeded collator) so every evaluation sees the same task.
-
-    Returns:
-        One ``{"input_ids": [seq], "labels": [seq]}`` dict of int lists per chunk, unpadded.
-    """
-    rows = []
-    for lo in range(0, len(dataset), batch_size):
-        batch = collator([dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))])
-        for ids, att, lab in zip(batch["input_ids"], batch["attention_mask"], batch["labels"]):
-            n = int(att.sum())
-            keep = att.bool()
-            rows.append({"input_ids": ids[keep].tolist()[:n], "labels": lab[keep].tolist()[:n]})
-    return rows
-
-
-# ----------------------------------------------------------------------------- loss
-
-
-def _hf_model(model):
-    """The transformers model inside a ``peft`` wrapper (or the model itself)."""
-    get = getattr(model, "get_base_model", None)
-    return get() if callable(get) else model
-
-
-def _head(hf_model):
-    """The MLM head module (``cls`` for BERT, ``lm_head`` for RoBERTa) or None."""
-    for attr in ("cls", "lm_head"):
-        head = getattr(hf_model, attr, None)
-        if head is not None:
-            return head
-    return None
-
-
-def masked_lm_loss(model, input_ids, attention_mask, labels, token_type_ids=None):
-    """Summed masked-LM cross-entropy, computing vocabulary logits at labelled positions only.
-
-    Runs ``model.base_model`` (the encoder) on the batch, gathers the hidden states where
-    ``labels != -100`` and applies the MLM head there. Equal to the loss of
-    ``AutoModelForMaskedLM(..., labels=labels)`` times the number of labelled tokens, at a
-    fraction of the head's cost.
-
-    Args:
-        model: a transformers masked-LM model (``BertForMaskedLM``, ``RobertaForMaskedLM``,
-            ...) or a ``peft`` model around one.
-        input_ids, attention_mask: LongTensors ``[batch, seq]``.
-        labels: LongTensor ``[batch, seq]``, the original token id at chosen positions and
-            -100 elsewhere.
-        token_type_ids: optional LongTensor ``[batch, seq]``.
-
-    Returns:
-        ``(loss_sum, n)``: summed cross-entropy in nats (scalar tensor, differentiable) and
-        the number of labelled tokens (int).
-    """
-    import torch.nn.functional as F
-
-    hf = _hf_model(model)
-    head = _head(hf)
-    selected = labels != -100  # [batch, seq]
-    kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-    if head is not None:
-        hidden = hf.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        logits = head(hidden[selected])  # [n_masked, vocab]
-    else:  # a head split over several modules: full logits, then select
-        logits = hf(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits[selected]
-    loss_sum = F.cross_entropy(logits.float(), labels[selected], reduction="sum")
-    return loss_sum, int(selected.sum())
-
-
-class _LossTally:
-    """Running sum of training cross-entropy and masked-token count (per process)."""
-
-    def __init__(self):
-        self.sum, self.n = 0.0, 0
-
-    def take(self) -> tuple[float, int]:
-        """Return and reset ``(sum, n)`` summed over all processes."""
-        total = _all_reduce([self.sum, float(self.n)])
-        self.sum, self.n = 0.0, 0
-        return total[0], int(total[1])
-
-
-def _install_masked_forward(model, tally: _LossTally) -> Callable[[], None]:
-    """Make ``model.forward`` compute :func:`masked_lm_loss`; return a function that undoes it.
-
-    The instance attribute shadows the class's ``forward``, so ``model(...)`` — and
-    ``DistributedDataParallel(model)(...)``, which keeps gradients in sync — run it. With
-    ``num_items_in_batch`` (labelled tokens over all gradient-accumulation micro-batches and
-    processes, passed by ``Trainer``) the loss is normalised by it, so every masked token
-    weighs the same; otherwise it is the batch mean.
-    """
-    from transformers.modeling_outputs import MaskedLMOutput
-
-    hf = _hf_model(model)
-
-    def forward(input_ids=None, attention_mask=None, token_type_ids=None, labels=None,
-                num_items_in_batch=None, **kwargs):
-        loss_sum, n = masked_lm_loss(hf, input_ids, attention_mask, labels, token_type_ids)
-        tally.sum += float(loss_sum.detach())
-        tally.n += n
-        denominator = num_items_in_batch if num_items_in_batch is not None else max(n, 1)
-        return MaskedLMOutput(loss=loss_sum / denominator)
-
-    hf.forward = forward
-    return lambda: hf.__dict__.pop("forward", None)
-
-
-def _dist():
-    """``(rank, world_size)`` of the running ``torch.distributed`` group, or ``(0, 1)``."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _all_reduce(values: list[float]) -> list[float]:
-    """Sum ``values`` over all processes (no-op when not distributed)."""
-    import torch
-    import torch.distributed as dist
-
-    if _dist()[1] == 1:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def _broadcast(values: list[float]) -> list[float]:
-    """Rank 0's ``values`` on every process (so all take the same decision)."""
-    import torch
-    import torch.distributed as dist
-
-    if _dist()[1] == 1:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.broadcast(t, src=0)
-    return t.tolist()
-
-
-def evaluate_mlm(model, rows: list[dict], batch_size: int = 32, pad_id: int = 0) -> EvalResult | None:
-    """Held-out masked-LM loss and perplexity on pre-masked rows.
-
-    Every process evaluates a share of the batches and the sums are added over processes,
-    so all ranks return the same numbers. The model's train/eval mode is restored.
-
-    Args:
-        model: a masked-LM model (or ``peft`` model).
-        rows: from :func:`fixed_eval_rows`.
-        batch_size: rows per forward pass.
-        pad_id: the tokenizer's padding id.
-
-    Returns:
-        :class:`EvalResult` (mean cross-entropy per masked token in nats; perplexity =
-        ``exp`` of it), or None when ``rows`` is empty.
-    """
-    import torch
-
-    if not rows:
-        return None
-    rank, world = _dist()
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for b, lo in enumerate(range(0, len(rows), batch_size)):
-            if b % world != rank:
-                continue
-            chunk = rows[lo:lo + batch_size]
-            width = max(len(r["input_ids"]) for r in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-            att = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, r in enumerate(chunk):
-                n = len(r["input_ids"])
-                ids[i, :n] = torch.tensor(r["input_ids"])
-                labels[i, :n] = torch.tensor(r["labels"])
-                att[i, :n] = 1
-            loss_sum, n = masked_lm_loss(model, ids.to(device), att.to(device), labels.to(device))
-            total += float(loss_sum)
-            count += n
-    if was_training:
-        model.train()
-    total, count = _all_reduce([total, float(count)])
-    if count == 0:
-        return None
-    loss = total / count
-    return EvalResult(loss=loss, perplexity=math.exp(min(loss, 700.0)), tokens=int(count))
-
-
 # ----------------------------------------------------------------------------- model set-up
 
 
@@ -705,7 +315,7 @@ def _freeze_below(model, n_top: int) -> None:
     for layer in list(layers)[len(layers) - n_top:]:
         for p in layer.parameters():
             p.requires_grad_(True)
-    head = _head(model)
+    head = mlm_head(model)
     for p in (head.parameters() if head is not None else []):
         if p is not embeddings:
             p.requires_grad_(True)
@@ -724,7 +334,7 @@ def _lora_model(model, rank: int, fresh_head: bool):
     names = {n.rsplit(".", 1)[-1] for n, m in model.base_model.named_modules() if isinstance(m, torch.nn.Linear)}
     targets = [n for n in ("query", "value") if n in names] or None
     save = None
-    head = _head(model)
+    head = mlm_head(model)
     if fresh_head and head is not None:
         prefix = "cls" if getattr(model, "cls", None) is head else "lm_head"
         embeddings = model.get_input_embeddings().weight
@@ -755,7 +365,7 @@ def _count(model) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- callbacks
 
 
-def _callbacks(trainer, tally: _LossTally, eval_rows, config: FinetuneConfig, emit, history: list):
+def _callbacks(trainer, tally: LossTally, eval_rows, config: FinetuneConfig, emit, history: list):
     """Trainer callbacks: epoch/step reports, time limit, timed checkpoints, quiet progress bar."""
     from transformers import ProgressCallback, TrainerCallback
 
@@ -793,7 +403,7 @@ def _callbacks(trainer, tally: _LossTally, eval_rows, config: FinetuneConfig, em
             now = time.monotonic()
             stop = config.max_minutes is not None and now - self.t0 >= 60 * config.max_minutes
             save = config.checkpoint_minutes is not None and now - self.last_save >= 60 * config.checkpoint_minutes
-            stop, save = (bool(v) for v in _broadcast([float(stop), float(save)]))
+            stop, save = (bool(v) for v in broadcast([float(stop), float(save)]))
             last = state.global_step >= state.max_steps
             if stop and not last:
                 self.stopped = True
@@ -933,14 +543,13 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
             small for the held-out split), output that would overwrite something, a start
             model that cannot be loaded, or ``resume`` with changed settings.
     """
-    import torch
     import transformers
-    from transformers import Trainer
+    from transformers import PrinterCallback, ProgressCallback, Trainer
 
     config.check()
     output, partial = check_output(config)
-    saved_state = _check_resume(partial, config) if config.resume else None
     files, sample_by = read_corpus(config.corpus)
+    saved_state = _check_resume(partial, config) if config.resume else None
     world_hint = int(os.environ.get("WORLD_SIZE", "1"))
     is_main = int(os.environ.get("RANK", "0")) == 0
     emit = _emitter(report if is_main else None)
@@ -999,15 +608,13 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
     args = _training_args(config, partial, world_hint)
     if config.overwrite and not config.resume and partial.exists() and args.process_index == 0:
         shutil.rmtree(partial)
-    _barrier()
-    tally = _LossTally()
-    undo = _install_masked_forward(model, tally)
+    barrier()
+    tally = LossTally()
+    undo = install_masked_forward(model, tally)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
                       data_collator=make_collator(tokenizer, config.mlm_probability, config.whole_word_mask))
     history: list[EpochStats] = []
     reports, progress = _callbacks(trainer, tally, eval_rows, config, emit, history)
-    from transformers import PrinterCallback, ProgressCallback
-
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(reports)
@@ -1048,7 +655,7 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
                            tokens=before.tokens if before else 0)
     else:
         after = evaluate_mlm(model, eval_rows, max(2 * config.batch_size, 8), tokenizer.pad_token_id or 0)
-    checksums = _gather_checksum(model)
+    checksums = gather_checksum(model)
     session_tokens = state.num_input_tokens_seen - (trainer._initial_num_input_tokens_seen or 0)
 
     result = FinetuneResult(
@@ -1056,12 +663,12 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
         steps=state.global_step, epochs=round(state.epoch or 0.0, 4), tokens_seen=int(state.num_input_tokens_seen),
         train_seconds=round(seconds, 3), eval_seconds=round(reports.eval_seconds, 3), tokens_per_second=round(session_tokens / max(seconds, 1e-9), 1),
         history=history, before=before, after=after, stopped_early=reports.stopped,
-        resumed_from_step=resumed_step, world_size=_dist()[1], rank_checksums=checksums,
+        resumed_from_step=resumed_step, world_size=dist_info()[1], rank_checksums=checksums,
         trainable_parameters=trainable, total_parameters=total, config=asdict(config))
     if is_main:
         _save(model, tokenizer, result, output, partial)
-    _barrier()
-    if not config.from_scratch and lm.model is _hf_model(model):
+    barrier()
+    if not config.from_scratch and lm.model is hf_model(model):
         lm.model.set_attn_implementation("eager")
         lm.model.eval()
     return result
@@ -1079,30 +686,6 @@ def _history(log_history: list[dict]) -> list[EpochStats]:
     return out
 
 
-def _gather_checksum(model) -> list[float]:
-    """Each process's sum of all parameters (float64), gathered to every process."""
-    import torch
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        local = float(sum(p.detach().double().sum() for p in model.parameters()))
-    rank, world = _dist()
-    if world == 1:
-        return [local]
-    t = torch.zeros(world, dtype=torch.float64)
-    t[rank] = local
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def _barrier() -> None:
-    """Wait for all processes (no-op when not distributed)."""
-    import torch.distributed as dist
-
-    if _dist()[1] > 1:
-        dist.barrier()
-
-
 def _save(model, tokenizer, result: FinetuneResult, output: Path, partial: Path) -> None:
     """Write model, tokenizer and summary to ``partial/final``, then rename it to ``output``.
 
@@ -1113,7 +696,7 @@ def _save(model, tokenizer, result: FinetuneResult, output: Path, partial: Path)
     if final.exists():
         shutil.rmtree(final)
     final.mkdir(parents=True)
-    hf = _hf_model(model)
+    hf = hf_model(model)
     if hf is not model:  # peft: only the adapters (and a fresh head's transform)
         model.save_pretrained(str(final))
         (final / "README.md").unlink(missing_ok=True)  # peft's empty model-card template

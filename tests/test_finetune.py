@@ -69,12 +69,12 @@ def _config(corpus, model_dir, output="out", **kw):
 
 
 def test_pack_keeps_every_token_and_splits_long_lines(tiny_bert):
-    from mlmtool.finetune import _pack
+    from mlmtool.finetune import pack
 
     tok = tiny_bert.tokenizer
     long_line = " ".join(["the cat sat on the mat ."] * 12)  # 84 tokens > one chunk
     texts = ["the dog ran .", "", long_line, "we read a good book ."]
-    out = _pack({"text": texts}, tok, max_length=16, with_offsets=True)
+    out = pack({"text": texts}, tok, max_length=16, with_offsets=True)
     body = [t for ids, sp in zip(out["input_ids"], out["special_tokens_mask"])
             for t, s in zip(ids, sp) if not s]
     expected = [t for text in texts for t in tok(text, add_special_tokens=False)["input_ids"]]
@@ -91,11 +91,11 @@ def test_masking_rate_is_bert_like(tiny_bert):
     """15 % ± 1 % of non-special tokens chosen; of those ~80 % [MASK], ~10 % random, ~10 % kept."""
     import torch
 
-    from mlmtool.finetune import _pack, make_collator
+    from mlmtool.finetune import make_collator, pack
 
     tok = tiny_bert.tokenizer
     rng = random.Random(1)
-    packed = _pack({"text": [rng.choice(CORPUS) for _ in range(4000)]}, tok, 64, with_offsets=False)
+    packed = pack({"text": [rng.choice(CORPUS) for _ in range(4000)]}, tok, 64, with_offsets=False)
     rows = [{"input_ids": i, "special_tokens_mask": s} for i, s in zip(packed["input_ids"], packed["special_tokens_mask"])]
     batch = make_collator(tok, 0.15, seed=0)([dict(r) for r in rows])
     original = torch.full_like(batch["input_ids"], tok.pad_token_id)
