@@ -34,6 +34,15 @@ _LAZY = {
     "score_heads": "mlmtool.heads",
     "HeadScores": "mlmtool.heads",
     "head_labels": "mlmtool.heads",
+    "word_vectors": "mlmtool.embed",
+    "project": "mlmtool.embed",
+    "load_vectors": "mlmtool.embed",
+    "WordVectors": "mlmtool.embed",
+    "Projection": "mlmtool.embed",
+    "explain": "mlmtool.explain",
+    "ExplainResult": "mlmtool.explain",
+    "scatter_figure": "mlmtool.render.scatter",
+    "scatter_html": "mlmtool.render.scatter",
     "MlmtoolError": "mlmtool.errors",
 }
 
