@@ -324,6 +324,31 @@ def test_max_minutes_stops_cleanly_and_saves(corpus, tiny_bert_dir):
     assert Path("out/model.safetensors").is_file() and not Path("out.partial").exists()
 
 
+def test_overwrite_replaces_old_output_only_when_done(corpus, tiny_bert_dir):
+    from mlmtool.finetune import finetune
+
+    Path("out").mkdir()
+    Path("out/old.txt").write_text("old")
+    finetune(_config(corpus, tiny_bert_dir, max_steps=2, overwrite=True))
+    names = {p.name for p in Path("out").iterdir()}
+    assert "old.txt" not in names and "model.safetensors" in names
+    assert not Path("out.partial").exists()
+
+
+@pytest.mark.parametrize("which", ["tiny_bert_dir", "tiny_roberta_dir"])
+def test_whole_word_mask_paragraphs_and_roberta_train(which, tmp_path, request):
+    """Blank-line paragraphs, whole-word masking through the Trainer, RoBERTa's lm_head."""
+    from mlmtool.finetune import finetune
+
+    rng = random.Random(3)
+    paras = ["\n".join(rng.choice(CORPUS) for _ in range(3)) for _ in range(120)]
+    corpus = tmp_path / "paras.txt"
+    corpus.write_text("\n\n".join(paras) + "\n", encoding="utf-8")
+    res = finetune(_config(corpus, request.getfixturevalue(which), max_steps=6, whole_word_mask=True))
+    assert res.corpus.sample_by == "paragraph"
+    assert res.steps == 6 and res.after.loss < res.before.loss
+
+
 def test_eval_steps_logs_step_evaluations(corpus, tiny_bert_dir):
     from mlmtool.finetune import finetune
 
