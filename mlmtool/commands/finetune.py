@@ -127,4 +127,8 @@ def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, max
     why = " (stopped by --max-minutes)" if result.stopped_early else ""
     click.echo(f"Trained {result.steps:,} steps ({result.epochs:g} epochs, {result.tokens_seen:,} tokens) in "
                f"{_minutes(result.train_seconds)}, {result.tokens_per_second:,.0f} tokens/s{why}")
-    click.echo(f"Saved to {result.output}/ ; try: mlmtool predict -m {result.output} \"... [MASK] ...\"")
+    if config.lora:
+        click.echo(f"Saved LoRA adapters (rank {config.lora}) for {result.start_model} to {result.output}/ ; "
+                   f"load with transformers.AutoModelForMaskedLM.from_pretrained(\"{result.output}\")")
+    else:
+        click.echo(f"Saved to {result.output}/ ; try: mlmtool predict -m {result.output} \"... [MASK] ...\"")
