@@ -43,6 +43,9 @@ _LAZY = {
     "ExplainResult": "mlmtool.explain",
     "scatter_figure": "mlmtool.render.scatter",
     "scatter_html": "mlmtool.render.scatter",
+    "finetune": "mlmtool.finetune",
+    "FinetuneConfig": "mlmtool.finetune",
+    "FinetuneResult": "mlmtool.finetune",
     "MlmtoolError": "mlmtool.errors",
 }
 

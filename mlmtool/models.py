@@ -121,6 +121,33 @@ def is_cached(hub_id: str) -> bool:
     return isinstance(found, str)
 
 
+def is_adapter_dir(path: str | Path) -> bool:
+    """True for a LoRA adapter folder (``adapter_config.json``, no ``config.json``), as written
+    by ``mlmtool finetune --lora``."""
+    path = Path(path)
+    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
+
+
+def _load_adapter(name: str, path: Path, lang: str, device: str | None) -> LoadedModel:
+    """Load the start model named in ``training_summary.json`` (else the adapter's
+    ``base_model_name_or_path``) and merge the LoRA adapters of ``path`` into it (peft)."""
+    import json
+
+    from peft import PeftModel
+
+    summary = path / "training_summary.json"
+    base_name = json.loads(summary.read_text()).get("start_model") if summary.is_file() else None
+    if not base_name:
+        base_name = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base_name:
+        raise MlmtoolError(f"'{name}': adapter folder does not say which model it adapts")
+    lm = _load(base_name, lang, device)
+    merged = PeftModel.from_pretrained(lm.model, str(path)).merge_and_unload()
+    merged.eval()
+    lm.model, lm.name, lm.source, lm.entry, lm.has_mlm_head = merged, name, str(path), None, True
+    return lm
+
+
 def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, ModelEntry | None]:
     """Resolve what the user typed to ``(name, source, entry)`` without loading anything.
 
@@ -155,7 +182,7 @@ def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, Model
         return entry.name, entry.source, entry
     path = Path(model).expanduser()
     if path.exists():
-        if not path.is_dir() or not (path / "config.json").is_file():
+        if not path.is_dir() or not ((path / "config.json").is_file() or is_adapter_dir(path)):
             raise MlmtoolError(f"'{model}' is not a model directory (no config.json in it)")
         return model, str(path), None
     if model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep + os.sep in model:
@@ -223,6 +250,8 @@ def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
     transformers.utils.logging.disable_progress_bar()
 
     name, source, entry = resolve(model, lang)
+    if entry is None and Path(source).is_dir() and is_adapter_dir(source):
+        return _load_adapter(name, Path(source), lang, device)
     if entry is not None:
         missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
         if missing:

@@ -258,6 +258,10 @@ def test_lora_output_is_small_and_reloads(corpus, tiny_bert_dir):
     ids = torch.tensor([lm.tokenizer("the cat sat on the [MASK] .")["input_ids"]])
     with torch.no_grad():
         assert torch.allclose(reloaded(ids).logits, lm.model(ids).logits, atol=1e-5)
+    via_loader = load("out")  # the one loader merges the adapters into the start model
+    assert via_loader.has_mlm_head and via_loader.name == "out"
+    with torch.no_grad():
+        assert torch.allclose(via_loader.model(ids).logits, lm.model(ids).logits, atol=1e-5)
 
 
 def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_encoder_dir):
