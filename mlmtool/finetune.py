@@ -77,6 +77,9 @@ class FinetuneConfig:
         lang: registry language used when ``model`` is None (default ``"en"``).
         epochs: passes over the training chunks (default 3, at least 1).
         batch_size: chunks per step per process (default 16).
+        head_learning_rate: peak learning rate for the masked-LM head's own parameters (a
+            fresh head learns faster with a larger one, as classifier heads usually get);
+            None = ``learning_rate``.
         learning_rate: AdamW peak learning rate; None picks 5e-5 for full fine-tuning (HF
             ``run_mlm.py``), 5e-4 for LoRA (Hu et al. 2021, RoBERTa-base) and 1e-4 from
             scratch (Devlin et al. 2019 pre-training).
@@ -118,6 +121,7 @@ class FinetuneConfig:
     epochs: int = 3
     batch_size: int = 16
     learning_rate: float | None = None
+    head_learning_rate: float | None = None
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     max_length: int | None = None
@@ -348,6 +352,30 @@ def _lora_model(model, rank: int, fresh_head: bool):
                                                     target_modules=targets, modules_to_save=save))
     except ValueError as exc:
         raise MlmtoolError(f"--lora is not supported for this model: {str(exc).splitlines()[0]}") from None
+
+
+def _optimizer(model, config: FinetuneConfig):
+    """AdamW with the head at ``head_learning_rate``; None (Trainer's default) when unset.
+
+    Weight decay skips biases and LayerNorm weights, as Trainer's default does.
+    """
+    if config.head_learning_rate is None:
+        return None
+    import torch
+
+    head = mlm_head(model)
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    head_ids.discard(id(model.get_input_embeddings().weight))  # a tied decoder is the embedding
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            no_decay = name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
+            groups.setdefault((id(p) in head_ids, no_decay), []).append(p)
+    lr = config.default_learning_rate()
+    return torch.optim.AdamW([
+        {"params": ps, "lr": config.head_learning_rate if is_head else lr,
+         "weight_decay": 0.0 if no_decay else config.weight_decay}
+        for (is_head, no_decay), ps in groups.items()], lr=lr)
 
 
 def _count(model) -> tuple[int, int]:
@@ -612,7 +640,8 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
     tally = LossTally()
     undo = install_masked_forward(model, tally)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                      data_collator=make_collator(tokenizer, config.mlm_probability, config.whole_word_mask))
+                      data_collator=make_collator(tokenizer, config.mlm_probability, config.whole_word_mask),
+                      optimizers=(_optimizer(model, config), None))
     history: list[EpochStats] = []
     reports, progress = _callbacks(trainer, tally, eval_rows, config, emit, history)
     trainer.remove_callback(ProgressCallback)

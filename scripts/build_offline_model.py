@@ -45,6 +45,10 @@ def train(args, corpus: Path) -> Path:
            "--batch-size", str(args.batch_size), "--lr", str(args.lr),
            "--max-length", str(args.max_length), "--eval-fraction", str(args.eval_fraction),
            "--max-minutes", str(args.minutes), "--seed", "0"]
+    if args.max_steps:
+        cmd += ["--max-steps", str(args.max_steps)]
+    if args.head_lr:
+        cmd += ["--head-lr", str(args.head_lr)]
     if args.trainable_layers:
         cmd += ["--trainable-layers", str(args.trainable_layers)]
     if args.whole_word_mask:
@@ -118,6 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--trainable-layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--head-lr", type=float, default=2e-3, help="learning rate of the fresh MLM head")
+    ap.add_argument("--max-steps", type=int, default=800, help="optimizer steps (the LR decays to 0 there)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--eval-fraction", type=float, default=0.01)

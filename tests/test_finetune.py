@@ -459,3 +459,18 @@ def test_minilm_becomes_a_fill_mask_model(tmp_path, minilm):
     assert lm.has_mlm_head and lm.num_layers == 6
     pred = predict(lm, "The function returns a [MASK] of strings.", top_k=5)
     assert len(pred.masks[0].candidates) == 5
+
+
+def test_head_learning_rate_gives_the_head_its_own_group(tiny_bert_dir):
+    from mlmtool.finetune import FinetuneConfig, _optimizer
+    from mlmtool.models import load
+
+    model = load(str(tiny_bert_dir)).model
+    assert _optimizer(model, FinetuneConfig(corpus=["x"])) is None  # Trainer's default optimizer
+    opt = _optimizer(model, FinetuneConfig(corpus=["x"], learning_rate=1e-4, head_learning_rate=3e-3))
+    head = {id(p) for p in model.cls.parameters()} - {id(model.get_input_embeddings().weight)}
+    for group in opt.param_groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= head or not ids & head
+        assert group["lr"] == (3e-3 if ids <= head else 1e-4)
+    assert head <= {id(p) for g in opt.param_groups for p in g["params"]}
