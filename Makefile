@@ -16,10 +16,12 @@ $(STAMP): requirements.txt pyproject.toml
 install: $(STAMP)
 
 ## demo: predictions and one diagram per attention head for a real sentence, offline
+## (en-mini: the English fill-mask model shipped with mlmtool, built from MiniLM)
 demo: $(STAMP)
-	$(VENV)/bin/mlmtool predict -m minilm "The [MASK] sat on the mat because it was tired." \
-		--attention-dir demo-out/attention --overwrite
-	@echo "Open demo-out/attention/overview.png (all heads) or any Attention_Layer*_Head*.png"
+	$(VENV)/bin/mlmtool predict -m en-mini -k 5 "She opened the [MASK] and let the cat out." \
+		--attention-dir demo-out/attention --html demo-out/view.html --overwrite
+	@echo "Open demo-out/view.html (interactive), demo-out/attention/overview.png (all heads)"
+	@echo "or any demo-out/attention/Attention_Layer{L}_Head{H}.png (layers and heads from 1)."
 
 ## test: the whole suite, real-model tests included (what CI runs)
 test: $(STAMP)

@@ -71,8 +71,7 @@ def apply_delta(model, path: str | Path) -> list[str]:
     import torch
     from safetensors import safe_open
 
-    params = dict(model.named_parameters())
-    params.update(dict(model.named_buffers()))
+    params = model.state_dict(keep_vars=True)  # every name, tied aliases included
     changed = []
     with safe_open(str(path), framework="pt") as f:
         if (f.metadata() or {}).get("format") != FORMAT:
