@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..attention import AttentionResult
+from ._document import TextDocument
 
 #: Palette layout: indices 0..127 are colour-map levels, 128..255 a grey ramp for text.
 _LEVELS = 128
@@ -196,17 +197,11 @@ def render_overview(result: AttentionResult, thumb: int = 72) -> Image.Image:
     return img
 
 
-class SVG(str):
+class SVG(TextDocument):
     """An SVG document as a string that Jupyter displays and that can save itself."""
 
     def _repr_svg_(self) -> str:
         return str(self)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the SVG to ``path`` (UTF-8) and return the path."""
-        path = Path(path)
-        path.write_text(str(self), encoding="utf-8")
-        return path
 
 
 def _hex_colours() -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..embed import Projection
+from ._document import TextDocument
 
 #: Colour modes: one colour per sentence, or per word (words seen once are grey).
 COLOR_MODES = ("sentence", "word")
@@ -27,17 +28,11 @@ COLOR_MODES = ("sentence", "word")
 _GREY = "#9e9e9e"
 
 
-class HTML(str):
+class HTML(TextDocument):
     """An HTML document as a string that Jupyter displays and that can save itself."""
 
     def _repr_html_(self) -> str:
         return str(self)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the page to ``path`` (UTF-8) and return the path."""
-        path = Path(path)
-        path.write_text(str(self), encoding="utf-8")
-        return path
 
 
 def template(name: str):
