@@ -16,6 +16,17 @@ def _attention_options(func):
     return func
 
 
+def _sentences(text: tuple[str, ...]) -> list[str]:
+    """The words of TEXT joined into one sentence, or `-`/a file/nothing via :func:`read_texts`."""
+    return [" ".join(text)] if text and "-" not in text else read_texts(text)
+
+
+def _no_head_line(lm) -> str:
+    """Why a model without an MLM head gives attention but no predictions."""
+    return (f"No predictions: '{lm.name}' has no masked-LM head; predictions need an MLM head "
+            "(the attention output does not).")
+
+
 def _write_diagrams(lm, result, out_dir: str, fmt: str, overwrite: bool) -> int:
     """Write all head diagrams of an attention ``result``; return the file count."""
     from ..render.diagrams import diagram_filename, save_attention_diagrams
@@ -58,10 +69,7 @@ def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, h
     """
     from ..predict import predict as run_predict
 
-    if text and text != ("-",) and "-" not in text:
-        texts = [" ".join(text)]
-    else:
-        texts = read_texts(text)
+    texts = _sentences(text)
     if (attention_dir or html_path) and len(texts) > 1:
         raise click.UsageError("--attention-dir and --html take one sentence, not several")
     if html_path:
@@ -77,14 +85,12 @@ def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, h
         if html_path:
             from ..render.html_view import render_view
 
-            note = None if results else (f"No predictions: model '{lm.name}' has no masked-LM head; "
-                                         "predictions need an MLM head. The attention below does not.")
+            note = None if results else _no_head_line(lm)
             render_view(att, results[0] if results else None, note=note).save(html_path)
             click.echo(f"Wrote {html_path}", err=True)
     if results is None:
         if attention_dir or html_path:
-            click.echo(f"No predictions: '{lm.name}' has no masked-LM head; predictions need an "
-                       "MLM head (the attention output above does not).", err=True)
+            click.echo(_no_head_line(lm), err=True)
             return
         lm.require_mlm_head()
     if as_json:
@@ -126,7 +132,7 @@ def attention_cmd(text, model, lang, out_dir, fmt, overwrite):
     Writes Attention_Layer{L}_Head{H}.png (layers and heads counted from 1) and
     overview.png, all heads in one grid.
     """
-    texts = [" ".join(text)] if text and "-" not in text else read_texts(text)
+    texts = _sentences(text)
     if len(texts) != 1:
         raise click.UsageError("attention takes one sentence")
     lm = load_model(model, lang)
