@@ -262,7 +262,9 @@ def main(argv=None) -> int:
         "build_seconds": round(time.time() - t0, 1),
     }
     (args.out / "training_summary.json").write_text(json.dumps(record, indent=2) + "\n")
-    lines = "".join(f"  {name}: top-1 {a['top1']:.1%}, top-5 {a['top5']:.1%} ({a['masked_tokens']} masked tokens)\n"
+    lines = "".join(f"  {name}: top-1 {a['top1']:.1%}, top-5 {a['top5']:.1%} ({a['masked_tokens']} masked tokens);\n"
+                    f"    top-5 of function words {a['by_kind']['function']['top5']:.0%}, other words "
+                    f"{a['by_kind']['content']['top5']:.0%}, pieces of split words {a['by_kind']['split']['top5']:.0%}\n"
                     for name, a in heldout.items())
     train_sources = [n for n, s in stats.items() if s["use"] == "train"]
     layers = packed["layers_changed"]

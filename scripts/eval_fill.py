@@ -7,6 +7,12 @@ containing a letter or digit are eligible, so punctuation does not inflate the s
 every masked piece the model's top-1 / top-5 predictions are compared with the original
 piece (token-level accuracy, all masks of a passage predicted at once).
 
+``--unit token`` masks single word pieces instead (15 % of the pieces of such words), the
+usual token-level figure of MLM training logs.
+
+Top-5 is also given by kind of word: function words (scikit-learn's English stop-word
+list), other single-piece words ("content"), and pieces of words the tokenizer splits.
+
 Everyday sentences (``datasets/everyday_fill.tsv``): a hit when any of the top-5 words is
 one of the acceptable answers.
 
@@ -30,8 +36,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def mask_passages(tok, passages: list[str], rate: float = 0.15, seed: int = 0, max_len: int = 128):
-    """Mask whole words at ``rate``; return ``[(input_ids, {position: original_id})]``."""
+#: Kinds of masked pieces that :func:`heldout_accuracy` also scores apart.
+KINDS = ("function", "content", "split")
+
+
+def word_kind(word: str, n_pieces: int) -> str:
+    """``"split"`` for a word the tokenizer cuts into several pieces; else ``"function"`` for
+    a stop word (scikit-learn's ``ENGLISH_STOP_WORDS``, the Glasgow IR group's list) and
+    ``"content"`` for any other word."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    if n_pieces > 1:
+        return "split"
+    return "function" if word.lower() in ENGLISH_STOP_WORDS else "content"
+
+
+def mask_passages(tok, passages: list[str], rate: float = 0.15, seed: int = 0, max_len: int = 128,
+                  unit: str = "word"):
+    """Mask whole words (``unit="word"``) or single pieces (``"token"``) at ``rate``.
+
+    Only words with a letter or digit are eligible. Returns
+    ``[(input_ids, {position: original_id}, {position: kind})]`` with kinds from :func:`word_kind`.
+    """
     rng = random.Random(seed)
     out = []
     for text in passages:
@@ -41,39 +67,52 @@ def mask_passages(tok, passages: list[str], rate: float = 0.15, seed: int = 0, m
         for pos, w in enumerate(wids):
             if w is not None:
                 words.setdefault(w, []).append(pos)
-        gold = {}
-        for w, positions in words.items():
+        units = ([(w, [p]) for w, ps in words.items() for p in ps] if unit == "token"  # every piece alone
+                 else list(words.items()))
+        gold, kinds = {}, {}
+        for w, positions in units:
             span = enc.word_to_chars(w)
-            if not any(c.isalnum() for c in text[span.start:span.end]):
+            word = text[span.start:span.end]
+            if not any(c.isalnum() for c in word):
                 continue
             if rng.random() < rate:
                 for p in positions:
                     gold[p] = ids[p]
+                    kinds[p] = word_kind(word, len(words[w]))
                     ids[p] = tok.mask_token_id
         if gold:
-            out.append((ids, gold))
+            out.append((ids, gold, kinds))
     return out
 
 
-def heldout_accuracy(lm, passages: list[str], batch_size: int = 32) -> dict:
-    """Top-1 and top-5 accuracy over masked pieces (see module docstring)."""
+def heldout_accuracy(lm, passages: list[str], batch_size: int = 32, unit: str = "word") -> dict:
+    """Top-1 and top-5 accuracy over masked pieces (see module docstring), overall and by kind.
+
+    Returns ``{"masked_tokens", "top1", "top5", "by_kind": {kind: {"masked_tokens", "top5"}}}``
+    (accuracies as fractions); ``unit`` as in :func:`mask_passages`.
+    """
     import torch
 
     from mlmtool.predict import _batches, _pad, mask_logits
 
-    items = mask_passages(lm.tokenizer, passages, max_len=min(128, lm.max_length))
+    items = mask_passages(lm.tokenizer, passages, max_len=min(128, lm.max_length), unit=unit)
     top1 = top5 = total = 0
+    by_kind = {k: [0, 0] for k in KINDS}
     with torch.inference_mode():
         for batch in _batches([len(i[0]) for i in items], batch_size):
             ids, att = _pad(lm, [items[i][0] for i in batch])
             rows, cols, logits = mask_logits(lm, ids, att)
             best = logits.topk(5, dim=-1).indices.tolist()
             for r, c, cand in zip(rows.tolist(), cols.tolist(), best):
-                gold = items[batch[r]][1][c]
+                _, golds, kinds = items[batch[r]]
+                gold = golds[c]
                 top1 += cand[0] == gold
                 top5 += gold in cand
                 total += 1
-    return {"masked_tokens": total, "top1": top1 / max(total, 1), "top5": top5 / max(total, 1)}
+                by_kind[kinds[c]][0] += gold in cand
+                by_kind[kinds[c]][1] += 1
+    return {"masked_tokens": total, "top1": top1 / max(total, 1), "top5": top5 / max(total, 1),
+            "by_kind": {k: {"masked_tokens": n, "top5": hit / max(n, 1)} for k, (hit, n) in by_kind.items()}}
 
 
 def everyday_hits(lm, path: Path) -> dict:
@@ -100,6 +139,8 @@ def main(argv=None) -> int:
                     help="held-out text file, one passage per line (repeatable); default corpus/heldout-*.txt")
     ap.add_argument("--everyday", type=Path, default=ROOT / "datasets" / "everyday_fill.tsv")
     ap.add_argument("--max-passages", type=int, default=600, help="passages per held-out file (default 600)")
+    ap.add_argument("--unit", choices=["word", "token"], default="word",
+                    help="mask whole words (default, the card's figures) or single word pieces")
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="show every everyday sentence")
     args = ap.parse_args(argv)
@@ -119,7 +160,7 @@ def main(argv=None) -> int:
         entry = {"model": name, "heldout": {}, "everyday": None}
         for f in files:
             passages = [l for l in f.read_text(encoding="utf-8").splitlines() if l.strip()][: args.max_passages]
-            entry["heldout"][f.name] = heldout_accuracy(lm, passages)
+            entry["heldout"][f.name] = heldout_accuracy(lm, passages, unit=args.unit)
         if args.everyday and args.everyday.exists():
             entry["everyday"] = everyday_hits(lm, args.everyday)
         report.append(entry)
@@ -128,6 +169,10 @@ def main(argv=None) -> int:
             for fname, acc in entry["heldout"].items():
                 print(f"  {fname}: top-1 {acc['top1']:.1%}  top-5 {acc['top5']:.1%}  "
                       f"({acc['masked_tokens']} masked tokens)")
+                print("    top-5 by kind: " + ", ".join(
+                    f"{k} words {v['top5']:.1%} ({v['masked_tokens']})" if k != "split"
+                    else f"pieces of split words {v['top5']:.1%} ({v['masked_tokens']})"
+                    for k, v in acc["by_kind"].items()))
             if entry["everyday"]:
                 e = entry["everyday"]
                 print(f"  everyday sentences: {e['hits']}/{e['sentences']} with a fitting word in the top 5 "
