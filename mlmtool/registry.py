@@ -74,14 +74,11 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def delta_path(entry: ModelEntry) -> Path | None:
-    """The shipped delta file of ``entry`` (``mlmtool/data/<delta>/delta.safetensors[.xz]``), or None."""
+    """The shipped delta file of ``entry`` (``mlmtool/data/<delta>/delta.safetensors.xz``), or None."""
     if entry.delta is None:
         return None
-    for name in ("delta.safetensors.xz", "delta.safetensors"):
-        path = DATA_DIR / entry.delta / name
-        if path.is_file():
-            return path
-    return None
+    path = DATA_DIR / entry.delta / "delta.safetensors.xz"
+    return path if path.is_file() else None
 
 
 _EN_MINI = ModelEntry(

