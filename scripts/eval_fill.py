@@ -149,6 +149,9 @@ def main(argv=None) -> int:
     from mlmtool.models import load
 
     files = args.heldout or sorted((ROOT / "corpus").glob("heldout-*.txt"))
+    if not files:
+        print("note: no held-out text in corpus/ (not committed); `python scripts/offline_corpus.py` "
+              "writes it from Debian packages", file=sys.stderr)
     report = []
     for name in args.model or ["en-mini"]:
         try:
