@@ -10,7 +10,20 @@ Training sources (everyday and expository English):
     debian-handbook  The Debian Administrator's Handbook, en-US HTML
     python3.11-doc   the Python tutorial, FAQ and HOWTOs (HTML)
 
-Held-out sources for ``scripts/eval_fill.py`` (never used for training):
+More training text (``train-more.txt``, read only by the last stage of the recipe, so the
+earlier stages stay reproducible from ``train.txt`` alone):
+    gnome-user-docs  the GNOME Help pages (Mallard XML, ``C`` locale): everyday computer tasks
+    jargon-text      the Jargon File 4.4.7, hacker slang with long prose entries
+    dict-devil       Ambrose Bierce, The Devil's Dictionary (1911)
+    perl-doc         Perl's tutorials, FAQ and style guides (POD)
+    developers-reference, debian-policy, debian-faq   Debian's manuals (HTML)
+    python3.11-doc   the rest of the Python documentation: library and language references,
+                     What's New, setup and usage (HTML)
+
+Held-out sources for ``scripts/eval_fill.py`` (never used for training; a passage of the
+more-text sources that also occurs in a held-out source is dropped. ``train.txt`` is kept as
+the first stages were trained on it: one of its 77,628 passages, a Thoreau quotation in
+``fortunes``, is also one of the 939 ``anarchism`` passages):
     debian-reference-en  the Debian Reference (HTML)
     fortune-anarchism    long quotations on politics and society
 """
@@ -26,6 +39,8 @@ from pathlib import Path
 
 TRAIN_PACKAGES = ["fortunes", "wordnet-base", "debian-handbook", "python3.11-doc"]
 HELDOUT_PACKAGES = ["debian-reference-en", "fortune-anarchism"]
+MORE_PACKAGES = ["gnome-user-docs", "jargon-text", "dict-devil", "perl-doc", "developers-reference",
+                 "debian-policy", "debian-faq"]
 
 
 def fetch(packages: list[str], cache: Path) -> Path:
@@ -146,6 +161,66 @@ def wordnet_passages(root: Path, definition_every: int = 4) -> list[str]:
     return out
 
 
+def block_passages(text: str) -> list[str]:
+    """Prose paragraphs of a plain-text document: blocks separated by blank lines, with
+    indented or table lines (``|``, box drawing) dropped and the rest joined."""
+    out = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [l.strip() for l in block.splitlines()]
+        if any(c in l for l in lines for c in "│├┌└┼|"):
+            continue
+        t = _clean(" ".join(lines).replace("{", "").replace("}", ""))  # Jargon File cross-references
+        if _prose(t):
+            out.append(t)
+    return out
+
+
+def pod_passages(files) -> list[str]:
+    """Prose paragraphs of Perl POD files (``perlpod``): ``=`` commands and verbatim
+    (indented) paragraphs are dropped; ``C<>`` (code) marks a paragraph as code, other
+    formatting codes (``B<x>``, ``I<x>``, ``L<x>``...) are replaced by their text and
+    ``X<>`` index entries dropped."""
+    out = []
+    for path in files:
+        for para in re.split(r"\n\s*\n", Path(path).read_text(encoding="utf-8", errors="replace")):
+            if not para.strip() or para.startswith(("=", " ", "\t")):
+                continue
+            t = re.sub(r"C<+\s?.*?\s?>+", " CODE ", para, flags=re.S)
+            t = re.sub(r"[XZ]<[^<>]*>", "", t)  # index entries, zero-width marks
+            for _ in range(3):
+                t = re.sub(r"[A-Z]<([^<>]*)>", lambda m: m.group(1).split("|")[0], t)
+            t = _clean(t)
+            if _prose(t):
+                out.append(t)
+    return out
+
+
+def gather_more(cache: Path) -> dict[str, list[str]]:
+    """The sources of ``train-more.txt`` as ``{name: passages}`` (see the module docstring)."""
+    import gzip as _gzip
+
+    root = fetch(MORE_PACKAGES + ["python3.11-doc"], cache)
+    share = root / "usr/share"
+    py = share / "doc/python3.11/html"
+    py_files = [p for sub in ("library", "reference", "whatsnew", "using", "extending", "installing")
+                for p in sorted((py / sub).glob("*.html"))]
+    pods = sorted((share / "perl/5.36.0/pod").glob("perl*.pod"))
+    pods = [p for p in pods if re.search(r"(faq|tut|intro|style|trap|glossary)", p.stem)]
+    debian_docs = (sorted((share / "doc/debian/FAQ").glob("*.en.html"))
+                   + sorted((share / "developers-reference").glob("*.html"))
+                   + sorted((share / "doc/debian-policy/policy.html").glob("*.html")))
+    return {
+        "gnome-help": html_passages(sorted((share / "help/C").glob("*/*.page"))),
+        "jargon": block_passages(_gzip.open(share / "doc/jargon-text/jargon.txt.gz", "rt",
+                                            encoding="utf-8", errors="replace").read()),
+        "devils-dictionary": block_passages(_gzip.open(share / "dictd/devil.dict.dz", "rt",
+                                                       encoding="utf-8", errors="replace").read()),
+        "perl-docs": pod_passages(pods),
+        "debian-manuals": html_passages(debian_docs),
+        "python-reference": html_passages(py_files),
+    }
+
+
 def gather(cache: Path) -> dict[str, list[str]]:
     """All sources as ``{name: passages}``: training ones first, then held-out ones."""
     root = fetch(TRAIN_PACKAGES + HELDOUT_PACKAGES, cache)
@@ -170,22 +245,33 @@ HELDOUT = ("debian-reference", "anarchism")
 
 
 def write(cache: Path, out_dir: Path) -> dict[str, dict]:
-    """Write ``train.txt`` and ``heldout-<source>.txt`` into ``out_dir``; return statistics."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sources = gather(cache)
-    stats = {}
-    train = []
-    for name, passages in sources.items():
-        stats[name] = {"passages": len(passages), "bytes": sum(len(p.encode()) + 1 for p in passages),
-                       "use": "heldout" if name in HELDOUT else "train"}
-        if name in HELDOUT:
-            (out_dir / f"heldout-{name}.txt").write_text("\n".join(passages) + "\n", encoding="utf-8")
-        else:
-            train.extend(passages)
+    """Write ``train.txt``, ``train-more.txt`` and ``heldout-<source>.txt`` into ``out_dir``.
+
+    Returns statistics per source: ``passages``, ``bytes`` (UTF-8, one newline each) and
+    ``use`` (``train``, ``train-more`` or ``heldout``). Passages that occur in a held-out
+    source are left out of ``train-more.txt``.
+    """
     import random
 
-    random.Random(0).shuffle(train)
-    (out_dir / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = gather(cache)
+    heldout = {p for name in HELDOUT for p in sources[name]}
+    more = gather_more(cache)
+    stats = {}
+    files = {"train": [], "train-more": []}
+    for use, group in (("train", sources), ("train-more", more)):
+        for name, passages in group.items():
+            if name in HELDOUT:
+                (out_dir / f"heldout-{name}.txt").write_text("\n".join(passages) + "\n", encoding="utf-8")
+            else:
+                if use == "train-more":
+                    passages = [p for p in passages if p not in heldout]
+                files[use].extend(passages)
+            stats[name] = {"passages": len(passages), "bytes": sum(len(p.encode()) + 1 for p in passages),
+                           "use": "heldout" if name in HELDOUT else use}
+    for use, passages in files.items():
+        random.Random(0).shuffle(passages)
+        (out_dir / f"{use}.txt").write_text("\n".join(passages) + "\n", encoding="utf-8")
     return stats
 
 
