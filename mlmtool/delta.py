@@ -90,16 +90,32 @@ def make_delta(base: dict, tuned: dict, min_change: float = 0.0, quantise_min_nu
 def save_delta(delta: dict, path: str | Path, base: str) -> Path:
     """Write ``delta`` (from :func:`make_delta`) to ``path`` with its format and base name.
 
-    A path ending in ``.xz`` is written xz-compressed (``lzma``, preset 9 extreme).
+    A path ending in ``.xz`` is written xz-compressed (``lzma``, preset 9 extreme). The same
+    delta gives the same bytes in every process (see :func:`_canonical_header`).
     """
     from safetensors.torch import save
 
     path = Path(path)
-    data = save({k: v.contiguous() for k, v in delta.items()}, metadata={"format": FORMAT, "base": base})
+    data = _canonical_header(save({k: v.contiguous() for k, v in delta.items()},
+                                  metadata={"format": FORMAT, "base": base}))
     if path.suffix == ".xz":
         data = lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
     path.write_bytes(data)
     return path
+
+
+def _canonical_header(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its JSON header's keys sorted.
+
+    safetensors writes ``__metadata__`` from a Rust ``HashMap``, whose order changes from
+    process to process, so the same delta gave files of different bytes (and xz sizes).
+    The header keeps its length (padded with spaces, which the format allows).
+    """
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    if len(header) > n:  # cannot happen for a compact header; keep the file as written
+        return data
+    return data[:8] + header.ljust(n, b" ") + data[8 + n:]
 
 
 def _read(path: Path) -> tuple[dict, dict]:

@@ -82,3 +82,23 @@ def test_bad_files_raise_value_error(tmp_path):
     wrong = save_delta({"other.weight": torch.zeros(2, 2)}, tmp_path / "wrong.safetensors", base="x")
     with pytest.raises(ValueError, match="other.weight"):
         apply_delta(model, wrong)
+
+
+def test_same_delta_gives_same_bytes_in_every_process(tmp_path):
+    """safetensors orders ``__metadata__`` by a per-process hash; save_delta sorts the header."""
+    import json
+    import struct
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from mlmtool.delta import make_delta, save_delta; torch.manual_seed(0); "
+            "b = {'w': torch.randn(8, 8)}; t = {'w': b['w'] + 0.1 * torch.randn(8, 8)}; "
+            "save_delta(make_delta(b, t, step_rms=0.5), sys.argv[1], base='minilm')")
+    files = [tmp_path / f"d{i}.safetensors" for i in range(3)]
+    for f in files:
+        subprocess.run([sys.executable, "-c", code, str(f)], check=True)
+    data = [f.read_bytes() for f in files]
+    assert data[0] == data[1] == data[2]
+    (n,) = struct.unpack("<Q", data[0][:8])
+    header = data[0][8:8 + n].decode().rstrip()
+    assert header == json.dumps(json.loads(header), sort_keys=True, separators=(",", ":"))
