@@ -197,8 +197,6 @@ def pod_passages(files) -> list[str]:
 
 def gather_more(cache: Path) -> dict[str, list[str]]:
     """The sources of ``train-more.txt`` as ``{name: passages}`` (see the module docstring)."""
-    import gzip as _gzip
-
     root = fetch(MORE_PACKAGES + ["python3.11-doc"], cache)
     share = root / "usr/share"
     py = share / "doc/python3.11/html"
@@ -211,9 +209,9 @@ def gather_more(cache: Path) -> dict[str, list[str]]:
                    + sorted((share / "doc/debian-policy/policy.html").glob("*.html")))
     return {
         "gnome-help": html_passages(sorted((share / "help/C").glob("*/*.page"))),
-        "jargon": block_passages(_gzip.open(share / "doc/jargon-text/jargon.txt.gz", "rt",
+        "jargon": block_passages(gzip.open(share / "doc/jargon-text/jargon.txt.gz", "rt",
                                             encoding="utf-8", errors="replace").read()),
-        "devils-dictionary": block_passages(_gzip.open(share / "dictd/devil.dict.dz", "rt",
+        "devils-dictionary": block_passages(gzip.open(share / "dictd/devil.dict.dz", "rt",
                                                        encoding="utf-8", errors="replace").read()),
         "perl-docs": pod_passages(pods),
         "debian-manuals": html_passages(debian_docs),
