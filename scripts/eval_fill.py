@@ -36,6 +36,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Passages read from each held-out file (the card's figures use this many).
+MAX_PASSAGES = 600
+
+
+def read_passages(path: Path, limit: int = MAX_PASSAGES) -> list[str]:
+    """The first ``limit`` non-empty lines of a UTF-8 held-out file, one passage each."""
+    return [l for l in Path(path).read_text(encoding="utf-8").splitlines() if l.strip()][:limit]
+
+
 #: Kinds of masked pieces that :func:`heldout_accuracy` also scores apart.
 KINDS = ("function", "content", "split")
 
@@ -138,7 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout", action="append", type=Path,
                     help="held-out text file, one passage per line (repeatable); default corpus/heldout-*.txt")
     ap.add_argument("--everyday", type=Path, default=ROOT / "datasets" / "everyday_fill.tsv")
-    ap.add_argument("--max-passages", type=int, default=600, help="passages per held-out file (default 600)")
+    ap.add_argument("--max-passages", type=int, default=MAX_PASSAGES,
+                    help=f"passages per held-out file (default {MAX_PASSAGES})")
     ap.add_argument("--unit", choices=["word", "token"], default="word",
                     help="mask whole words (default, the card's figures) or single word pieces")
     ap.add_argument("--json", action="store_true", help="print JSON")
@@ -162,8 +172,7 @@ def main(argv=None) -> int:
             return 2
         entry = {"model": name, "heldout": {}, "everyday": None}
         for f in files:
-            passages = [l for l in f.read_text(encoding="utf-8").splitlines() if l.strip()][: args.max_passages]
-            entry["heldout"][f.name] = heldout_accuracy(lm, passages, unit=args.unit)
+            entry["heldout"][f.name] = heldout_accuracy(lm, read_passages(f, args.max_passages), unit=args.unit)
         if args.everyday and args.everyday.exists():
             entry["everyday"] = everyday_hits(lm, args.everyday)
         report.append(entry)
