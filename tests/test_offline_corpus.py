@@ -35,9 +35,38 @@ def test_more_text_leaves_out_held_out_passages_but_train_keeps_its_text(tmp_pat
         "fortunes": [PROSE, shared], "anarchism": [shared, "Another held-out sentence."],
         "debian-reference": ["A manual sentence."]})
     monkeypatch.setattr(offline_corpus, "gather_more", lambda cache: {"jargon": [shared, "Fresh text."]})
+    monkeypatch.setattr(offline_corpus, "gather_general", lambda cache: {"brown": ["General text.", shared]})
     stats = offline_corpus.write(tmp_path / "cache", tmp_path)
     assert sorted((tmp_path / "train.txt").read_text().splitlines()) == sorted([PROSE, shared])
     assert (tmp_path / "train-more.txt").read_text().splitlines() == ["Fresh text."]
+    assert (tmp_path / "train-general.txt").read_text().splitlines() == ["General text."]
+    assert stats["brown"]["use"] == "train-general" and stats["brown"]["passages"] == 1
     assert (tmp_path / "heldout-anarchism.txt").read_text().splitlines() == [shared, "Another held-out sentence."]
     assert stats["jargon"] == {"passages": 1, "bytes": len("Fresh text.") + 1, "use": "train-more"}
     assert stats["anarchism"]["use"] == "heldout" and stats["fortunes"]["use"] == "train"
+
+
+def test_brown_tags_are_stripped_and_quotes_restored(tmp_path):
+    tagged = ("The/at jury/nn said/vbd ,/, ``/`` it/pps is/bez fine/jj ''/'' (/( really/rb )/) ./.")
+    assert offline_corpus.brown_detokenize(tagged) == 'The jury said, " it is fine " (really).'
+    # a Brown sample file: paragraphs separated by blank lines, sentences on tab-indented lines;
+    # short paragraphs are grouped within the file until a passage has min_words words
+    sample = tmp_path / "ca01"
+    sample.write_text("\n\n\tThe/at old/jj man/nn walked/vbd home/nr ./.\n\n\n"
+                      "\tHe/pps was/bedz very/ql tired/vbn and/cc hungry/jj after/in the/at long/jj day/nn ./.\n"
+                      "\tHis/pp$ dog/nn followed/vbd him/ppo all/abn the/at way/nn ./.\n")
+    assert offline_corpus.brown_passages([sample], min_words=10) == [
+        "The old man walked home. He was very tired and hungry after the long day. "
+        "His dog followed him all the way."]
+
+
+def test_group_words_and_speech_sentences():
+    assert offline_corpus.group_words(["one two", "", "three", "four five six"], min_words=3) == [
+        "one two three", "four five six"]
+    speech = ("Fellow citizens, the year has been good for the farms of the nation. (Applause.) "
+              "We have built roads and schools in every state of the union! Will it last? "
+              '"Yes," said the people of the country with one voice.')
+    assert offline_corpus.sentence_passages(speech, min_words=14) == [
+        "Fellow citizens, the year has been good for the farms of the nation. "
+        "We have built roads and schools in every state of the union!",
+        'Will it last? "Yes," said the people of the country with one voice.']
