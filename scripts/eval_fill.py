@@ -95,23 +95,31 @@ def mask_passages(tok, passages: list[str], rate: float = 0.15, seed: int = 0, m
 
 
 def heldout_accuracy(lm, passages: list[str], batch_size: int = 32, unit: str = "word") -> dict:
-    """Top-1 and top-5 accuracy over masked pieces (see module docstring), overall and by kind.
+    """Top-1 and top-5 accuracy over masked pieces (see module docstring), overall and by kind,
+    and the masked-LM loss there.
 
-    Returns ``{"masked_tokens", "top1", "top5", "by_kind": {kind: {"masked_tokens", "top5"}}}``
-    (accuracies as fractions); ``unit`` as in :func:`mask_passages`.
+    Returns ``{"masked_tokens", "top1", "top5", "loss", "perplexity", "by_kind": {kind:
+    {"masked_tokens", "top5"}}}``: accuracies as fractions; ``loss`` the mean cross-entropy of
+    the original piece in nats per masked piece (the MLM training loss, Devlin et al. 2019, on
+    text no stage trained on), ``perplexity`` its ``exp``. ``unit`` as in :func:`mask_passages`.
     """
+    import math
+
     import torch
 
     from mlmtool.predict import _batches, _pad, mask_logits
 
     items = mask_passages(lm.tokenizer, passages, max_len=min(128, lm.max_length), unit=unit)
     top1 = top5 = total = 0
+    nll = 0.0
     by_kind = {k: [0, 0] for k in KINDS}
     with torch.inference_mode():
         for batch in _batches([len(i[0]) for i in items], batch_size):
             ids, att = _pad(lm, [items[i][0] for i in batch])
             rows, cols, logits = mask_logits(lm, ids, att)
             best = logits.topk(5, dim=-1).indices.tolist()
+            gold_ids = torch.tensor([items[batch[r]][1][c] for r, c in zip(rows.tolist(), cols.tolist())])
+            nll += torch.nn.functional.cross_entropy(logits.float(), gold_ids, reduction="sum").item()
             for r, c, cand in zip(rows.tolist(), cols.tolist(), best):
                 _, golds, kinds = items[batch[r]]
                 gold = golds[c]
@@ -120,7 +128,9 @@ def heldout_accuracy(lm, passages: list[str], batch_size: int = 32, unit: str = 
                 total += 1
                 by_kind[kinds[c]][0] += gold in cand
                 by_kind[kinds[c]][1] += 1
+    loss = nll / max(total, 1)
     return {"masked_tokens": total, "top1": top1 / max(total, 1), "top5": top5 / max(total, 1),
+            "loss": round(loss, 4), "perplexity": round(math.exp(loss), 2),
             "by_kind": {k: {"masked_tokens": n, "top5": hit / max(n, 1)} for k, (hit, n) in by_kind.items()}}
 
 
@@ -180,7 +190,7 @@ def main(argv=None) -> int:
             print(f"model {name}")
             for fname, acc in entry["heldout"].items():
                 print(f"  {fname}: top-1 {acc['top1']:.1%}  top-5 {acc['top5']:.1%}  "
-                      f"({acc['masked_tokens']} masked tokens)")
+                      f"loss {acc['loss']:.3f} ({acc['masked_tokens']} masked tokens)")
                 print("    top-5 by kind: " + ", ".join(
                     f"{k} words {v['top5']:.1%} ({v['masked_tokens']})" if k != "split"
                     else f"pieces of split words {v['top5']:.1%} ({v['masked_tokens']})"

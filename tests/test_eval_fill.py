@@ -1,5 +1,6 @@
 """scripts/eval_fill.py: what is masked, how hits are counted (hand-computable cases)."""
 
+import math
 import sys
 from pathlib import Path
 
@@ -58,3 +59,8 @@ def test_hits_are_counted_per_masked_piece(tiny_bert, monkeypatch):
     assert acc["by_kind"]["function"] == {"masked_tokens": 3, "top5": 1.0}  # the, on, the
     assert acc["by_kind"]["content"] == {"masked_tokens": 3, "top5": pytest.approx(2 / 3)}  # cat, sat, mat
     assert acc["by_kind"]["split"]["masked_tokens"] == 0
+    # loss: -log softmax at the gold piece; logits 5,4,3,2,1 on five pieces and 0 on the rest
+    lse = math.log(sum(math.exp(v) for v in (5, 4, 3, 2, 1)) + (len(tok) - 5))
+    gold_logits = [5.0, 4.0, 3.0, 2.0, 5.0, 0.0]  # the cat sat on the mat
+    assert acc["loss"] == pytest.approx(sum(lse - g for g in gold_logits) / 6, abs=1e-4)
+    assert acc["perplexity"] == pytest.approx(math.exp(acc["loss"]), rel=1e-3)
