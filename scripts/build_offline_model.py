@@ -46,7 +46,7 @@ import offline_corpus  # noqa: E402
 
 #: How the shipped en-mini was built: six stages, each continuing from the one before,
 #: all with ``--bf16 --batch-size 32 --max-length 128 --eval-fraction 0.01``. Stages 1-2
-#: train the fresh head and the top 2 layers; stages 3-5 (the largest gain per minute, see
+#: train the fresh head and the top 2 layers; stages 3-6 (the largest gain per minute, see
 #: the model card) all six layers with whole-word masking, as the evaluation masks words.
 #: Stage 4 also reads ``train-more.txt`` (``--more-text``), 4.2 MB of further sources; stage 5
 #: also ``train-general.txt`` (``--general-text``), 17.8 MB of general English from npm (the
