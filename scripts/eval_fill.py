@@ -118,16 +118,16 @@ def heldout_accuracy(lm, passages: list[str], batch_size: int = 32, unit: str = 
             ids, att = _pad(lm, [items[i][0] for i in batch])
             rows, cols, logits = mask_logits(lm, ids, att)
             best = logits.topk(5, dim=-1).indices.tolist()
-            gold_ids = torch.tensor([items[batch[r]][1][c] for r, c in zip(rows.tolist(), cols.tolist())])
-            nll += torch.nn.functional.cross_entropy(logits.float(), gold_ids, reduction="sum").item()
-            for r, c, cand in zip(rows.tolist(), cols.tolist(), best):
-                _, golds, kinds = items[batch[r]]
-                gold = golds[c]
+            where = list(zip(rows.tolist(), cols.tolist()))
+            golds = [items[batch[r]][1][c] for r, c in where]  # the original piece at each mask
+            nll += torch.nn.functional.cross_entropy(logits.float(), torch.tensor(golds), reduction="sum").item()
+            for (r, c), gold, cand in zip(where, golds, best):
+                kind = items[batch[r]][2][c]
                 top1 += cand[0] == gold
                 top5 += gold in cand
                 total += 1
-                by_kind[kinds[c]][0] += gold in cand
-                by_kind[kinds[c]][1] += 1
+                by_kind[kind][0] += gold in cand
+                by_kind[kind][1] += 1
     loss = nll / max(total, 1)
     return {"masked_tokens": total, "top1": top1 / max(total, 1), "top5": top5 / max(total, 1),
             "loss": round(loss, 4), "perplexity": round(math.exp(loss), 2),
