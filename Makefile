@@ -34,7 +34,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench.py
 
-## en-mini: rebuild the shipped offline English model (Debian and npm corpora, 6 stages, ~7.5 h on 2 cores)
+## en-mini: rebuild the shipped offline English model (Debian and npm corpora, 7 stages, ~8.5 h on 2 cores)
 en-mini: $(STAMP)
 	$(PY) scripts/build_offline_model.py --recipe
 

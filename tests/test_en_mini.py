@@ -35,10 +35,10 @@ def test_delta_is_small_and_recorded():
         assert key in summary
     assert summary["package"]["delta_bytes"] == path.stat().st_size
     assert summary["steps"] == sum(stage["steps"] for stage in summary["stages"])
-    assert all(s["use"] in ("train", "train-more", "train-general", "heldout") for s in summary["corpus"].values())
+    assert all(s["use"] in ("train", "train-more", "train-general", "train-extra", "heldout") for s in summary["corpus"].values())
     # every stage read only the training files, named relative to the repository
     files = {c for stage in summary["stages"] for c in stage["config"]["corpus"]}
-    assert files == {"corpus/train.txt", "corpus/train-more.txt", "corpus/train-general.txt"}
+    assert files == {"corpus/train.txt", "corpus/train-more.txt", "corpus/train-general.txt", "corpus/train-extra.txt"}
 
 
 def test_top_k_equals_hf_pipeline_on_composed_model(en_mini):

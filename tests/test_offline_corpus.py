@@ -33,14 +33,18 @@ def test_more_text_leaves_out_held_out_passages_but_train_keeps_its_text(tmp_pat
     shared = "A sentence that is both in a training source and in a held-out source, word for word."
     monkeypatch.setattr(offline_corpus, "gather", lambda cache: {
         "fortunes": [PROSE, shared], "anarchism": [shared, "Another held-out sentence."],
-        "debian-reference": ["A manual sentence."]})
+        "debian-reference": ["A manual sentence. " + PROSE]})
     monkeypatch.setattr(offline_corpus, "gather_more", lambda cache: {"jargon": [shared, "Fresh text."]})
     monkeypatch.setattr(offline_corpus, "gather_general", lambda cache: {"brown": ["General text.", shared]})
+    near = "Another held-out sentence. " + PROSE  # shares a 10-word run with the manual's passage
+    monkeypatch.setattr(offline_corpus, "gather_extra", lambda cache: {"mail": [shared, near, "Mail text."]})
     stats = offline_corpus.write(tmp_path / "cache", tmp_path)
     assert sorted((tmp_path / "train.txt").read_text().splitlines()) == sorted([PROSE, shared])
     assert (tmp_path / "train-more.txt").read_text().splitlines() == ["Fresh text."]
     assert (tmp_path / "train-general.txt").read_text().splitlines() == ["General text."]
     assert stats["brown"]["use"] == "train-general" and stats["brown"]["passages"] == 1
+    assert (tmp_path / "train-extra.txt").read_text().splitlines() == ["Mail text."]
+    assert stats["mail"]["use"] == "train-extra" and stats["mail"]["passages"] == 1
     assert (tmp_path / "heldout-anarchism.txt").read_text().splitlines() == [shared, "Another held-out sentence."]
     assert stats["jargon"] == {"passages": 1, "bytes": len("Fresh text.") + 1, "use": "train-more"}
     assert stats["anarchism"]["use"] == "heldout" and stats["fortunes"]["use"] == "train"
@@ -70,3 +74,23 @@ def test_group_words_and_speech_sentences():
         "Fellow citizens, the year has been good for the farms of the nation. "
         "We have built roads and schools in every state of the union!",
         'Will it last? "Yes," said the people of the country with one voice.']
+
+
+def test_mail_keeps_the_plain_body_without_quotes_signature_footer_or_links(tmp_path):
+    mail = tmp_path / "00001.txt"
+    mail.write_text(
+        "From: someone@example.com\nSubject: fox\nContent-Type: text/plain; charset=us-ascii\n\n"
+        "Bob Smith wrote:\n> The quoted line of the message before, which is not ours at all.\n\n"
+        "The quick brown fox jumps over\nthe lazy dog near the river bank today.\n\n"
+        "See http://example.com/fox for the pictures of the dog and the fox today.\n\n"
+        "-- \nBob, whose signature is long enough to look like prose to the filter.\n")
+    assert offline_corpus.mail_passages([mail]) == [PROSE]
+    footer = tmp_path / "00002.txt"
+    footer.write_text("Subject: x\n\n" + PROSE + "\n\n" + "_" * 20 + "\nThe list footer, which is written "
+                      "in prose by the mailing list software.\n")
+    assert offline_corpus.mail_passages([footer]) == [PROSE]
+
+
+def test_word_runs_are_case_folded_runs_of_ten_words():
+    assert offline_corpus.word_runs("A b c d e f g h i j K") == {"a b c d e f g h i j", "b c d e f g h i j k"}
+    assert offline_corpus.word_runs("too short") == set()
