@@ -431,7 +431,8 @@ def write(cache: Path, out_dir: Path) -> dict[str, dict]:
             else:
                 if use != "train":
                     passages = [p for p in passages if p not in heldout]
-                if use == "train-extra":
+                if use == "train-extra":  # not the earlier files: stages 4-7 trained on them as they are
+                    # (train-more.txt has 4 such passages: 3 GPL notices, 1 on Debian's founding)
                     passages = [p for p in passages if not word_runs(p) & heldout_runs]
                 files[use].extend(passages)
             stats[name] = {"passages": len(passages), "bytes": sum(len(p.encode()) + 1 for p in passages),
