@@ -55,7 +55,24 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MlmtoolError as exc:
-            raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            raise UserError(user_message(exc, ctx)) from None
+
+
+def user_message(exc, ctx) -> str:
+    """One line for a library error: its ``param`` name at the start becomes the command's flag.
+
+    E.g. ``MlmtoolError("top_k must be at least 1", param="top_k")`` under ``mlmtool predict``
+    reads ``--top-k must be at least 1``.
+    """
+    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    param = getattr(exc, "param", None)
+    sub = ctx.command.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    if param and sub is not None and line.startswith(param):
+        for option in sub.params:
+            longs = [o for o in option.opts if o.startswith("--")]
+            if option.name == param and longs:
+                return longs[0] + line[len(param):]
+    return line
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,8 +82,19 @@ def cli():
 
     \b
     Examples:
-      mlmtool predict "The [MASK] sat on the mat." -k 5 --attention-dir out/
+      mlmtool predict "The [MASK] sat on the mat." -k 5 -o out/
+      mlmtool attention -i sentences.txt -o diagrams/
       mlmtool models
+
+    \b
+    The grammar, the same in every command:
+    TEXT  the words after the options form ONE sentence; `-` reads one
+          sentence per line from stdin; -i/--input FILE one per line from FILE.
+    -o/--output DIR  the directory a command writes its files into (never
+          replacing files without --overwrite); --html FILE / --png FILE write
+          exactly that file; --json prints results as JSON.
+    -m/--model, -l/--lang, -k/--top-k, -b/--batch-size, -i/--input mean the
+    same everywhere. Layers and heads are numbered from 1.
     """
 
 

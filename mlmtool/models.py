@@ -59,7 +59,6 @@ class LoadedModel:
     has_mlm_head: bool
     max_length: int
     entry: ModelEntry | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def device(self):
@@ -70,19 +69,6 @@ class LoadedModel:
     def encoder(self):
         """The bare encoder (``model.base_model``): hidden states and attention, no head."""
         return self.model.base_model
-
-    @property
-    def mlm_head(self):
-        """The module mapping hidden states ``[..., hidden]`` to logits ``[..., vocab]``.
-
-        ``cls`` for BERT, ``lm_head`` for RoBERTa/CamemBERT; None when the architecture
-        splits its head into several modules (then callers run the full model).
-        """
-        for attr in ("cls", "lm_head"):
-            head = getattr(self.model, attr, None)
-            if head is not None:
-                return head
-        return None
 
     def require_mlm_head(self) -> None:
         """Raise :class:`NoMLMHeadError` unless the model can fill masks."""

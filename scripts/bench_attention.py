@@ -19,7 +19,7 @@ def bert_base_attention(seq: int = 20, seed: int = 0):
     import torch
     from transformers import BertConfig, BertModel
 
-    from mlmtool.attention import AttentionResult
+    from mlmtool.analysis.attention import AttentionResult
 
     torch.manual_seed(seed)
     model = BertModel(BertConfig(attn_implementation="eager")).eval()

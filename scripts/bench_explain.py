@@ -29,7 +29,7 @@ MAX_EVALS = 500
 def run() -> None:
     import torch
 
-    import mlmtool.explain as ex
+    import mlmtool.analysis.explain as ex
     from mlmtool.models import load
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

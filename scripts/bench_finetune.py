@@ -58,7 +58,7 @@ def _plain_run(model, tokenizer, train_ds, eval_rows, steps: int, out_dir: str):
     """The reference: HF Trainer + DataCollatorForLanguageModeling + AutoModelForMaskedLM."""
     from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
 
-    from mlmtool.finetune import evaluate_mlm
+    from mlmtool.training.finetune import evaluate_mlm
 
     args = TrainingArguments(
         output_dir=out_dir, per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=LR,
@@ -80,7 +80,7 @@ def run() -> None:
     """Train MiniLM N steps both ways; print tokens/s, ratio and held-out loss."""
     import torch
 
-    from mlmtool.finetune import (FinetuneConfig, build_chunks, finetune, fixed_eval_rows, make_collator)
+    from mlmtool.training.finetune import (FinetuneConfig, build_chunks, finetune, fixed_eval_rows, make_collator)
     from mlmtool.models import load
 
     steps = int(os.environ.get("MLMTOOL_BENCH_STEPS", "20"))

@@ -26,7 +26,7 @@ def naive_scores(lm, sentences: list[str]) -> dict[str, np.ndarray]:
     inside (word matrix ``M_mean @ A @ M.T``, then each metric). Returns ``{metric: [L, H]}``."""
     import torch
 
-    from mlmtool.heads import is_punctuation
+    from mlmtool.analysis.heads import is_punctuation
     from mlmtool.tokens import word_pieces
 
     L, H = lm.num_layers, lm.num_heads
@@ -74,7 +74,7 @@ def naive_scores(lm, sentences: list[str]) -> dict[str, np.ndarray]:
 def run() -> None:
     import torch
 
-    from mlmtool.heads import PATTERNS, default_sentences, head_labels, score_heads
+    from mlmtool.analysis.heads import PATTERNS, default_sentences, head_labels, score_heads
     from mlmtool.models import load
     from mlmtool.render.heads_report import save_heads_report
 

@@ -23,7 +23,7 @@ import numpy as np
 
 def random_result(seq: int, layers: int = 12, heads: int = 12, seed: int = 0):
     """A BERT-base-shaped :class:`~mlmtool.attention.AttentionResult` of random softmax attention."""
-    from mlmtool.attention import AttentionResult
+    from mlmtool.analysis.attention import AttentionResult
 
     rng = np.random.default_rng(seed)
     att = np.exp(rng.standard_normal((layers, heads, seq, seq), dtype=np.float32))

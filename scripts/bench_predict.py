@@ -43,7 +43,7 @@ def run() -> None:
     import torch
     from transformers import pipeline
 
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     lm = model()
     texts = sentences()

@@ -126,7 +126,7 @@ def package(run_dir: Path, out_dir: Path):
     """
     from mlmtool.delta import apply_delta, make_delta, save_delta
     from mlmtool.models import load
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     base_lm = load("minilm", device="cpu")
     base = {k: v for k, v in base_lm.model.state_dict().items() if not k.startswith("cls.")}

@@ -107,27 +107,25 @@ def heldout_accuracy(lm, passages: list[str], batch_size: int = 32, unit: str = 
 
     import torch
 
-    from mlmtool.predict import _batches, _pad, mask_logits
+    from mlmtool.core.forward import iter_forward, mask_positions
 
     items = mask_passages(lm.tokenizer, passages, max_len=min(128, lm.max_length), unit=unit)
     top1 = top5 = total = 0
     nll = 0.0
     by_kind = {k: [0, 0] for k in KINDS}
-    with torch.inference_mode():
-        for batch in _batches([len(i[0]) for i in items], batch_size):
-            ids, att = _pad(lm, [items[i][0] for i in batch])
-            rows, cols, logits = mask_logits(lm, ids, att)
-            best = logits.topk(5, dim=-1).indices.tolist()
-            where = list(zip(rows.tolist(), cols.tolist()))
-            golds = [items[batch[r]][1][c] for r, c in where]  # the original piece at each mask
-            nll += torch.nn.functional.cross_entropy(logits.float(), torch.tensor(golds), reduction="sum").item()
-            for (r, c), gold, cand in zip(where, golds, best):
-                kind = items[batch[r]][2][c]
-                top1 += cand[0] == gold
-                top5 += gold in cand
-                total += 1
-                by_kind[kind][0] += gold in cand
-                by_kind[kind][1] += 1
+    ids = [item[0] for item in items]
+    for f in iter_forward(lm, ids, positions=[mask_positions(lm, row) for row in ids], batch_size=batch_size):
+        cols = mask_positions(lm, f.ids)
+        gold_ids, kinds = items[f.index][1], items[f.index][2]
+        golds = [gold_ids[c] for c in cols]  # the original piece at each mask
+        best = f.logits.topk(5, dim=-1).indices.tolist()
+        nll += torch.nn.functional.cross_entropy(f.logits, torch.tensor(golds), reduction="sum").item()
+        for c, gold, cand in zip(cols, golds, best):
+            top1 += cand[0] == gold
+            top5 += gold in cand
+            total += 1
+            by_kind[kinds[c]][0] += gold in cand
+            by_kind[kinds[c]][1] += 1
     loss = nll / max(total, 1)
     return {"masked_tokens": total, "top1": top1 / max(total, 1), "top5": top5 / max(total, 1),
             "loss": round(loss, 4), "perplexity": round(math.exp(loss), 2),
@@ -136,7 +134,7 @@ def heldout_accuracy(lm, passages: list[str], batch_size: int = 32, unit: str = 
 
 def everyday_hits(lm, path: Path) -> dict:
     """Hit rate of top-5 predictions on the everyday sentence set."""
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     rows = [l.split("\t") for l in path.read_text(encoding="utf-8").splitlines()
             if l.strip() and not l.startswith("#")]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlmtool.attention import attention
+from mlmtool.analysis.attention import attention
 from mlmtool.render.diagrams import (
     _palette,
     render_head,
@@ -47,7 +47,7 @@ def test_equals_transformers_output_attentions(tiny_bert):
 
 
 def _hand_result(weights, tokens):
-    from mlmtool.attention import AttentionResult
+    from mlmtool.analysis.attention import AttentionResult
 
     return AttentionResult(text=" ".join(tokens), tokens=tokens, attention=weights,
                            word_ids=[None] * len(tokens), special=[False] * len(tokens), model_name="hand")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlmtool.attention import AttentionResult
+from mlmtool.analysis.attention import AttentionResult
 from mlmtool.render.html_view import _viridis_hex, render_view
 
 CHROMIUM = Path(os.environ.get("MLMTOOL_CHROMIUM", "/usr/bin/chromium"))
@@ -237,7 +237,7 @@ def test_real_model_page_with_predictions(page, tiny_bert, tmp_path):
     open_view(page, view, tmp_path / "bert.html")
     assert page.locator(".mlmv-thumb").count() == tiny_bert.num_layers * tiny_bert.num_heads
     assert_grid_aligned(page, tiny_bert.num_layers, tiny_bert.num_heads)
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     pred = predict(tiny_bert, "the [MASK] sat on the mat .", top_k=3)
     rows = page.locator(".mlmv-preds tr")

@@ -18,7 +18,7 @@ def test_predict_prints_sentences_with_probabilities(runner, tiny_bert_dir):
 
 
 def test_predict_json_matches_library(runner, tiny_bert_dir, tiny_bert):
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     r = runner.invoke(cli, ["predict", "-m", str(tiny_bert_dir), "-k", "2", "--json", "the [MASK] sat ."])
     assert r.exit_code == 0, r.output

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mlmtool.cli import cli
-from mlmtool.embed import auto_perplexity, load_vectors, project, word_vectors
+from mlmtool.analysis.embed import auto_perplexity, load_vectors, project, word_vectors
 
 SENTENCES = ["he walked to the bank of the river .", "the cats ran in the park .", "we read a good book ."]
 

@@ -44,7 +44,7 @@ def test_delta_is_small_and_recorded():
 def test_top_k_equals_hf_pipeline_on_composed_model(en_mini):
     from transformers import pipeline
 
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     pipe = pipeline("fill-mask", model=en_mini.model, tokenizer=en_mini.tokenizer, top_k=5, device=-1)
     for text in ["I drink a cup of [MASK] every morning.", "She opened the [MASK] and let the cat out."]:

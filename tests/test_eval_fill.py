@@ -38,19 +38,19 @@ def test_token_unit_masks_pieces_one_by_one(tiny_bert):
 
 
 def test_hits_are_counted_per_masked_piece(tiny_bert, monkeypatch):
-    import mlmtool.predict as pred
+    import mlmtool.core.forward as core
 
     tok = tiny_bert.tokenizer
     ranking = tok.convert_tokens_to_ids(["the", "cat", "sat", "on", "dog"])
 
-    def fixed_logits(lm, ids, att):  # always ranks the, cat, sat, on, dog first
-        rows, cols = (ids == tok.mask_token_id).nonzero(as_tuple=True)
+    def fixed_logits(model, input_ids, attention_mask, rows=None, cols=None, **kw):
+        # always ranks the, cat, sat, on, dog first
         logits = torch.zeros(len(rows), len(tok))
         logits[:, ranking] = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0])
-        return rows, cols, logits
+        return core.BatchOutput(logits=logits)
 
     real = eval_fill.mask_passages
-    monkeypatch.setattr(pred, "mask_logits", fixed_logits)
+    monkeypatch.setattr(core, "run_batch", fixed_logits)
     monkeypatch.setattr(eval_fill, "mask_passages", lambda t, p, **kw: real(t, p, rate=1.0))
     acc = eval_fill.heldout_accuracy(tiny_bert, ["the cat sat on the mat ."])
     # masked: the cat sat on the mat -> top-1 hits "the" twice of 6, top-5 misses only "mat"

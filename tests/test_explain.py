@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from mlmtool.cli import cli
-from mlmtool.explain import explain
+from mlmtool.analysis.explain import explain
 
 TEXT = "she opened the door and let the [MASK] out ."
 
 
 def _p(lm, text, target, mask=-1):
     """p(target) at one mask of ``text``, through the independent fill-mask path (mlmtool.predict)."""
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     res = predict(lm, text, top_k=lm.model.config.vocab_size)
     cands = res.masks[mask].candidates
@@ -74,7 +74,7 @@ def test_word_value_is_the_sum_of_its_pieces(tiny_bert):
 
 
 def test_default_target_is_the_top_prediction_and_second_mask(tiny_bert):
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     text = "the [MASK] sat on the [MASK] ."
     r = explain(tiny_bert, text, mask_index=2, max_evals=200)
@@ -191,7 +191,7 @@ def test_offline_masked_lm_explains_a_real_prediction(runner):
     if "en-mini" not in REGISTRY:
         pytest.skip("the offline masked-LM model 'en-mini' is not in the registry yet")
     from mlmtool.models import load
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     lm = load("en-mini")
     text = "The capital of France is [MASK]."

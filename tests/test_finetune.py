@@ -60,7 +60,7 @@ def tiny_encoder_dir(tiny_bert_dir, tmp_path_factory):
 
 
 def _config(corpus, model_dir, output="out", **kw):
-    from mlmtool.finetune import FinetuneConfig
+    from mlmtool.training.finetune import FinetuneConfig
 
     return FinetuneConfig(corpus=[str(corpus)], model=str(model_dir), output=str(output), **(TRAIN | kw))
 
@@ -69,7 +69,7 @@ def _config(corpus, model_dir, output="out", **kw):
 
 
 def test_pack_keeps_every_token_and_splits_long_lines(tiny_bert):
-    from mlmtool.finetune import pack
+    from mlmtool.training.finetune import pack
 
     tok = tiny_bert.tokenizer
     long_line = " ".join(["the cat sat on the mat ."] * 12)  # 84 tokens > one chunk
@@ -91,7 +91,7 @@ def test_masking_rate_is_bert_like(tiny_bert):
     """15 % ± 1 % of non-special tokens chosen; of those ~80 % [MASK], ~10 % random, ~10 % kept."""
     import torch
 
-    from mlmtool.finetune import make_collator, pack
+    from mlmtool.training.finetune import make_collator, pack
 
     tok = tiny_bert.tokenizer
     rng = random.Random(1)
@@ -119,7 +119,7 @@ def test_masking_rate_is_bert_like(tiny_bert):
 
 
 def test_whole_word_mask_masks_all_pieces(tiny_bert):
-    from mlmtool.finetune import make_collator
+    from mlmtool.training.finetune import make_collator
 
     tok = tiny_bert.tokenizer
     text = "the dogs walking in the parked houses , cats played ."
@@ -150,7 +150,7 @@ def test_masked_positions_loss_equals_hf_loss(which, request):
     """Head at masked positions only == HF's loss from full-vocabulary logits (BERT cls, RoBERTa lm_head)."""
     import torch
 
-    from mlmtool.finetune import masked_lm_loss
+    from mlmtool.training.finetune import masked_lm_loss
 
     lm = request.getfixturevalue(which)
     torch.manual_seed(0)
@@ -170,9 +170,9 @@ def test_masked_positions_loss_equals_hf_loss(which, request):
 
 
 def test_finetune_learns_saves_and_reloads(corpus, tiny_bert_dir):
-    from mlmtool.finetune import SUMMARY_NAME, finetune
+    from mlmtool.training.finetune import SUMMARY_NAME, finetune
     from mlmtool.models import load
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     lines = []
     res = finetune(_config(corpus, tiny_bert_dir, epochs=3), report=lines.append)
@@ -206,7 +206,7 @@ def test_resume_continues_from_the_checkpoint(corpus, tiny_bert_dir):
     from transformers import TrainerCallback
 
     from mlmtool.errors import MlmtoolError
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
@@ -244,7 +244,7 @@ def test_lora_output_is_small_and_reloads(corpus, tiny_bert_dir):
     import torch
     from transformers import AutoModelForMaskedLM
 
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
     from mlmtool.models import load
 
     lm = load(str(tiny_bert_dir))
@@ -270,7 +270,7 @@ def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_enco
     import torch
     from transformers import AutoModelForMaskedLM
 
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
     from mlmtool.models import load
 
     lm = load(str(tiny_encoder_dir))
@@ -294,7 +294,7 @@ def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_enco
 def test_trainable_layers_freezes_the_rest(corpus, tiny_bert_dir):
     from safetensors.torch import load_file
 
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
 
     res = finetune(_config(corpus, tiny_bert_dir, trainable_layers=1, epochs=1))
     before = load_file(str(tiny_bert_dir / "model.safetensors"))
@@ -308,7 +308,7 @@ def test_trainable_layers_freezes_the_rest(corpus, tiny_bert_dir):
 
 
 def test_from_scratch_uses_sizes_and_tokenizer(corpus, tiny_bert_dir):
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
     from mlmtool.models import load
 
     res = finetune(_config(corpus, tiny_bert_dir, from_scratch=True, layers=1, heads=2, hidden=16, epochs=2))
@@ -320,7 +320,7 @@ def test_from_scratch_uses_sizes_and_tokenizer(corpus, tiny_bert_dir):
 
 
 def test_max_minutes_stops_cleanly_and_saves(corpus, tiny_bert_dir):
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
 
     res = finetune(_config(corpus, tiny_bert_dir, epochs=50, max_minutes=1e-4))
     assert res.stopped_early and 1 <= res.steps < 50
@@ -329,7 +329,7 @@ def test_max_minutes_stops_cleanly_and_saves(corpus, tiny_bert_dir):
 
 
 def test_overwrite_replaces_old_output_only_when_done(corpus, tiny_bert_dir):
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
 
     Path("out").mkdir()
     Path("out/old.txt").write_text("old")
@@ -342,7 +342,7 @@ def test_overwrite_replaces_old_output_only_when_done(corpus, tiny_bert_dir):
 @pytest.mark.parametrize("which", ["tiny_bert_dir", "tiny_roberta_dir"])
 def test_whole_word_mask_paragraphs_and_roberta_train(which, tmp_path, request):
     """Blank-line paragraphs, whole-word masking through the Trainer, RoBERTa's lm_head."""
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
 
     rng = random.Random(3)
     paras = ["\n".join(rng.choice(CORPUS) for _ in range(3)) for _ in range(120)]
@@ -354,7 +354,7 @@ def test_whole_word_mask_paragraphs_and_roberta_train(which, tmp_path, request):
 
 
 def test_eval_steps_logs_step_evaluations(corpus, tiny_bert_dir):
-    from mlmtool.finetune import finetune
+    from mlmtool.training.finetune import finetune
 
     res = finetune(_config(corpus, tiny_bert_dir, max_steps=6, eval_steps=2, eval_fraction=0.2))
     assert [h.step for h in res.history if h.kind == "step"] == [2, 4]
@@ -439,9 +439,9 @@ def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case)
 def test_minilm_becomes_a_fill_mask_model(tmp_path, minilm):
     """The real MiniLM encoder (no MLM head) trained a few steps: held-out loss drops, the
     saved model reloads through mlmtool.load with has_mlm_head=True and predicts."""
-    from mlmtool.finetune import FinetuneConfig, finetune
+    from mlmtool.training.finetune import FinetuneConfig, finetune
     from mlmtool.models import load
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     sys_path = Path(__file__).resolve().parent.parent / "scripts"
     import sys
@@ -462,7 +462,7 @@ def test_minilm_becomes_a_fill_mask_model(tmp_path, minilm):
 
 
 def test_head_learning_rate_gives_the_head_its_own_group(tiny_bert_dir):
-    from mlmtool.finetune import FinetuneConfig, _optimizer
+    from mlmtool.training.finetune import FinetuneConfig, _optimizer
     from mlmtool.models import load
 
     model = load(str(tiny_bert_dir)).model

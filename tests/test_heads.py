@@ -14,9 +14,9 @@ import math
 import numpy as np
 import pytest
 
-from mlmtool.attention import AttentionResult
+from mlmtool.analysis.attention import AttentionResult
 from mlmtool.errors import MlmtoolError
-from mlmtool.heads import (METRICS, PATTERNS, cooccurring, dataset_dirs, dataset_path,
+from mlmtool.analysis.heads import (METRICS, PATTERNS, cooccurring, dataset_dirs, dataset_path,
                            default_sentences, head_labels, parse_pair, score_heads, score_results,
                            sentence_metrics, sentence_units, word_attention)
 
@@ -248,7 +248,7 @@ def test_scorer_finds_hand_set_heads_in_a_real_model(hand_set_bert):
 
 
 def test_word_rows_sum_to_one_on_a_real_model(tiny_bert):
-    from mlmtool.attention import attention
+    from mlmtool.analysis.attention import attention
 
     for res in attention(tiny_bert, ["she opened the door and let the cat out .", "running runs"]):
         units = sentence_units(res)
@@ -304,9 +304,9 @@ def test_cooccurring_counts_distinct_words():
 
 
 def test_pair_that_never_cooccurs_fails_before_the_model_runs(tiny_bert, monkeypatch):
-    import mlmtool.attention
+    import mlmtool.analysis.attention
 
-    monkeypatch.setattr(mlmtool.attention, "attention", lambda *a, **k: pytest.fail("model ran"))
+    monkeypatch.setattr(mlmtool.analysis.attention, "attention", lambda *a, **k: pytest.fail("model ran"))
     with pytest.raises(MlmtoolError, match="never occur in the same sentence"):
         score_heads(tiny_bert, SENTENCES, pairs=["dog:mat"])
 

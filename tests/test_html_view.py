@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from mlmtool.attention import AttentionResult
+from mlmtool.analysis.attention import AttentionResult
 from mlmtool.errors import MlmtoolError
 from mlmtool.render.html_view import (
     HTMLView,
@@ -87,7 +87,7 @@ def test_json_for_script_cannot_close_the_element():
 
 
 def test_view_carries_the_models_attention_and_tokens(tiny_bert):
-    from mlmtool.attention import attention
+    from mlmtool.analysis.attention import attention
 
     res = attention(tiny_bert, "the cat sat on the mat .")
     view = render_view(res)
@@ -104,8 +104,8 @@ def test_view_carries_the_models_attention_and_tokens(tiny_bert):
 
 
 def test_predictions_reach_the_page(tiny_bert):
-    from mlmtool.attention import attention
-    from mlmtool.predict import predict
+    from mlmtool.analysis.attention import attention
+    from mlmtool.analysis.predict import predict
 
     text = "the [MASK] sat on the [MASK] ."
     pred = predict(tiny_bert, text, top_k=3)
@@ -144,7 +144,7 @@ def test_hostile_tokens_and_title_are_escaped():
 
 
 def test_real_tokenizer_on_hostile_sentence(tiny_bert):
-    from mlmtool.attention import attention
+    from mlmtool.analysis.attention import attention
 
     html = str(render_view(attention(tiny_bert, " ".join(XSS))))
     assert "<img" not in html and "<script>alert" not in html
@@ -293,8 +293,8 @@ def test_heads_json_of_mlmtool_heads_is_read():
 
 
 def test_prediction_for_another_text_is_refused(tiny_bert):
-    from mlmtool.attention import attention
-    from mlmtool.predict import predict
+    from mlmtool.analysis.attention import attention
+    from mlmtool.analysis.predict import predict
 
     with pytest.raises(ValueError, match="different texts"):
         render_view(attention(tiny_bert, "the cat sat ."), predict(tiny_bert, "the [MASK] sat .", top_k=2))

@@ -5,7 +5,7 @@ import torch
 from transformers import pipeline
 
 from mlmtool.errors import MlmtoolError
-from mlmtool.predict import predict
+from mlmtool.analysis.predict import predict
 from mlmtool.tokens import fill_text, piece
 
 
@@ -89,7 +89,9 @@ def test_pieces_join_the_previous_word(tiny_bert, tiny_roberta):
 def test_only_mask_positions_reach_the_head(tiny_bert, monkeypatch):
     """The vocabulary projection runs on [n_masks, hidden], not [batch, seq, hidden]."""
     seen = []
-    head = tiny_bert.mlm_head
+    from mlmtool.core.forward import mlm_head
+
+    head = mlm_head(tiny_bert.model)
     original = head.forward
 
     def spy(x):

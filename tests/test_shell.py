@@ -29,7 +29,7 @@ def assert_clean_exit(result):
 
 
 def test_choose_model_predict_diagrams_and_html(runner, tiny_bert, tiny_bert_dir, tmp_path):
-    from mlmtool.predict import predict
+    from mlmtool.analysis.predict import predict
 
     text = "the [MASK] sat on the mat ."
     r = shell(runner, [str(tiny_bert_dir), "1", text, "3", "y", "", "y", "", "0"])

@@ -46,7 +46,7 @@ def embed(text, method, layer, model, lang, color, keep_special, perplexity, see
       mlmtool embed sentences.txt --method tsne --layer 3 --html plot.html
       mlmtool embed - --save-vectors vectors.npz --color word < sentences.txt
     """
-    from ..embed import project, word_vectors
+    from ..analysis.embed import project, word_vectors
     from ..render.scatter import scatter_figure, scatter_html
 
     texts = read_texts(text)

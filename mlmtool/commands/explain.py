@@ -43,7 +43,7 @@ def explain(text, target, mask_index, model, lang, max_evals, out_dir, as_json, 
     """
     from rich.console import Console
 
-    from ..explain import explain as run_explain
+    from ..analysis.explain import explain as run_explain
     from ..render.shap_view import bar_chart, render_html, render_terminal
 
     texts = [" ".join(text)] if text and "-" not in text else read_texts(text)

@@ -91,7 +91,7 @@ def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, hea
       mlmtool predict -m my-mlm "The [MASK] sat on the mat."
       torchrun --nproc_per_node 2 -m mlmtool finetune corpus.txt -o my-mlm
     """
-    from ..finetune import FinetuneConfig, finetune as run_finetune
+    from ..training.finetune import FinetuneConfig, finetune as run_finetune
 
     tmp = None
     paths = list(corpus)

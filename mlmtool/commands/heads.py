@@ -12,7 +12,7 @@ from ._common import load_model, model_options, overwrite_option, prepare_output
 def _check_pairs(ctx, param, values):
     """Validate ``--pair WORD:WORD`` before anything is loaded."""
     from ..errors import MlmtoolError
-    from ..heads import parse_pair
+    from ..analysis.heads import parse_pair
 
     try:
         return [parse_pair(v) for v in values]
@@ -56,7 +56,7 @@ def heads(text, model, lang, out_dir, pairs, threshold, limit, top_k, batch_size
       mlmtool heads -m minilm my_sentences.txt -o out/ --pair quickly:ran --pair big:car
       mlmtool heads -m minilm --pair "quickly|slowly|carefully:ran|walked|drove"
     """
-    from ..heads import default_sentences, score_heads
+    from ..analysis.heads import default_sentences, score_heads
     from ..render.heads_report import report_filenames, save_heads_report
 
     sentences = _read_sentences(text) if text else None
@@ -98,7 +98,7 @@ def _print_summary(scores, threshold: float, top_k: int) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..heads import PATTERNS
+    from ..analysis.heads import PATTERNS
     from ..render.heads_report import head_name
 
     console = Console(highlight=False, soft_wrap=True)

@@ -67,7 +67,7 @@ def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, h
       mlmtool predict -m minilm "The [MASK] sat on the mat." --attention-dir out/
       printf 'A [MASK] day.\\nI like [MASK].\\n' | mlmtool predict - --json
     """
-    from ..predict import predict as run_predict
+    from ..analysis.predict import predict as run_predict
 
     texts = _sentences(text)
     if (attention_dir or html_path) and len(texts) > 1:
@@ -77,7 +77,7 @@ def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, h
     lm = load_model(model, lang)
     results = run_predict(lm, texts, top_k=top_k, batch_size=batch_size) if lm.has_mlm_head else None
     if attention_dir or html_path:
-        from ..attention import attention
+        from ..analysis.attention import attention
 
         att = attention(lm, texts[0])
         if attention_dir:
@@ -136,6 +136,6 @@ def attention_cmd(text, model, lang, out_dir, fmt, overwrite):
     if len(texts) != 1:
         raise click.UsageError("attention takes one sentence")
     lm = load_model(model, lang)
-    from ..attention import attention
+    from ..analysis.attention import attention
 
     _write_diagrams(lm, attention(lm, texts[0]), out_dir, fmt, overwrite)

@@ -214,8 +214,8 @@ def _quote(arg: str) -> str:
 
 def task_predict(session: Session) -> None:
     """Predict masked words; optionally write attention diagrams and the HTML page."""
-    from ..attention import attention
-    from ..predict import predict
+    from ..analysis.attention import attention
+    from ..analysis.predict import predict
     from ..render.diagrams import diagram_filename, save_attention_diagrams
     from ..tokens import USER_MASK, to_model_text
     from .view import build_view

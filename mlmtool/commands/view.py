@@ -28,8 +28,8 @@ def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str =
     Raises:
         MlmtoolError: empty text, text longer than the model's limit, bad head labels.
     """
-    from ..attention import attention
-    from ..predict import predict
+    from ..analysis.attention import attention
+    from ..analysis.predict import predict
     from ..render.html_view import render_view
     from ..tokens import USER_MASK, to_model_text
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..attention import AttentionResult
+from ..analysis.attention import AttentionResult
 from ._document import TextDocument
 
 #: Palette layout: indices 0..127 are colour-map levels, 128..255 a grey ramp for text.

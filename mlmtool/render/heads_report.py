@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..heads import (BROAD, CITATION, DEFAULT_BROAD_THRESHOLD, DEFAULT_THRESHOLD, MIXED, PATTERNS,
+from ..analysis.heads import (BROAD, CITATION, DEFAULT_BROAD_THRESHOLD, DEFAULT_THRESHOLD, MIXED, PATTERNS,
                      READINGS, HeadExample, HeadScores, PairScores)
 
 #: Metrics drawn as heatmaps, in report order.

@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..attention import AttentionResult
+from ..analysis.attention import AttentionResult
 from ..errors import MlmtoolError
 
 #: Attention precision choices: 8-bit levels or IEEE 754 half floats.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embed import Projection
+from ..analysis.embed import Projection
 from ._document import TextDocument
 
 #: Colour modes: one colour per sentence, or per word (words seen once are grey).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..explain import ExplainResult
+from ..analysis.explain import ExplainResult
 from .scatter import HTML, template
 
 #: shap's plot colours (``shap.plots.colors.red_rgb`` / ``blue_rgb``).

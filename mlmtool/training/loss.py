@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from ..core.forward import mlm_head, pad, run_batch, unwrap
+
 
 @dataclass
 class EvalResult:
@@ -30,21 +32,6 @@ class EvalResult:
     loss: float
     perplexity: float
     tokens: int
-
-
-def hf_model(model):
-    """The transformers model inside a ``peft`` wrapper (or the model itself)."""
-    get = getattr(model, "get_base_model", None)
-    return get() if callable(get) else model
-
-
-def mlm_head(model):
-    """The MLM head module of a transformers model (``cls`` for BERT, ``lm_head`` for RoBERTa) or None."""
-    for attr in ("cls", "lm_head"):
-        head = getattr(model, attr, None)
-        if head is not None:
-            return head
-    return None
 
 
 def masked_lm_loss(model, input_ids, attention_mask, labels, token_type_ids=None):
@@ -67,19 +54,14 @@ def masked_lm_loss(model, input_ids, attention_mask, labels, token_type_ids=None
         ``(loss_sum, n)``: summed cross-entropy in nats (scalar tensor, differentiable) and
         the number of labelled tokens (int).
     """
+    import torch
     import torch.nn.functional as F
 
-    hf = hf_model(model)
-    head = mlm_head(hf)
     selected = labels != -100  # [batch, seq]
-    kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-    if head is not None:
-        hidden = hf.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        logits = head(hidden[selected])  # [n_masked, vocab]
-    else:  # a head split over several modules: full logits, then select
-        logits = hf(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits[selected]
-    loss_sum = F.cross_entropy(logits.float(), labels[selected], reduction="sum")
-    return loss_sum, int(selected.sum())
+    rows, cols = torch.nonzero(selected, as_tuple=True)
+    out = run_batch(model, input_ids, attention_mask, rows=rows, cols=cols, token_type_ids=token_type_ids)
+    loss_sum = F.cross_entropy(out.logits.float(), labels[rows, cols], reduction="sum")
+    return loss_sum, int(rows.numel())
 
 
 class LossTally:
@@ -106,7 +88,7 @@ def install_masked_forward(model, tally: LossTally) -> Callable[[], None]:
     """
     from transformers.modeling_outputs import MaskedLMOutput
 
-    hf = hf_model(model)
+    hf = unwrap(model)
 
     def forward(input_ids=None, attention_mask=None, token_type_ids=None, labels=None,
                 num_items_in_batch=None, **kwargs):
@@ -207,16 +189,11 @@ def evaluate_mlm(model, rows: list[dict], batch_size: int = 32, pad_id: int = 0)
             if b % world != rank:
                 continue
             chunk = rows[lo:lo + batch_size]
-            width = max(len(r["input_ids"]) for r in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-            att = torch.zeros((len(chunk), width), dtype=torch.long)
+            ids, att = pad([r["input_ids"] for r in chunk], pad_id, device)
+            labels = torch.full(ids.shape, -100, dtype=torch.long, device=device)
             for i, r in enumerate(chunk):
-                n = len(r["input_ids"])
-                ids[i, :n] = torch.tensor(r["input_ids"])
-                labels[i, :n] = torch.tensor(r["labels"])
-                att[i, :n] = 1
-            loss_sum, n = masked_lm_loss(model, ids.to(device), att.to(device), labels.to(device))
+                labels[i, :len(r["labels"])] = torch.as_tensor(r["labels"], dtype=torch.long)
+            loss_sum, n = masked_lm_loss(model, ids, att, labels)
             total += float(loss_sum)
             count += n
     if was_training:

@@ -41,11 +41,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import MlmtoolError
-from .models import LoadedModel
-from .training.data import build_chunks, fixed_eval_rows, make_collator, pack, read_corpus
-from .training.loss import (EvalResult, LossTally, barrier, broadcast, dist_info, evaluate_mlm,
-                            gather_checksum, hf_model, install_masked_forward, masked_lm_loss, mlm_head)
+from ..core.forward import mlm_head, unwrap as hf_model
+from ..errors import MlmtoolError
+from ..models import LoadedModel
+from .data import build_chunks, fixed_eval_rows, make_collator, pack, read_corpus
+from .loss import (EvalResult, LossTally, barrier, broadcast, dist_info, evaluate_mlm, gather_checksum,
+                   install_masked_forward, masked_lm_loss)
+
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "EpochStats", "CorpusStats", "EvalResult", "finetune",
            "masked_lm_loss", "evaluate_mlm", "make_collator", "build_chunks", "fixed_eval_rows", "pack",
@@ -586,7 +588,7 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
     emit = _emitter(report if is_main else None)
 
     if lm is None:
-        from .models import load
+        from ..models import load
 
         lm = load(config.model, config.lang)
     tokenizer = lm.tokenizer

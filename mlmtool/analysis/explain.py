@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import MlmtoolError
-from .models import LoadedModel
-from .predict import encode_checked
-from .tokens import USER_MASK, display_token, piece, to_model_text, word_pieces, word_strings
+from ..core.forward import encode, forward, iter_forward
+from ..errors import MlmtoolError
+from ..models import LoadedModel
+from ..tokens import USER_MASK, display_token, piece, to_model_text, word_pieces, word_strings
 
 
 @dataclass
@@ -202,22 +202,10 @@ def target_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, ta
     Returns:
         ``float64 [n]`` probabilities (softmax over the vocabulary at ``position``).
     """
-    import torch
-
-    ids_all = np.asarray(input_ids, dtype=np.int64).reshape(len(input_ids), -1)
+    ids_all = np.asarray(input_ids, dtype=np.int64).reshape(len(input_ids), -1).tolist()
     out = np.empty(len(ids_all), dtype=np.float64)
-    head = lm.mlm_head
-    with torch.inference_mode():
-        for start in range(0, len(ids_all), batch_size):
-            ids = torch.from_numpy(ids_all[start:start + batch_size]).to(lm.device)
-            att = torch.ones_like(ids)
-            if head is not None:
-                hidden = lm.encoder(input_ids=ids, attention_mask=att).last_hidden_state
-                logits = head(hidden[:, position])  # [b, vocab]
-            else:
-                logits = lm.model(input_ids=ids, attention_mask=att).logits[:, position]
-            probs = logits.float().softmax(-1)[:, target_id]
-            out[start:start + len(ids)] = probs.double().cpu().numpy()
+    for f in iter_forward(lm, ids_all, positions=[[position]] * len(ids_all), batch_size=batch_size):
+        out[f.index] = float(f.logits[0].softmax(-1)[target_id])
     return out
 
 
@@ -261,7 +249,7 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     lm.require_mlm_head()
     if max_evals < 3:
         raise MlmtoolError(f"--max-evals must be at least 3, got {max_evals}")
-    encoding = encode_checked(lm, [text], need_mask=True)
+    encoding = encode(lm, [text], need_mask=True)
     ids = list(encoding["input_ids"][0])
     positions = [i for i, t in enumerate(ids) if t == lm.mask_token_id]
     if not 1 <= mask_index <= len(positions):
@@ -337,14 +325,5 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
 
 def _probabilities(lm: LoadedModel, ids: list[int], position: int) -> np.ndarray:
     """``float64 [vocab]`` softmax at ``position`` for one unpadded id sequence."""
-    import torch
-
-    with torch.inference_mode():
-        t = torch.tensor([ids], device=lm.device)
-        head = lm.mlm_head
-        if head is not None:
-            hidden = lm.encoder(input_ids=t, attention_mask=torch.ones_like(t)).last_hidden_state
-            logits = head(hidden[0, position])
-        else:
-            logits = lm.model(input_ids=t).logits[0, position]
-        return logits.float().softmax(-1).double().cpu().numpy()
+    (f,) = forward(lm, [ids], positions=[[position]])
+    return f.logits[0].softmax(-1).double().cpu().numpy()

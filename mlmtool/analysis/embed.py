@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MlmtoolError
-from .models import LoadedModel
-from .predict import _batches, _pad, encode_checked
-from .tokens import display_token, to_model_text, word_pieces, word_strings
+from ..core.forward import encode, iter_forward
+from ..errors import MlmtoolError
+from ..models import LoadedModel
+from ..tokens import display_token, to_model_text, word_pieces, word_strings
 
 #: Projection methods, as the CLI spells them.
 METHODS = ("pca", "tsne")
@@ -161,33 +161,26 @@ def word_vectors(lm: LoadedModel, texts: str | list[str], layer: int | None = No
         MlmtoolError: layer out of range, an empty sentence, or one longer than the model's
             maximum length.
     """
-    import torch
-
     items = [texts] if isinstance(texts, str) else list(texts)
     if layer is None:
         layer = lm.num_layers
     if not 0 <= layer <= lm.num_layers:
-        raise MlmtoolError(f"--layer must be between 0 (input embeddings) and {lm.num_layers} "
-                           f"(the last layer of '{lm.name}'), got {layer}")
-    encoding = encode_checked(lm, items, need_mask=False)
+        raise MlmtoolError(f"layer must be between 0 (input embeddings) and {lm.num_layers} "
+                           f"(the last layer of '{lm.name}'), got {layer}", param="layer")
+    encoding = encode(lm, items, need_mask=False)
     encoded = encoding["input_ids"]
     model_texts = [to_model_text(t, lm.mask_token) for t in items]
     per_text: list[tuple[list[np.ndarray], list[str], list[bool]] | None] = [None] * len(items)
     tok = lm.tokenizer
-    with torch.inference_mode():
-        for batch in _batches([len(e) for e in encoded], batch_size):
-            ids, att = _pad(lm, [encoded[i] for i in batch])
-            out = lm.encoder(input_ids=ids, attention_mask=att, output_hidden_states=True)
-            hidden = out.hidden_states[layer].float().cpu().numpy()  # [b, seq, hidden]
-            for r, i in enumerate(batch):
-                groups = word_pieces(encoding.word_ids(i))
-                labels = word_strings(model_texts[i], encoding, i)
-                vecs = [hidden[r, g].mean(axis=0) for g in groups]
-                special = [False] * len(groups)
-                if keep_special:
-                    vecs, labels, special = _with_specials(tok, encoded[i], encoding.word_ids(i),
-                                                           hidden[r], vecs, labels)
-                per_text[i] = (vecs, labels, special)
+    for f in iter_forward(lm, encoded, hidden_states=True, batch_size=batch_size):
+        i, hidden = f.index, f.hidden_states[layer]  # [S, D]
+        groups = word_pieces(encoding.word_ids(i))
+        labels = word_strings(model_texts[i], encoding, i)
+        vecs = [hidden[g].mean(axis=0) for g in groups]
+        special = [False] * len(groups)
+        if keep_special:
+            vecs, labels, special = _with_specials(tok, encoded[i], encoding.word_ids(i), hidden, vecs, labels)
+        per_text[i] = (vecs, labels, special)
     vectors, words, sent, special = [], [], [], []
     for i, (vecs, labels, spec) in enumerate(per_text):  # type: ignore[misc]
         vectors.extend(vecs)

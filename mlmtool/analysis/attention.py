@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .models import LoadedModel
-from .predict import _batches, _pad, encode_checked
-from .tokens import display_token
+from ..core.forward import encode, iter_forward, mask_positions
+from ..models import LoadedModel
+from ..tokens import display_token
 
 
 @dataclass
@@ -68,32 +68,57 @@ def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16
     Raises:
         MlmtoolError: an empty text or one longer than the model's maximum length.
     """
-    import torch
+    single = isinstance(texts, str)
+    items = [texts] if single else list(texts)
+    encoding = encode(lm, items, need_mask=False)
+    out: list[AttentionResult | None] = [None] * len(items)
+    for f in iter_forward(lm, encoding["input_ids"], attentions=True, batch_size=batch_size):
+        out[f.index] = attention_from(lm, items[f.index], encoding, f.index, f.attentions)
+    return out[0] if single else out  # type: ignore[return-value]
+
+
+def attention_from(lm: LoadedModel, text: str, encoding, i: int, weights: np.ndarray) -> AttentionResult:
+    """Post-process one forward pass into an :class:`AttentionResult` (no model call).
+
+    Args:
+        encoding: the ``BatchEncoding`` of :func:`mlmtool.core.forward.encode`; i: the text's
+            index in it; weights: ``float32 [L, H, S, S]`` for that text.
+    """
+    ids = encoding["input_ids"][i]
+    word_ids = _word_ids(encoding, i, ids, lm.tokenizer)
+    return AttentionResult(text=text, tokens=[display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(ids)],
+                           attention=np.ascontiguousarray(weights, dtype=np.float32), word_ids=word_ids,
+                           special=[w is None for w in word_ids], model_name=lm.name)
+
+
+def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size: int = 16):
+    """Predictions and attention weights from one forward pass per batch (``predict --html``).
+
+    Args:
+        lm: a model with a masked-LM head; texts: one text or a list, each with a mask.
+        top_k: candidates per mask.
+
+    Returns:
+        ``(Prediction, AttentionResult)`` for a string, else a list of such pairs in input order.
+
+    Raises:
+        NoMLMHeadError, MlmtoolError: as :func:`mlmtool.predict`.
+    """
+    from .predict import check_top_k, prediction_from
 
     single = isinstance(texts, str)
     items = [texts] if single else list(texts)
-    encoding = encode_checked(lm, items, need_mask=False)
+    lm.require_mlm_head()
+    check_top_k(top_k)
+    encoding = encode(lm, items, need_mask=True)
     encoded = encoding["input_ids"]
-    out: list[AttentionResult | None] = [None] * len(items)
-    tok = lm.tokenizer
-    with torch.inference_mode():
-        for batch in _batches([len(e) for e in encoded], batch_size):
-            ids, att = _pad(lm, [encoded[i] for i in batch])
-            result = lm.encoder(input_ids=ids, attention_mask=att, output_attentions=True)
-            stacked = torch.stack(result.attentions, dim=1).float().cpu().numpy()  # [b, L, H, S, S]
-            for r, i in enumerate(batch):
-                n = len(encoded[i])
-                word_ids = _word_ids(encoding, i, encoded[i], tok)
-                out[i] = AttentionResult(
-                    text=items[i],
-                    tokens=[display_token(t) for t in tok.convert_ids_to_tokens(encoded[i])],
-                    attention=np.ascontiguousarray(stacked[r, :, :, :n, :n]),
-                    word_ids=word_ids,
-                    special=[w is None for w in word_ids],
-                    model_name=lm.name,
-                )
-    return out[0] if single else out  # type: ignore[return-value]
-
+    out: list = [None] * len(items)
+    for f in iter_forward(lm, encoded, positions=[mask_positions(lm, e) for e in encoded],
+                          attentions=True, batch_size=batch_size):
+        i = f.index
+        out[i] = (prediction_from(lm, items[i], f.ids, f.logits, top_k),
+                  attention_from(lm, items[i], encoding, i, f.attentions))
+    return out[0] if single else out
 
 
 def _word_ids(encoding, i: int, ids: list[int], tok) -> list[int | None]:

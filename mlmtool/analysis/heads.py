@@ -52,7 +52,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import MlmtoolError
+from ..errors import MlmtoolError
 
 #: Patterns a head can be labelled with (fractions of attention in [0, 1]), in report order.
 PATTERNS: tuple[str, ...] = ("prev", "next", "self", "cls", "sep", "punct")
@@ -734,7 +734,7 @@ def prepare_sentences(lm, sentences: Sequence[str]) -> tuple[list[str], list[lis
         words (from the tokenizer's character offsets; None for slow tokenizers), and how
         many were longer than ``lm.max_length`` tokens.
     """
-    from .tokens import to_model_text, word_strings
+    from ..tokens import to_model_text, word_strings
 
     texts = [s.strip() for s in sentences if s and s.strip()]
     if not texts:

@@ -1,0 +1,1 @@
+"""The one place that runs a model for inference (:mod:`mlmtool.core.forward`)."""
