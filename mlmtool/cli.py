@@ -16,7 +16,7 @@ import click
 #: command name -> "module:attribute"; a command whose module is absent is not listed.
 COMMANDS = {
     "predict": "mlmtool.commands.predict:predict",
-    "attention": "mlmtool.commands.predict:attention_cmd",
+    "attention": "mlmtool.commands.attention:attention_cmd",
     "models": "mlmtool.commands.models:models",
     "finetune": "mlmtool.commands.finetune:finetune",
     "heads": "mlmtool.commands.heads:heads",

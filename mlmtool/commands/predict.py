@@ -117,25 +117,3 @@ def _print_predictions(results) -> None:
                 console.print(f"[dim]mask {mask.index} of {len(res.masks)}:[/dim]")
             for cand in mask.candidates:
                 console.print(f"{escape(cand.sequence)}  [cyan]({cand.score:.4f})[/cyan]")
-
-
-@click.command("attention")
-@click.argument("text", nargs=-1)
-@model_options
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="attention",
-              show_default=True, help="Directory for the diagrams.")
-@_attention_options
-@overwrite_option
-def attention_cmd(text, model, lang, out_dir, fmt, overwrite):
-    """Draw every attention head for TEXT (no [MASK] needed, any encoder works).
-
-    Writes Attention_Layer{L}_Head{H}.png (layers and heads counted from 1) and
-    overview.png, all heads in one grid.
-    """
-    texts = _sentences(text)
-    if len(texts) != 1:
-        raise click.UsageError("attention takes one sentence")
-    lm = load_model(model, lang)
-    from ..analysis.attention import attention
-
-    _write_diagrams(lm, attention(lm, texts[0]), out_dir, fmt, overwrite)
