@@ -6,19 +6,9 @@ import json
 
 import click
 
-from ._common import (check_output_file, load_model, model_options, overwrite_option, prepare_output_dir,
-                      read_texts)
-
-
-def _attention_options(func):
-    func = click.option("-f", "--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
-                        show_default=True, help="Diagram file format.")(func)
-    return func
-
-
-def _sentences(text: tuple[str, ...]) -> list[str]:
-    """The words of TEXT joined into one sentence, or `-`/a file/nothing via :func:`read_texts`."""
-    return [" ".join(text)] if text and "-" not in text else read_texts(text)
+from ._common import (check_output_file, load_model, model_options, overwrite_option, read_sentences,
+                      text_arguments)
+from ._diagrams import attention_format_option, write_diagrams
 
 
 def _no_head_line(lm) -> str:
@@ -27,21 +17,8 @@ def _no_head_line(lm) -> str:
             "(the attention output does not).")
 
 
-def _write_diagrams(lm, result, out_dir: str, fmt: str, overwrite: bool) -> int:
-    """Write all head diagrams of an attention ``result``; return the file count."""
-    from ..render.diagrams import diagram_filename, save_attention_diagrams
-
-    names = [diagram_filename(l, h, fmt) for l in range(1, lm.num_layers + 1)
-             for h in range(1, lm.num_heads + 1)] + [f"overview.{fmt}"]
-    out = prepare_output_dir(out_dir, overwrite, names)
-    paths = save_attention_diagrams(result, out, fmt)
-    click.echo(f"Wrote {len(paths) - 1} head diagrams ({lm.num_layers} layers x {lm.num_heads} heads) "
-               f"and overview.{fmt} to {out}/", err=True)
-    return len(paths)
-
-
 @click.command()
-@click.argument("text", nargs=-1)
+@text_arguments
 @click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(1, None),
               help="Candidates per mask.")
 @model_options
@@ -50,11 +27,11 @@ def _write_diagrams(lm, result, out_dir: str, fmt: str, overwrite: bool) -> int:
               help="Sentences per forward pass (with `-`).")
 @click.option("-a", "--attention-dir", type=click.Path(file_okay=False), default=None,
               help="Also write one attention diagram per head (and overview) here.")
-@_attention_options
+@attention_format_option
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Also write one self-contained interactive HTML view (predictions + all heads).")
 @overwrite_option
-def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, html_path, overwrite):
+def predict(text, input_file, top_k, model, lang, as_json, batch_size, attention_dir, fmt, html_path, overwrite):
     """Predict the words hidden behind [MASK] in TEXT.
 
     Write [MASK] for each word to guess (it becomes the model's own mask token, e.g.
@@ -69,7 +46,7 @@ def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, h
     """
     from ..analysis.predict import predict as run_predict
 
-    texts = _sentences(text)
+    texts = read_sentences(text, input_file)
     if (attention_dir or html_path) and len(texts) > 1:
         raise click.UsageError("--attention-dir and --html take one sentence, not several")
     if html_path:
@@ -81,7 +58,7 @@ def predict(text, top_k, model, lang, as_json, batch_size, attention_dir, fmt, h
 
         att = attention(lm, texts[0])
         if attention_dir:
-            _write_diagrams(lm, att, attention_dir, fmt, overwrite)
+            write_diagrams(lm, att, attention_dir, fmt, overwrite)
         if html_path:
             from ..render.html_view import render_view
 
