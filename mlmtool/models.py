@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -176,17 +176,22 @@ def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, Model
     return model, model, None
 
 
-#: ``--lang`` whose registry default falls back to a shipped offline model when unavailable.
-OFFLINE_FALLBACK = {"en": "en-mini"}
+class OfflineFallbackWarning(UserWarning):
+    """Issued (``warnings.warn``) when :func:`load` substitutes the registry's offline fallback.
+
+    The library never prints; the command line shows the message as one line on stderr.
+    """
 
 
 def load(model: str | None = None, lang: str = "en", *, device: str | None = None,
          fallback: bool = True) -> LoadedModel:
     """Load a tokenizer and masked-LM model for inspection.
 
-    When ``model`` is None, ``lang`` is ``"en"`` and the registry's English model cannot be
-    loaded (not cached, hub unreachable), the shipped offline model ``en-mini`` is loaded
-    instead and one notice line is written to stderr. An explicit ``model`` never falls back.
+    When ``model`` is None and the registry's model for ``lang`` cannot be loaded (not
+    cached, hub unreachable), the entry's ``offline_fallback`` (data in the registry table:
+    ``en`` → ``en-mini``) is loaded instead and an :class:`OfflineFallbackWarning` is issued
+    with ``warnings.warn`` (the CLI prints it as one line). An explicit ``model`` never
+    falls back.
 
     Args:
         model: registry name (see ``mlmtool models``), local directory, or Hub id.
@@ -212,17 +217,18 @@ def load(model: str | None = None, lang: str = "en", *, device: str | None = Non
         >>> lm.num_layers, lm.num_heads, lm.has_mlm_head
         (6, 12, False)
     """
-    substitute = OFFLINE_FALLBACK.get(lang) if model is None and fallback else None
+    entry = REGISTRY.get(lang) if model is None and fallback else None
+    substitute = entry.offline_fallback if entry is not None else None
     if substitute is None or substitute not in REGISTRY:
         return _load(model, lang, device)
     try:
         return _load(model, lang, device)
     except ModelNotAvailableError:
-        import sys
+        import warnings
 
-        print(f"mlmtool: '{REGISTRY[lang].source}' cannot be loaded here (not cached, hub unreachable); "
-              f"using the offline model '{substitute}' shipped with mlmtool (choose another with --model)",
-              file=sys.stderr)
+        warnings.warn(f"'{entry.source}' cannot be loaded here (not cached, hub unreachable); using the "
+                      f"offline model '{substitute}' shipped with mlmtool (choose another with --model)",
+                      OfflineFallbackWarning, stacklevel=2)
         return _load(substitute, lang, device)
 
 

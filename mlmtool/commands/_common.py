@@ -42,10 +42,23 @@ def overwrite_option(func):
 
 
 def load_model(model: str | None, lang: str):
-    """Load through the one loader (:func:`mlmtool.models.load`); errors exit 2."""
-    from ..models import load
+    """Load through the one loader (:func:`mlmtool.models.load`); errors exit 2.
 
-    return load(model, lang)
+    An offline-fallback warning from the loader is printed as one ``mlmtool: ...`` line.
+    """
+    import warnings
+
+    from ..models import OfflineFallbackWarning, load
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OfflineFallbackWarning)
+        lm = load(model, lang)
+    for w in caught:
+        if issubclass(w.category, OfflineFallbackWarning):
+            click.echo(f"mlmtool: {w.message}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return lm
 
 
 #: The command-line grammar, written once (shown by ``mlmtool --help``, docs/cli.md).
