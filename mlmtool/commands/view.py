@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import check_output_file, load_model, model_options, overwrite_option, read_texts
+from ._common import (check_output_file, load_model, model_options, one_sentence, output_option, overwrite_option,
+                      read_sentences, text_arguments, top_k_option)
 
 
 def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str = "uint8"):
@@ -28,12 +29,10 @@ def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str =
     Raises:
         MlmtoolError: empty text, text longer than the model's limit, bad head labels.
     """
-    from ..analysis.attention import attention
-    from ..analysis.predict import predict
+    from ..analysis.attention import attention, predict_with_attention
     from ..render.html_view import render_view
     from ..tokens import USER_MASK, to_model_text
 
-    result = attention(lm, text)
     prediction, note = None, None
     ids = lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
     if lm.mask_token_id not in ids:
@@ -41,18 +40,20 @@ def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str =
     elif not lm.has_mlm_head:
         note = (f"No predictions: model '{lm.name}' has no trained masked-LM head, and predictions "
                 "need an MLM head. The attention below does not.")
+    if note is None:
+        prediction, result = predict_with_attention(lm, text, top_k=top_k)  # one forward pass
     else:
-        prediction = predict(lm, text, top_k=top_k)
+        result = attention(lm, text)
     view = render_view(result, prediction, head_labels=head_labels, note=note, precision=precision)
     return view, note
 
 
 @click.command()
-@click.argument("text", nargs=-1)
-@click.option("-o", "--html", "html_path", default="view.html", show_default=True,
-              type=click.Path(dir_okay=False), help="The HTML file to write.")
-@click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(1, None),
-              help="Candidates per mask.")
+@text_arguments
+@output_option(what="view.html")
+@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the page to exactly this file [default: view.html, or DIR/view.html with -o].")
+@top_k_option()
 @click.option("--heads", "heads_file", type=click.Path(dir_okay=False), default=None,
               help="heads.json from `mlmtool heads` (or {\"L3H10\": \"label\"}): label each head.")
 @click.option("--precision", type=click.Choice(["uint8", "float16"]), default="uint8", show_default=True,
@@ -60,7 +61,7 @@ def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str =
 @model_options
 @overwrite_option
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
-def view(text, html_path, top_k, heads_file, precision, model, lang, overwrite, open_page):
+def view(text, input_file, output, html_path, top_k, heads_file, precision, model, lang, overwrite, open_page):
     """Write one interactive HTML page for TEXT: predictions and every attention head.
 
     The page is a single file that works offline (nothing is downloaded), opens by
@@ -72,21 +73,26 @@ def view(text, html_path, top_k, heads_file, precision, model, lang, overwrite, 
     \b
     Examples:
       mlmtool view "The [MASK] sat on the mat." --html report.html -k 5
-      mlmtool view -m minilm "The cat sat on the mat." --html cat.html
+      mlmtool view -m minilm "The cat sat on the mat." -o out/
       mlmtool view "The [MASK] ran." --heads out/heads.json --html report.html
     """
     from pathlib import Path
 
     from ..render.html_view import head_labels_from, load_head_labels
 
-    texts = [" ".join(text)] if text and "-" not in text else read_texts(text)
-    if len(texts) != 1:
-        raise click.UsageError("view takes one sentence, not several")
-    out = check_output_file(html_path, overwrite)
+    if output and Path(output).suffix.lower() in (".html", ".htm"):
+        raise click.UsageError(f"-o/--output now names a directory; to write the page '{output}' use "
+                               f"--html {output}")
+    if output and html_path:
+        raise click.UsageError("give -o/--output DIR or --html FILE, not both")
+    sentence = one_sentence(read_sentences(text, input_file), "view")
+    if output:
+        Path(output).mkdir(parents=True, exist_ok=True)
+    out = check_output_file(Path(output) / "view.html" if output else (html_path or "view.html"), overwrite)
     labels = load_head_labels(heads_file) if heads_file else None
     lm = load_model(model, lang)
     labels = head_labels_from(labels, lm.num_layers, lm.num_heads) if labels else None
-    page, note = build_view(lm, texts[0], top_k=top_k, head_labels=labels, precision=precision)
+    page, note = build_view(lm, sentence, top_k=top_k, head_labels=labels, precision=precision)
     page.save(out)
     size = Path(out).stat().st_size
     if note:
