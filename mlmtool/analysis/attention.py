@@ -8,6 +8,7 @@ tokens)`` split).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +51,30 @@ class AttentionResult:
     def num_heads(self) -> int:
         """Heads per layer (``attention.shape[1]``)."""
         return int(self.attention.shape[1])
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``dict``; ``attention`` becomes nested lists ``[layers][heads][seq][seq]``."""
+        return {"text": self.text, "tokens": self.tokens, "attention": self.attention.tolist(),
+                "word_ids": self.word_ids, "special": self.special, "model_name": self.model_name}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result as compressed NumPy (``.npz``: ``attention`` float32 and the token
+        metadata as JSON); read it back with :meth:`load`."""
+        import json
+
+        path = Path(path)
+        meta = {k: v for k, v in self.to_dict().items() if k != "attention"}
+        np.savez_compressed(path, attention=self.attention, meta=np.array(json.dumps(meta)))
+        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AttentionResult":
+        """Read a file written by :meth:`save`."""
+        import json
+
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            return cls(attention=data["attention"].astype(np.float32), **meta)
 
 
 def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16

@@ -12,6 +12,7 @@ see ``transformers/pipelines/fill_mask.py``), but it is faster on many sentences
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ..core.forward import encode, iter_forward, mask_positions
 from ..errors import MlmtoolError
@@ -70,6 +71,14 @@ class Prediction:
     def to_dict(self) -> dict:
         """A JSON-ready ``dict``."""
         return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as UTF-8 JSON to ``path``."""
+        import json
+
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+        return path
 
 
 def predict(lm: LoadedModel, texts: str | list[str], top_k: int = 5,
