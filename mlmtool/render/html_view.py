@@ -290,6 +290,48 @@ def _predictions_payload(prediction) -> list[dict]:
             for m in prediction.masks]
 
 
+def view_payload(attention: AttentionResult, prediction=None, head_labels: dict | list | None = None,
+                 title: str | None = None, note: str | None = None, precision: Precision = "uint8",
+                 compress: bool = True) -> dict[str, Any]:
+    """The JSON data the view's JavaScript draws (``view.js``), as :func:`render_view` embeds it.
+
+    ``mlmtool serve`` sends the same dict to its page (``POST /api/view``), so the static
+    page and the web app draw from one format. Arguments and errors as :func:`render_view`.
+
+    Returns:
+        A JSON-ready dict: ``version``, ``title``, ``model``, ``text``, ``tokens``,
+        ``special``, ``masks`` (token positions from 0), ``layers``, ``heads``, ``labels``
+        (``{"L{l}H{h}": label}``, from 1), ``predictions``, ``note``, ``colormap`` and
+        ``attention`` (:func:`encode_attention`).
+    """
+    att = attention.attention
+    n = len(attention.tokens)
+    if att.ndim != 4 or att.shape[2:] != (n, n):
+        raise ValueError(f"attention shape {att.shape} does not match {n} tokens")
+    if prediction is not None and prediction.text != attention.text:
+        raise ValueError("the prediction and the attention are for different texts")
+    labels = head_labels_from(head_labels, attention.num_layers, attention.num_heads)
+    title = title or f"mlmtool: {attention.model_name or 'attention'}"
+    masks = sorted({m.position for m in prediction.masks}) if prediction is not None else []
+    payload = {
+        "version": 1,
+        "title": title,
+        "model": attention.model_name,
+        "text": attention.text,
+        "tokens": list(attention.tokens),
+        "special": [bool(s) for s in attention.special],
+        "masks": masks,
+        "layers": attention.num_layers,
+        "heads": attention.num_heads,
+        "labels": labels,
+        "predictions": _predictions_payload(prediction) if prediction is not None else None,
+        "note": note,
+        "colormap": _viridis_hex(),
+        "attention": encode_attention(att, precision, compress),
+    }
+    return payload
+
+
 def render_view(attention: AttentionResult, prediction=None, head_labels: dict | list | None = None,
                 title: str | None = None, note: str | None = None, precision: Precision = "uint8",
                 compress: bool = True) -> HTMLView:
@@ -323,31 +365,8 @@ def render_view(attention: AttentionResult, prediction=None, head_labels: dict |
     """
     import jinja2
 
-    att = attention.attention
-    n = len(attention.tokens)
-    if att.ndim != 4 or att.shape[2:] != (n, n):
-        raise ValueError(f"attention shape {att.shape} does not match {n} tokens")
-    if prediction is not None and prediction.text != attention.text:
-        raise ValueError("the prediction and the attention are for different texts")
-    labels = head_labels_from(head_labels, attention.num_layers, attention.num_heads)
-    title = title or f"mlmtool: {attention.model_name or 'attention'}"
-    masks = sorted({m.position for m in prediction.masks}) if prediction is not None else []
-    payload = {
-        "version": 1,
-        "title": title,
-        "model": attention.model_name,
-        "text": attention.text,
-        "tokens": list(attention.tokens),
-        "special": [bool(s) for s in attention.special],
-        "masks": masks,
-        "layers": attention.num_layers,
-        "heads": attention.num_heads,
-        "labels": labels,
-        "predictions": _predictions_payload(prediction) if prediction is not None else None,
-        "note": note,
-        "colormap": _viridis_hex(),
-        "attention": encode_attention(att, precision, compress),
-    }
+    payload = view_payload(attention, prediction, head_labels, title, note, precision, compress)
+    title = payload["title"]
     root_id = f"mlmv-{uuid.uuid4().hex[:12]}"
     template, css, js = _assets()
     script = f"(function(){{\n{js}\nmlmtoolView({json.dumps(root_id)});\n}})();"
