@@ -1,0 +1,302 @@
+"""Attention rollout and attention flow: what the attention of all layers adds up to.
+
+Both methods are from Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers"
+(ACL), and take plain attention weights (an :class:`~mlmtool.analysis.attention.AttentionResult`),
+never a model. Each layer ``l`` becomes one row-stochastic matrix::
+
+    A_l = 0.5 * W_l + 0.5 * I,   rows renormalised to sum to 1        # [S, S]
+
+with ``W_l`` the attention of layer ``l`` averaged over its heads (the residual connection
+counted as an identity attention, the paper's section 3).
+
+* **Rollout** (eq. 1): ``R = A_b @ A_(b-1) @ ... @ A_a`` over the chosen layers ``a..b``:
+  ``R[i, j]`` is how much of input token ``j`` reaches token ``i`` after layer ``b`` when
+  attention is propagated linearly. Rows sum to 1.
+* **Flow**: the layers form a graph with one node per token and layer (the input
+  embeddings are layer ``a - 1``); the edge from token ``i`` in layer ``l`` to token ``j``
+  in layer ``l - 1`` has capacity ``A_l[i, j]``. ``F[i, j]`` is the value of the maximum
+  flow from token ``i`` after layer ``b`` to input token ``j`` (one max-flow per pair of
+  tokens, as defined in the paper and its code, ``attention_graph_util.compute_node_flow``
+  of github.com/samiraabnar/attention_flow). Like that code, :func:`attention_flow`
+  normalises each row to sum to 1 and also keeps the raw values.
+
+Speed: the reference code runs networkx's Edmonds-Karp on a graph with every token of
+every layer for each pair (about 65 s at 16 tokens on 12 layers). Here the graph is built
+once as one SciPy CSR matrix with a fixed structure: the source row and the sink column
+are the only entries rewritten between pairs, and the other tokens of the first and last
+layer (which no source-to-sink path can use) are left out. Each pair then costs one call
+to :func:`scipy.sparse.csgraph.maximum_flow` (Dinic's algorithm, compiled), on capacities
+scaled to integers (:data:`FLOW_SCALE`). ``scripts/bench_flow.py`` measures both.
+A single max-flow from a token to all input tokens at once (a super-sink) would be faster
+still, but it does not give these values: how a maximum multi-sink flow splits between
+the sinks is not unique and is in general smaller than each pair's own maximum flow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MlmtoolError
+from .attention import AttentionResult
+
+#: Longest text (tokens, special tokens included) :func:`attention_flow` accepts by default.
+#: The work grows about as ``seq**4`` (``seq**2`` max-flows, each on a graph of
+#: ``layers * seq**2`` edges): on 12 layers about 0.2 s at 16 tokens and 5-10 s at 64
+#: tokens on two CPU cores, so 128 tokens would take minutes. Rollout has no such limit.
+MAX_FLOW_TOKENS = 64
+
+#: Capacities are ``round(weight * FLOW_SCALE)`` integers (SciPy's max-flow needs integers):
+#: each edge is off by at most ``0.5 / FLOW_SCALE`` (5e-7), and a flow value by at most
+#: that times the edges of a minimum cut.
+FLOW_SCALE = 2 ** 20
+
+METHODS = ("rollout", "flow")
+
+
+@dataclass
+class AttentionSummary:
+    """One token x token matrix summarising the attention of a range of layers.
+
+    Attributes:
+        method: ``"rollout"`` or ``"flow"``.
+        text: the user's text.
+        tokens: display strings of the tokens, special tokens included (``[seq]``).
+        matrix: ``float64 [seq, seq]``; ``matrix[i, j]`` is the share of input token ``j``
+            in token ``i`` after the last layer of ``layers`` (row ``i`` = output token,
+            column ``j`` = input token, both from 0). Every row sums to 1.
+        layers: ``(first, last)``, the layers used, counted from 1 (inclusive).
+        special: ``[seq]`` True for special tokens.
+        model_name: the model's name, for titles.
+        raw: flow only: ``float64 [seq, seq]`` maximum-flow values before the rows are
+            normalised (each at most 1, in units of attention weight); None for rollout.
+    """
+
+    method: str
+    text: str
+    tokens: list[str]
+    matrix: np.ndarray
+    layers: tuple[int, int]
+    special: list[bool]
+    model_name: str = ""
+    raw: np.ndarray | None = None
+
+    @property
+    def title(self) -> str:
+        """``"Attention rollout, layers 1-12 (model)"`` (or ``"Attention flow, ..."``)."""
+        a, b = self.layers
+        span = f"layer {a}" if a == b else f"layers {a}-{b}"
+        name = f" ({self.model_name})" if self.model_name else ""
+        return f"Attention {self.method}, {span}{name}"
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``dict``: ``method``, ``text``, ``tokens``, ``layers`` ``[first, last]``
+        (from 1), ``matrix`` ``[seq][seq]``, ``special``, ``model`` and, for flow, ``raw``."""
+        out = {"method": self.method, "text": self.text, "tokens": list(self.tokens),
+               "layers": [int(self.layers[0]), int(self.layers[1])],
+               "matrix": np.asarray(self.matrix, dtype=float).tolist(),
+               "special": [bool(s) for s in self.special], "model": self.model_name}
+        if self.raw is not None:
+            out["raw"] = np.asarray(self.raw, dtype=float).tolist()
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON (UTF-8) to ``path`` and return the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        return path
+
+
+def check_layers(layers: tuple[int, int] | None, num_layers: int) -> tuple[int, int]:
+    """Validate a layer range counted from 1; None means all layers ``(1, num_layers)``.
+
+    Raises:
+        MlmtoolError: ``first > last`` or a layer outside ``1..num_layers`` (``param="layers"``).
+    """
+    if layers is None:
+        return 1, num_layers
+    try:
+        first, last = (int(layers[0]), int(layers[1]))
+    except (TypeError, ValueError, IndexError):
+        raise MlmtoolError(f"layers must be two layer numbers (first, last), got {layers!r}",
+                           param="layers") from None
+    if first > last:
+        raise MlmtoolError(f"layers {first}-{last}: the first layer is after the last", param="layers")
+    if first < 1 or last > num_layers:
+        raise MlmtoolError(f"layers {first}-{last} are outside the model, which has layers 1-{num_layers}",
+                           param="layers")
+    return first, last
+
+
+def residual_attention(attention: np.ndarray, layers: tuple[int, int] | None = None) -> np.ndarray:
+    """Head-averaged attention with the residual added: ``0.5 * W + 0.5 * I``, rows renormalised.
+
+    Args:
+        attention: ``[L, H, S, S]`` weights (rows = attending token, each sums to 1).
+        layers: ``(first, last)`` counted from 1, inclusive; None = all.
+
+    Returns:
+        ``float64 [last - first + 1, S, S]``, row-stochastic (Abnar & Zuidema 2020, sec. 3).
+
+    Raises:
+        MlmtoolError: bad ``layers``.
+    """
+    att = np.asarray(attention, dtype=np.float64)
+    if att.ndim != 4 or att.shape[2] != att.shape[3]:
+        raise ValueError(f"attention must be [layers, heads, seq, seq], got shape {att.shape}")
+    first, last = check_layers(layers, att.shape[0])
+    mean = att[first - 1:last].mean(axis=1)  # [L', S, S]
+    aug = 0.5 * mean + 0.5 * np.eye(att.shape[-1])[None]
+    return aug / aug.sum(axis=-1, keepdims=True)
+
+
+def rollout_matrix(aug: np.ndarray) -> np.ndarray:
+    """Attention rollout of row-stochastic layer matrices (Abnar & Zuidema 2020, eq. 1).
+
+    Args:
+        aug: ``[L, S, S]``, layer 1 first (e.g. from :func:`residual_attention`).
+
+    Returns:
+        ``float64 [S, S]`` = ``aug[L-1] @ ... @ aug[1] @ aug[0]``.
+    """
+    out = np.asarray(aug[0], dtype=np.float64)
+    for layer in aug[1:]:
+        out = np.asarray(layer, dtype=np.float64) @ out
+    return out
+
+
+def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE) -> np.ndarray:
+    """Maximum flow from every token after the last layer to every input token.
+
+    The graph (section "Attention flow" of Abnar & Zuidema 2020): node ``(l, i)`` for layer
+    ``l = 0..L`` (0 = the input) and token ``i``; an edge ``(l, i) -> (l - 1, j)`` with
+    capacity ``aug[l - 1, i, j]``. ``F[u, v]`` is the max-flow value from ``(L, u)`` to
+    ``(0, v)``, one :func:`scipy.sparse.csgraph.maximum_flow` (Dinic) per pair on one CSR
+    graph built once; pairs with no path (rollout 0) are skipped.
+
+    Args:
+        aug: ``[L, S, S]`` non-negative capacities, layer 1 first.
+        scale: capacities become ``round(c * scale)`` integers (default :data:`FLOW_SCALE`);
+            ``scale * S * max(c)`` must stay below ``2**31``.
+
+    Returns:
+        ``float64 [S, S]`` flow values in the units of ``aug``, rows not normalised.
+    """
+    import scipy.sparse as sparse
+    from scipy.sparse.csgraph import maximum_flow
+
+    aug = np.asarray(aug, dtype=np.float64)
+    L, n, _ = aug.shape
+    caps = np.rint(aug * scale).astype(np.int64)
+    if caps.max(initial=0) * n >= 2 ** 31:
+        raise ValueError("capacities too large for int32 max-flow; lower scale")
+    caps = caps.astype(np.int32)
+    if L == 1:
+        return caps[0] / scale  # one edge per pair: its capacity is the flow
+    reach = rollout_matrix(caps > 0) > 0  # [S, S] whether any path exists
+    # Nodes: 0 = source (a token of layer L), 1 + (l - 1) * n + i for token i of layer
+    # l = 1..L-1, and the sink (a token of layer 0) last. Only the source row and the sink
+    # column change between pairs.
+    sink = 1 + (L - 1) * n
+    node = lambda l, i: 1 + (l - 1) * n + i  # noqa: E731
+    tokens = np.arange(n)
+    rows = [np.zeros(n, dtype=np.int64)]
+    cols = [node(L - 1, tokens)]
+    data = [np.ones(n, dtype=np.int32)]  # placeholders, rewritten per source
+    ii, jj = np.meshgrid(tokens, tokens, indexing="ij")
+    for l in range(2, L):  # layer l -> layer l - 1 uses aug[l - 1]
+        keep = caps[l - 1] > 0
+        rows.append(node(l, ii[keep]))
+        cols.append(node(l - 1, jj[keep]))
+        data.append(caps[l - 1][keep])
+    rows.append(node(1, tokens))
+    cols.append(np.full(n, sink))
+    data.append(np.ones(n, dtype=np.int32))  # placeholders, rewritten per sink
+    graph = sparse.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+                              shape=(sink + 1, sink + 1), dtype=np.int32)
+    graph.sort_indices()
+    source_at = np.arange(graph.indptr[0], graph.indptr[1])  # columns node(L-1, 0..n-1), in order
+    sink_at = graph.indptr[node(1, tokens) + 1] - 1  # the sink is the last column of each row
+    top, bottom = caps[L - 1], caps[0]
+    out = np.zeros((n, n))
+    for u in range(n):
+        graph.data[source_at] = top[u]
+        for v in range(n):
+            if not reach[u, v]:
+                continue
+            graph.data[sink_at] = bottom[:, v]
+            out[u, v] = maximum_flow(graph, 0, sink, method="dinic").flow_value
+    return out / scale
+
+
+def attention_rollout(result: AttentionResult, layers: tuple[int, int] | None = None) -> AttentionSummary:
+    """Attention rollout of a text's attention (Abnar & Zuidema 2020, eq. 1).
+
+    Args:
+        result: from :func:`mlmtool.attention` (``[L, H, S, S]`` weights, no model needed).
+        layers: ``(first, last)`` counted from 1, inclusive (default: all layers).
+
+    Returns:
+        An :class:`AttentionSummary` with ``method="rollout"``; rows of ``matrix`` sum to 1.
+
+    Raises:
+        MlmtoolError: ``layers`` outside the model (``param="layers"``).
+
+    Example:
+        >>> s = attention_rollout(mlmtool.attention(lm, "The cat sat."))  # doctest: +SKIP
+        >>> s.matrix.shape                                                # doctest: +SKIP
+        (6, 6)
+    """
+    span = check_layers(layers, result.num_layers)
+    matrix = rollout_matrix(residual_attention(result.attention, span))
+    return AttentionSummary("rollout", result.text, list(result.tokens), matrix, span,
+                            list(result.special), result.model_name)
+
+
+def attention_flow(result: AttentionResult, layers: tuple[int, int] | None = None,
+                   max_tokens: int | None = MAX_FLOW_TOKENS, normalize: bool = True) -> AttentionSummary:
+    """Attention flow of a text's attention (Abnar & Zuidema 2020): max-flow per token pair.
+
+    Args:
+        result: from :func:`mlmtool.attention`.
+        layers: ``(first, last)`` counted from 1, inclusive (default: all layers).
+        max_tokens: refuse longer texts (default :data:`MAX_FLOW_TOKENS` = 64; the time
+            grows about as ``seq**4``); None = no limit.
+        normalize: divide each row by its sum, as the paper's code does (default True);
+            ``raw`` keeps the values either way.
+
+    Returns:
+        An :class:`AttentionSummary` with ``method="flow"`` and ``raw`` set.
+
+    Raises:
+        MlmtoolError: ``layers`` outside the model; the text has more than ``max_tokens``
+            tokens (the message names the limit, why, and rollout as the alternative).
+    """
+    n = len(result.tokens)
+    if max_tokens is not None and n > max_tokens:
+        raise MlmtoolError(
+            f"attention flow takes at most {max_tokens} tokens (this text has {n}): it runs one "
+            f"max-flow per token pair, so its time grows as tokens^4 (about 10 s at 64 tokens); "
+            "use rollout for longer texts", param="max_tokens")
+    span = check_layers(layers, result.num_layers)
+    raw = flow_matrix(residual_attention(result.attention, span))
+    matrix = raw / np.maximum(raw.sum(axis=1, keepdims=True), 1e-300) if normalize else raw.copy()
+    return AttentionSummary("flow", result.text, list(result.tokens), matrix, span,
+                            list(result.special), result.model_name, raw=raw)
+
+
+def summarize_attention(result: AttentionResult, method: str = "rollout",
+                        layers: tuple[int, int] | None = None) -> AttentionSummary:
+    """:func:`attention_rollout` or :func:`attention_flow` by name (``"rollout"``/``"flow"``).
+
+    Raises:
+        MlmtoolError: unknown ``method``; as the chosen function.
+    """
+    if method == "rollout":
+        return attention_rollout(result, layers)
+    if method == "flow":
+        return attention_flow(result, layers)
+    raise MlmtoolError(f"method must be one of {', '.join(METHODS)} (got '{method}')", param="method")

@@ -1,0 +1,186 @@
+"""Attention rollout and attention flow (Abnar & Zuidema 2020) against hand computation and networkx."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mlmtool.analysis.attention import AttentionResult
+from mlmtool.analysis.rollout import (
+    FLOW_SCALE,
+    MAX_FLOW_TOKENS,
+    attention_flow,
+    attention_rollout,
+    flow_matrix,
+    residual_attention,
+    rollout_matrix,
+)
+from mlmtool.errors import MlmtoolError
+
+
+def hand_result(weights: np.ndarray, tokens=None) -> AttentionResult:
+    n = weights.shape[-1]
+    tokens = tokens or [f"t{i}" for i in range(n)]
+    return AttentionResult(text=" ".join(tokens), tokens=tokens, attention=weights.astype(np.float32),
+                           word_ids=list(range(n)), special=[False] * n, model_name="hand")
+
+
+def random_attention(layers, heads, n, seed, zeros=0.0) -> np.ndarray:
+    """Row-stochastic ``[layers, heads, n, n]``; ``zeros`` = share of weights set to exactly 0."""
+    rng = np.random.default_rng(seed)
+    att = np.exp(rng.normal(size=(layers, heads, n, n)) * 1.5)
+    if zeros:
+        att[rng.random(att.shape) < zeros] = 0.0
+        att[..., np.arange(n), np.arange(n)] += 1e-3  # every row keeps some weight
+    return att / att.sum(-1, keepdims=True)
+
+
+def networkx_flow(aug: np.ndarray) -> np.ndarray:
+    """The straightforward reference: the whole layered graph, one max-flow per token pair."""
+    nx = pytest.importorskip("networkx")
+    L, n, _ = aug.shape
+    graph = nx.DiGraph()
+    for l in range(L):
+        for i in range(n):
+            for j in range(n):
+                graph.add_edge((l + 1, i), (l, j), capacity=float(aug[l, i, j]))
+    return np.array([[nx.maximum_flow_value(graph, (L, u), (0, v)) for v in range(n)] for u in range(n)])
+
+
+def test_rollout_equals_the_hand_computed_product():
+    # layer 1: head 1 attends to token 0, head 2 to the token itself; layer 2: both heads to token 2
+    att = np.zeros((2, 2, 3, 3))
+    att[0, 0, :, 0] = 1.0
+    att[0, 1] = np.eye(3)
+    att[1, :, :, 2] = 1.0
+    # by hand: A1 = 0.5 * mean(W1) + 0.5 * I = 0.5 * (0.5 * e0-columns + 0.5 * I) + 0.5 * I
+    a1 = np.array([[1.0, 0, 0], [0.25, 0.75, 0], [0.25, 0, 0.75]])
+    a2 = np.array([[0.5, 0, 0.5], [0, 0.5, 0.5], [0, 0, 1.0]])
+    np.testing.assert_allclose(residual_attention(att), [a1, a2], atol=1e-12)
+    # R = A2 @ A1, written out
+    expected = np.array([
+        [0.5 * 1.0 + 0.5 * 0.25, 0.0, 0.5 * 0.75],
+        [0.5 * 0.25 + 0.5 * 0.25, 0.5 * 0.75, 0.5 * 0.75],
+        [0.25, 0.0, 0.75],
+    ])
+    res = attention_rollout(hand_result(att))
+    np.testing.assert_allclose(res.matrix, expected, atol=1e-7)
+    np.testing.assert_allclose(res.matrix.sum(1), 1.0, atol=1e-7)
+    assert res.layers == (1, 2) and res.method == "rollout" and res.raw is None
+    # one layer alone is that layer's residual matrix; layers 2-2 skip layer 1
+    np.testing.assert_allclose(attention_rollout(hand_result(att), layers=(2, 2)).matrix, a2, atol=1e-7)
+    np.testing.assert_allclose(attention_rollout(hand_result(att), layers=(1, 1)).matrix, a1, atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rollout_rows_sum_to_one_and_match_the_paper_code(seed):
+    att = random_attention(5, 3, 7, seed)
+    res = attention_rollout(hand_result(att), layers=(2, 4))
+    np.testing.assert_allclose(res.matrix.sum(1), 1.0, atol=1e-9)
+    assert (res.matrix >= 0).all()
+    # compute_joint_attention of the paper's code: (W + I) / row sums, then aug[i] @ joint[i-1]
+    mean = att[1:4].mean(1)
+    aug = mean + np.eye(7)
+    aug /= aug.sum(-1, keepdims=True)
+    joint = aug[0]
+    for layer in aug[1:]:
+        joint = layer @ joint
+    np.testing.assert_allclose(res.matrix, joint, atol=1e-9)
+
+
+@pytest.mark.parametrize("layers,n,heads,zeros,seed", [
+    (1, 4, 2, 0.0, 0), (2, 3, 1, 0.0, 1), (3, 5, 2, 0.0, 2), (4, 4, 3, 0.5, 3), (3, 6, 2, 0.7, 4), (5, 5, 2, 0.3, 5),
+])
+def test_flow_equals_networkx_one_max_flow_per_pair(layers, n, heads, zeros, seed):
+    att = random_attention(layers, heads, n, seed, zeros)
+    aug = residual_attention(att)
+    expected = networkx_flow(aug)
+    got = attention_flow(hand_result(att))
+    # integer capacities: each edge off by <= 0.5 / FLOW_SCALE, a cut has < n * layers edges
+    tol = n * layers / FLOW_SCALE
+    np.testing.assert_allclose(got.raw, expected, atol=tol)
+    np.testing.assert_allclose(flow_matrix(aug), expected, atol=tol)
+    # rows normalised as the paper's code does (flow_values[u] /= flow_values[u].sum())
+    np.testing.assert_allclose(got.matrix, expected / expected.sum(1, keepdims=True), atol=10 * tol)
+    np.testing.assert_allclose(got.matrix.sum(1), 1.0, atol=1e-9)
+    # a flow never exceeds what the source can send (1) nor the one-layer capacities
+    assert (got.raw <= 1 + tol).all()
+
+
+def test_no_flow_where_rollout_is_zero():
+    # each token attends only to the token before it (token 0 to itself): after 3 layers token i
+    # can only hold tokens i-3..i, so rollout has zeros and flow must have exactly the same ones
+    n, L = 7, 3
+    att = np.zeros((L, 2, n, n))
+    for i in range(n):
+        att[:, :, i, max(i - 1, 0)] = 1.0
+    res = hand_result(att)
+    roll = attention_rollout(res).matrix
+    flow = attention_flow(res).raw
+    assert (roll == 0).sum() > n  # the test has something to test
+    assert (flow[roll == 0] == 0).all()
+    assert (flow[roll > 0] > 0).all()
+    np.testing.assert_allclose(flow, networkx_flow(residual_attention(att)), atol=n * L / FLOW_SCALE)
+
+
+def test_flow_on_a_hand_made_bottleneck():
+    """Two layers of one token pair: the flow is the smaller of the two capacities, rollout their product."""
+    att = np.zeros((2, 1, 2, 2))
+    att[0, 0] = [[1.0, 0.0], [1.0, 0.0]]  # layer 1: both tokens attend to token 0
+    att[1, 0] = [[0.0, 1.0], [0.0, 1.0]]  # layer 2: both attend to token 1
+    res = hand_result(att)
+    # A1 = [[1, 0], [.5, .5]], A2 = [[.5, .5], [0, 1]]; token 0 -> token 1: via (1,1) only: min(.5, .5)
+    flow = attention_flow(res, normalize=False).raw
+    np.testing.assert_allclose(flow, [[1.0, 0.5], [0.5, 0.5]], atol=1e-6)
+    np.testing.assert_allclose(attention_rollout(res).matrix, [[0.75, 0.25], [0.5, 0.5]], atol=1e-7)
+
+
+def test_layer_range_and_length_errors():
+    res = hand_result(random_attention(3, 2, 4, 0))
+    for bad in [(0, 2), (2, 4), (3, 2)]:
+        with pytest.raises(MlmtoolError) as info:
+            attention_rollout(res, layers=bad)
+        assert info.value.param == "layers" and "\n" not in str(info.value)
+    with pytest.raises(MlmtoolError, match="outside the model, which has layers 1-3"):
+        attention_flow(res, layers=(1, 9))
+    long = hand_result(random_attention(1, 1, MAX_FLOW_TOKENS + 1, 0))
+    with pytest.raises(MlmtoolError, match=f"at most {MAX_FLOW_TOKENS} tokens") as info:
+        attention_flow(long)
+    assert "rollout" in str(info.value)
+    assert attention_flow(long, max_tokens=None).matrix.shape == (MAX_FLOW_TOKENS + 1,) * 2
+
+
+def test_summary_to_dict_and_save(tmp_path):
+    res = hand_result(random_attention(2, 2, 4, 1), tokens=["[CLS]", "a", "b", "[SEP]"])
+    flow = attention_flow(res, layers=(2, 2))
+    d = flow.to_dict()
+    assert d["method"] == "flow" and d["layers"] == [2, 2] and d["tokens"][0] == "[CLS]"
+    assert np.allclose(d["matrix"], flow.matrix) and np.allclose(d["raw"], flow.raw)
+    back = json.loads(flow.save(tmp_path / "f.json").read_text(encoding="utf-8"))
+    assert back == json.loads(json.dumps(d))
+    assert "raw" not in attention_rollout(res).to_dict()
+    assert flow.title == "Attention flow, layer 2 (hand)"
+
+
+def test_rollout_of_a_real_forward_pass(tiny_bert):
+    import torch
+
+    from mlmtool.analysis.attention import attention
+
+    text = "the cat sat on the mat ."
+    enc = tiny_bert.tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        ref = torch.stack(tiny_bert.model(**enc, output_attentions=True).attentions, 1)[0].double().numpy()
+    res = attention_rollout(attention(tiny_bert, text))
+    n = ref.shape[-1]
+    a = [0.5 * ref[l].mean(0) + 0.5 * np.eye(n) for l in range(ref.shape[0])]
+    a = [m / m.sum(-1, keepdims=True) for m in a]
+    np.testing.assert_allclose(res.matrix, a[1] @ a[0], atol=1e-5)
+    assert res.tokens[0] == "[CLS]" and res.model_name
+
+
+def test_rollout_matrix_of_a_single_layer_is_itself():
+    aug = residual_attention(random_attention(1, 2, 3, 9))
+    np.testing.assert_allclose(rollout_matrix(aug), aug[0])
