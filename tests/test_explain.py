@@ -97,6 +97,128 @@ def test_roberta_mask_token(tiny_roberta):
     assert r.base_value + r.token_values.sum() == pytest.approx(r.full_value, rel=1e-5, abs=1e-9)
 
 
+def test_efficiency_holds_when_the_budget_runs_out(tiny_bert):
+    """SHAP's efficiency: the values sum to p(full) - p(every hideable token hidden), even with
+    10 evaluations for 9 tokens (most coalitions are never split), and p(all hidden) is
+    computed here independently, through predict on the sentence written with masks."""
+    text = "the cats played in the [MASK] and the [MASK] ."
+    r = explain(tiny_bert, text, target="park", max_evals=10)
+    assert r.tokens[1:4] == ["the", "cat", "##s"] and r.evaluations == 10
+    park = r.target_id
+    hidden = " ".join(["[MASK]"] * (len(r.tokens) - 2))  # every token of every word hidden
+    p_hidden = _p(tiny_bert, hidden, park, mask=r.mask_position - 1)
+    p_full = _p(tiny_bert, text, park, mask=0)
+    assert r.base_value == pytest.approx(p_hidden, rel=1e-5)
+    assert r.full_value == pytest.approx(p_full, rel=1e-5)
+    assert r.token_values.sum() == pytest.approx(p_full - p_hidden, rel=1e-5, abs=1e-9)
+    assert r.mask_position == 7 and r.tokens[10] == "[MASK]"
+    assert r.token_values[[0, 7, 10, 12]].tolist() == [0.0] * 4  # [CLS], both masks, [SEP]
+
+
+def test_one_word_gets_the_whole_difference(tiny_bert):
+    r = explain(tiny_bert, "cat [MASK]", target="sat")
+    f_full, f_none = _p(tiny_bert, "cat [MASK]", r.target_id), _p(tiny_bert, "[MASK] [MASK]", r.target_id)
+    np.testing.assert_allclose(r.word_values, [f_full - f_none, 0.0], rtol=1e-5, atol=1e-12)
+
+
+def test_token_masker_hides_words_only(tiny_bert):
+    from mlmtool.analysis.explain import _make_masker
+    from mlmtool.core.forward import encode
+
+    text = "the cats sat on the [MASK] ."
+    enc = encode(tiny_bert, [text], need_mask=True)
+    ids = list(enc["input_ids"][0])  # [CLS] the cat ##s sat on the [MASK] . [SEP]
+    m = _make_masker(tiny_bert, enc, ids)
+    mask_id = tiny_bert.mask_token_id
+    assert m.hideable.tolist() == [1, 2, 3, 4, 5, 6, 8] and m.shape == (1, 7)
+    x = m.features()
+    assert x.tolist() == [ids[i] for i in m.hideable]
+    out = m(np.array([True, False, False, True, True, True, False]), x)
+    assert out.shape == (1, len(ids))
+    expect = list(ids)
+    expect[2] = expect[3] = expect[8] = mask_id
+    assert out[0].tolist() == expect  # hidden -> mask token; [CLS], [MASK], [SEP] untouched
+    assert m(np.ones(7, bool), x)[0].tolist() == ids
+    assert set(m(np.zeros(7, bool), x)[0, 1:-1].tolist()) == {mask_id}
+
+
+def test_word_hierarchy_joins_pieces_first_then_neighbours():
+    from scipy.cluster.hierarchy import is_valid_linkage, to_tree
+
+    from mlmtool.analysis.explain import word_hierarchy
+
+    word_of = [0, 1, 1, 1, 2, 3, 4, 5, 6]  # word 1 has three pieces
+    z = word_hierarchy(word_of, breaks=[False] * 4 + [True] + [False] * 4)  # a comma after word 2
+    assert is_valid_linkage(z) and z.shape == (8, 4)
+    assert set(z[0, :2]) <= {1, 2, 3} and (z[:2, 2] == 0).all()
+    assert z[1, 3] == 3  # the three pieces are one cluster before anything else merges
+
+    def leaves(node):
+        return sorted(node.pre_order())
+
+    root = to_tree(z)
+    clusters = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        clusters.append(leaves(node))
+        stack.extend(c for c in (node.left, node.right) if c is not None)
+    for c in clusters:  # every coalition is a contiguous span of the sentence
+        assert c == list(range(c[0], c[-1] + 1))
+    assert [0, 1, 2, 3, 4] in clusters  # the clause before the comma stays together
+    assert word_hierarchy([0]).shape == (0, 4)
+
+
+def test_partition_explainer_with_our_masker_recovers_an_additive_game():
+    """Through shap's public Partition explainer: for f = sum of weights of the shown tokens
+    every Owen value is that token's weight (any hierarchy); with an interaction term the
+    values still sum to f(all) - f(none) (Lundberg & Lee 2017, local accuracy)."""
+    import shap
+
+    from mlmtool.analysis.explain import TokenMasker
+
+    ids = np.array([101, 11, 12, 13, 14, 15, 103, 16, 102])
+    hideable = [1, 2, 3, 4, 5, 7]
+    m = TokenMasker(ids, hideable, word_of=[0, 1, 1, 2, 3, 5], mask_token_id=103)
+    w = np.array([0.3, -0.2, 0.05, 0.4, -0.1, 0.25])
+
+    def additive(x):  # [n, seq] -> [n]
+        return (x[:, hideable] != 103).astype(float) @ w
+
+    exp = shap.explainers.Partition(additive, m)(m.features()[None, :], max_evals=500, silent=True)
+    np.testing.assert_allclose(exp.values[0], w, atol=1e-12)
+    assert float(np.asarray(exp.base_values).ravel()[0]) == 0.0
+
+    def game(x):
+        shown = (x[:, hideable] != 103).astype(float)
+        return shown @ w + 0.7 * shown[:, 0] * shown[:, 4]
+
+    for budget in (500, 6):
+        exp = shap.explainers.Partition(game, m)(m.features()[None, :], max_evals=budget, silent=True)
+        assert exp.values[0].sum() == pytest.approx(w.sum() + 0.7, abs=1e-12)
+
+
+def test_only_shap_public_api_is_used():
+    """Runs on the newest shap release (0.51.0 on PyPI when this was written, checked with
+    `pip index versions shap`); the masker must not reach into shap's private parts, which
+    change between releases (the old Text subclass used _segments_s, _tokenized_s,
+    _update_s_cache and shap.maskers._text.partition_tree)."""
+    import inspect
+
+    import shap
+    from packaging.version import Version
+
+    import mlmtool.analysis.explain as module
+
+    assert Version(shap.__version__) >= Version("0.51")
+    source = inspect.getsource(module)
+    assert re.findall(r"shap(?:\.\w+)*\._\w+", source) == []
+    assert re.findall(r"\._(?:segments|tokenized|update_s_cache)\w*", source) == []
+    assert "shap.maskers" not in source
+    assert [line.strip() for line in source.splitlines() if re.match(r"\s*(from|import) shap", line)] == \
+        ["import shap"]  # the explainer is used as shap.explainers.Partition(f, masker)
+
+
 def test_progress_bar(tiny_bert, capsys):
     explain(tiny_bert, "the cat sat on the [MASK] .", target="mat", max_evals=50, progress=True)
     assert "SHAP evaluations" in capsys.readouterr().err
@@ -132,6 +254,22 @@ def test_cli_json_additive_even_when_the_budget_runs_out(tiny_bert_dir, runner):
     assert data["token_values"][0] == data["token_values"][6] == 0.0  # [CLS] and [MASK] earn nothing
 
 
+def test_cli_reads_the_sentence_by_the_one_grammar(tiny_bert_dir, runner):
+    base = ["explain", "-m", str(tiny_bert_dir), "--target", "cat", "--max-evals", "40", "--json"]
+    by_words = runner.invoke(cli, [*base, *TEXT.split()])  # unquoted words: one sentence
+    assert by_words.exit_code == 0, by_words.output
+    Path("one.txt").write_text("\n" + TEXT + "\n\n", encoding="utf-8")
+    from_file = runner.invoke(cli, [*base, "-i", "one.txt"])
+    from_stdin = runner.invoke(cli, [*base, "-"], input=TEXT + "\n")
+    values = [json.loads(r.stdout)["word_values"] for r in (by_words, from_file, from_stdin)]
+    assert values[0] == values[1] == values[2] and json.loads(from_file.stdout)["text"] == TEXT
+    Path("two.txt").write_text(TEXT + "\n" + TEXT + "\n", encoding="utf-8")
+    two = runner.invoke(cli, [*base, "-i", "two.txt"])
+    assert two.exit_code == 2 and "explain takes one sentence, not 2" in two.output
+    named = runner.invoke(cli, [*base, "one.txt"])  # a file name as TEXT: the hint to use -i
+    assert named.exit_code == 2 and "use -i one.txt" in named.output and "Traceback" not in named.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["she opened the door ."], "no [MASK] in the text"),
     ([TEXT, "--target", "cats"], "is 2 tokens for model"),
@@ -139,6 +277,9 @@ def test_cli_json_additive_even_when_the_budget_runs_out(tiny_bert_dir, runner):
     ([TEXT, "--target", "two words"], "must be one word"),
     ([TEXT, "--mask", "2"], "--mask must be between 1 and 1"),
     ([TEXT, "--max-evals", "1"], "--max-evals"),
+    ([TEXT, "-t", "cat"], "use --target WORD"),  # -t is --threshold in heads
+    ([TEXT, "--out", "x"], "--output"),  # the old long spelling: click suggests --output
+    ([TEXT, "-i", "sentences.txt"], "not both"),
 ])
 def test_bad_input_is_one_line_exit_2(tiny_bert_dir, runner, args, message):
     result = runner.invoke(cli, ["explain", "-m", str(tiny_bert_dir), *args, "-o", "out"])
@@ -149,7 +290,9 @@ def test_bad_input_is_one_line_exit_2(tiny_bert_dir, runner, args, message):
 
 def test_multi_piece_target_suggests_the_pieces(tiny_bert_dir, runner):
     result = runner.invoke(cli, ["explain", "-m", str(tiny_bert_dir), TEXT, "--target", "cats"])
-    assert "(cat + ##s)" in result.output and "--target cat" in result.output
+    assert result.exit_code == 2
+    assert "(cat + ##s)" in result.output and "its first piece 'cat'" in result.output
+    assert result.output.startswith("Error: --target 'cats' is 2 tokens")  # the flag, not the parameter
 
 
 def test_model_without_mlm_head_is_refused(tiny_bert_dir, tmp_path, runner):

@@ -2,29 +2,34 @@
 
 The explained function maps a (partly hidden) sentence to the probability, softmax over the
 whole vocabulary at the ``[MASK]`` position, of one target token. It is explained with the
-`shap <https://github.com/shap/shap>`_ library's Partition explainer (Owen values over
-the word hierarchy built by ``shap.maskers.Text.clustering``; Lundberg & Lee 2017, "A Unified
-Approach to Interpreting Model Predictions") and a ``shap.maskers.Text`` masker built on the
-model's own tokenizer:
+`shap <https://github.com/shap/shap>`_ library's Partition explainer (Owen values over a
+hierarchy of the words; Lundberg & Lee 2017, "A Unified Approach to Interpreting Model
+Predictions") and :class:`TokenMasker`, a masker written to shap's public masker protocol
+(a callable ``masker(mask, x)`` with ``shape`` and ``clustering``; no private shap API, so
+any shap >= 0.51 works):
 
+* the features are the tokens of the text's words; the ``[MASK]`` tokens and the special
+  tokens (``[CLS]``/``[SEP]``) are never hidden, so their SHAP value is exactly 0;
 * a hidden token is replaced by the model's mask token, the masked LM's own "unknown word"
-  (shap's Text-masker default for tokenizers that have one); the masker works on token ids
-  (``output_type="token_ids"``), so positions never shift and the explained ``[MASK]`` is
-  always where it was;
-* the ``[MASK]`` tokens of the text are never hidden (they are shap invariants, like
-  ``[CLS]``/``[SEP]``), so their SHAP value is 0;
+  (shap's Text-masker default for tokenizers that have one); the masker works on token
+  ids, so positions never shift and the explained ``[MASK]`` is always where it was;
+* the hierarchy (:func:`word_hierarchy`) joins a word's pieces first, then neighbouring
+  words into phrases (SciPy's Ward linkage on positions along the sentence);
 * shap's masked inputs are evaluated in batches of ``batch_size`` sentences per forward pass,
   with the vocabulary projection run at the mask position only.
 
 SHAP values are per token; a word's value is the sum of its pieces' values (Owen values
-are additive over a coalition, and the Text masker's clustering merges a word's pieces
-first). Additivity holds: ``base_value + sum(values) == p(target | full sentence)``.
+are additive over a coalition, and the hierarchy merges a word's pieces first). Additivity
+(SHAP's efficiency) holds at any budget: ``base_value + sum(values) == p(target | full
+sentence)``, where ``base_value`` is ``p(target)`` with every hideable token hidden.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -89,6 +94,12 @@ class ExplainResult:
         out["sum_of_values"] = float(np.sum(self.word_values))
         return out
 
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as UTF-8 JSON to ``path``; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return path
+
 
 def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1) -> int:
     """The vocabulary id of ``target`` as it would be written at the ``mask_index``-th mask.
@@ -102,7 +113,7 @@ def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1)
     """
     word = target.strip()
     if not word or any(c.isspace() for c in word):
-        raise MlmtoolError(f"--target must be one word, got '{target}'")
+        raise MlmtoolError(f"target must be one word, got '{target}'", param="target")
     model_text = to_model_text(text, lm.mask_token)
     start = -1
     for _ in range(mask_index):
@@ -114,79 +125,104 @@ def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1)
     pieces = [lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][i]) for i in span]
     if len(span) != 1 or lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][span[0]]) == lm.tokenizer.unk_token:
         if pieces == [lm.tokenizer.unk_token] or not pieces:
-            raise MlmtoolError(f"--target '{word}' is not in the vocabulary of model '{lm.name}'")
+            raise MlmtoolError(f"target '{word}' is not in the vocabulary of model '{lm.name}'",
+                               param="target")
         shown = " + ".join(display_token(p) for p in pieces)
-        raise MlmtoolError(f"--target '{word}' is {len(pieces)} tokens for model '{lm.name}' "
-                           f"({shown}); SHAP explains one token, e.g. --target "
-                           f"{piece(lm.tokenizer, enc['input_ids'][span[0]])[0]}")
+        raise MlmtoolError(f"target '{word}' is {len(pieces)} tokens for model '{lm.name}' "
+                           f"({shown}); SHAP explains one token, e.g. its first piece "
+                           f"'{piece(lm.tokenizer, enc['input_ids'][span[0]])[0]}'", param="target")
     return int(enc["input_ids"][span[0]])
 
 
-def _make_masker(lm: LoadedModel):
-    """A ``shap.maskers.Text`` on the model's tokenizer whose features are the hideable tokens.
+class TokenMasker:
+    """A shap masker over the hideable tokens of one sentence: hidden tokens become the mask token.
 
-    shap's Text masker makes every token a feature and keeps ``[CLS]``/``[SEP]`` fixed
-    ("invariants"). When the evaluation budget runs out, the Partition explainer spreads a
-    coalition's remaining credit over all its leaves, fixed ones included, so specials and
-    masks could receive credit they cannot have earned. This subclass therefore exposes only
-    the tokens that can be hidden (everything except special tokens and mask tokens): the
-    mask shape, clustering (shap's own ``partition_tree`` heuristic on those tokens),
-    feature names and data are restricted to them, and a mask over them is expanded to the
-    full token sequence (kept tokens always shown) before shap's ``Text.__call__`` turns
-    hidden tokens into the mask token id.
+    It follows shap's documented masker protocol for the Partition explainer: a callable
+    ``masker(mask, x)`` with the attributes ``shape`` and ``clustering`` (see
+    ``shap.explainers.Partition``: "The function used to "mask" out hidden features of the
+    form ``masker(mask, x)``"). It uses no private shap attribute and works on shap 0.51+.
+
+    The features are the hideable tokens only: every token of a word, except the mask tokens
+    of the text (so the explained mask is always in place and earns no credit) and the special
+    tokens (``[CLS]``, ``[SEP]``, ``<s>``, which are not words). A hidden token is replaced by
+    the model's mask token, the masked LM's own "unknown word" (shap's Text-masker default for
+    tokenizers that have one); positions never shift.
+
+    Args:
+        ids: ``int [seq]`` token ids of the model input, special tokens included.
+        hideable: ``int [features]`` positions (from 0, increasing) of the hideable tokens.
+        word_of: ``int [features]`` the word each hideable token belongs to (non-decreasing).
+        mask_token_id: the id that replaces a hidden token.
+        breaks: ``bool [features]`` True where a clause boundary follows the feature
+            (after punctuation); optional.
+
+    Attributes:
+        shape: ``(1, features)``: each call returns one masked sentence.
+        clustering: ``float64 [features - 1, 4]`` the feature hierarchy in SciPy linkage
+            format (see :func:`word_hierarchy`).
     """
-    import shap
-    from shap.maskers._text import partition_tree  # shap's word-hierarchy heuristic
 
-    mask_id = lm.mask_token_id
+    def __init__(self, ids, hideable, word_of, mask_token_id: int, breaks=None):
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.hideable = np.asarray(hideable, dtype=np.int64)
+        self.mask_token_id = int(mask_token_id)
+        self.shape = (1, len(self.hideable))
+        self.clustering = word_hierarchy(word_of, breaks)
 
-    class HideableTokensText(shap.maskers.Text):
-        """Text masker (token ids out, hidden → mask token) over the hideable tokens only."""
+    def features(self) -> np.ndarray:
+        """``int [features]`` the token ids of the hideable tokens: the ``x`` to explain."""
+        return self.ids[self.hideable]
 
-        def _free(self, s) -> np.ndarray:
-            """Indices (from 0, into the full token sequence) of the tokens that can be hidden."""
-            self._update_s_cache(s)
-            fixed = super().invariants(s)[0] | (self._tokenized_s == mask_id)
-            return np.flatnonzero(~fixed)
+    def __call__(self, mask, x) -> np.ndarray:
+        """``int [1, seq]``: the sentence with the features where ``mask`` is False hidden.
 
-        def __call__(self, mask, s):
-            free = self._free(s)
-            full = np.ones(len(self._tokenized_s), dtype=bool)
-            full[free] = self._standardize_mask(mask, s)
-            return super().__call__(full, s)
+        Args:
+            mask: ``bool [features]`` True = the feature is shown.
+            x: ``int [features]`` the features' token ids (:meth:`features`).
+        """
+        out = self.ids.copy()
+        out[self.hideable] = np.where(np.asarray(mask, dtype=bool), np.asarray(x, dtype=np.int64),
+                                      self.mask_token_id)
+        return out[None, :]
 
-        def shape(self, s):
-            return (1, len(self._free(s)))
 
-        def mask_shapes(self, s):
-            return [(len(self._free(s)),)]
+def word_hierarchy(word_of, breaks=None) -> np.ndarray:
+    """A hierarchy of tokens in which each word's pieces join first, then neighbouring words.
 
-        def invariants(self, s):
-            return np.zeros((1, len(self._free(s))), dtype=bool)
+    SciPy's Ward linkage (``scipy.cluster.hierarchy.linkage(method="ward")``) on positions
+    along the sentence: the pieces of one word share a position, so they merge first (at
+    distance 0), and words merge with their neighbours into contiguous, roughly balanced
+    phrases; a clause boundary (``breaks``, after punctuation) adds one extra unit of distance,
+    so clauses tend to stay together, in the spirit of shap's Text-masker hierarchy.
 
-        def feature_names(self, s):
-            return [[v.strip() for v in self._segments_s[self._free(s)]]]
+    Args:
+        word_of: ``int [features]`` the word of each token (non-decreasing).
+        breaks: ``bool [features]`` True where a boundary follows the token; None = none.
 
-        def data_transform(self, s):
-            free = self._free(s)
-            return (np.asarray(self.token_segments(s)[0], dtype=object)[free],)
+    Returns:
+        ``float64 [features - 1, 4]`` linkage matrix (children, distance, size), as the
+        Partition explainer expects; ``[0, 4]`` for a single feature.
+    """
+    from scipy.cluster.hierarchy import linkage
 
-        def clustering(self, s):
-            # shap.maskers.Text.clustering, restricted to the hideable tokens
-            free = self._free(s)
-            sep = getattr(self.tokenizer, "sep_token", None)
-            tokens = []
-            segs = self._segments_s
-            for i, v in enumerate(segs):
-                joins = (i > 0 and re.match(r"^.*\W$", segs[i - 1]) is None
-                         and re.match(r"^[A-Za-z]", v) is not None and tokens[i - 1] != "")
-                tokens.append("##" + v.strip() if joins else v.strip())
-            pt = partition_tree([tokens[i] for i in free], [sep] if sep else [])
-            if len(pt):
-                pt[:, 2] = pt[:, 3] / pt[:, 3].max()
-            return pt
+    word_of = np.asarray(word_of, dtype=np.int64)
+    n = len(word_of)
+    if n < 2:
+        return np.zeros((0, 4), dtype=np.float64)
+    brk = np.zeros(n, dtype=bool) if breaks is None else np.asarray(breaks, dtype=bool)
+    step = np.zeros(n, dtype=np.float64)
+    step[1:] = (word_of[1:] != word_of[:-1]) * (1.0 + brk[:-1])
+    return linkage(np.cumsum(step)[:, None], method="ward").astype(np.float64)
 
-    return HideableTokensText(lm.tokenizer, mask_token=lm.mask_token, output_type="token_ids")
+
+def _make_masker(lm: LoadedModel, encoding, ids: list[int]) -> TokenMasker:
+    """:class:`TokenMasker` for one encoded sentence (tokens of words, masks excepted)."""
+    word_ids = encoding.word_ids(0)
+    hideable = [i for i, w in enumerate(word_ids) if w is not None and ids[i] != lm.mask_token_id]
+    word_of = [word_ids[i] for i in hideable]
+    tokens = lm.tokenizer.convert_ids_to_tokens([ids[i] for i in hideable])
+    breaks = [bool(re.fullmatch(r"\W+", t.lstrip("\u0120\u2581"))) for t in tokens]  # after , . ; ...
+    return TokenMasker(ids, hideable, word_of, lm.mask_token_id, breaks)
 
 
 def target_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, target_id: int,
@@ -212,7 +248,7 @@ def target_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, ta
 def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: int = 1,
             max_evals: int = 500, batch_size: int = 32, seed: int = 0,
             progress: bool | None = False) -> ExplainResult:
-    """Explain ``p(target | text)`` at a mask with SHAP (Partition explainer, Text masker).
+    """Explain ``p(target | text)`` at a mask with SHAP (Partition explainer, :class:`TokenMasker`).
 
     Args:
         lm: a model from :func:`mlmtool.load` with a masked-LM head.
@@ -248,13 +284,13 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
 
     lm.require_mlm_head()
     if max_evals < 3:
-        raise MlmtoolError(f"--max-evals must be at least 3, got {max_evals}")
+        raise MlmtoolError(f"max_evals must be at least 3, got {max_evals}", param="max_evals")
     encoding = encode(lm, [text], need_mask=True)
     ids = list(encoding["input_ids"][0])
     positions = [i for i, t in enumerate(ids) if t == lm.mask_token_id]
     if not 1 <= mask_index <= len(positions):
-        raise MlmtoolError(f"--mask must be between 1 and {len(positions)} (the number of "
-                           f"{USER_MASK} tokens in the text), got {mask_index}")
+        raise MlmtoolError(f"mask_index must be between 1 and {len(positions)} (the number of "
+                           f"{USER_MASK} tokens in the text), got {mask_index}", param="mask_index")
     position = positions[mask_index - 1]
     model_text = to_model_text(text, lm.mask_token)
 
@@ -263,12 +299,8 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     top_predictions = [(lm.tokenizer.decode([int(t)]).strip(), float(full[t])) for t in top]
     target_id = int(top[0]) if target is None else resolve_target(lm, text, target, mask_index)
 
-    masker = _make_masker(lm)
-    segments_ids = masker.token_segments(model_text)[1]
-    if list(segments_ids) != ids:  # shap tokenizes exactly as we do
-        raise RuntimeError("shap's Text masker tokenized the text differently from the model input")
-
-    free = masker._free(model_text)  # positions of the tokens SHAP may hide
+    masker = _make_masker(lm, encoding, ids)
+    free = masker.hideable  # positions of the tokens SHAP may hide
     if len(free) == 0:
         raise MlmtoolError("the text has no words besides the mask, so there is nothing to explain")
     n_features = len(free)
@@ -288,7 +320,7 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     np.random.seed(seed)
     try:
         # shap's batch_size is the number of masked sentences per call of ``f``
-        exp = explainer([model_text], max_evals=max_evals, batch_size=batch_size, silent=True)
+        exp = explainer(masker.features()[None, :], max_evals=max_evals, batch_size=batch_size, silent=True)
     finally:
         np.random.set_state(state)
         bar.close()

@@ -6,39 +6,47 @@ import json
 
 import click
 
-from ._common import load_model, model_options, overwrite_option, prepare_output_dir, read_texts
+from ._common import (batch_size_option, json_option, load_model, model_options, one_sentence, output_option,
+                      overwrite_option, prepare_output_dir, read_sentences, text_arguments)
 
-#: Files written into ``--out DIR``.
+#: Files written into ``-o/--output DIR``.
 OUTPUT_FILES = ("explanation.html", "explanation.png", "explanation.json")
 
 
+def _old_t(ctx, param, value):
+    """``-t`` was ``--target`` here but is ``--threshold`` in ``heads``: say which to use."""
+    if value is not None:
+        raise click.UsageError("explain has no -t (it means --threshold in heads); use --target WORD")
+
+
 @click.command()
-@click.argument("text", nargs=-1)
-@click.option("-t", "--target", default=None, metavar="WORD",
+@text_arguments
+@click.option("--target", default=None, metavar="WORD",
               help="Explain the probability of this word (one vocabulary token).  [default: the top prediction]")
+@click.option("-t", "old_t", hidden=True, expose_value=False, callback=_old_t)
 @click.option("--mask", "mask_index", type=click.IntRange(1, None), default=1, show_default=True,
               help="Which [MASK] to explain when the text has several (counted from 1).")
 @model_options
 @click.option("--max-evals", type=click.IntRange(3, None), default=500, show_default=True,
               help="SHAP's budget of model evaluations (more = finer attribution, slower).")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Write explanation.html, explanation.png (bar chart) and explanation.json here.")
-@click.option("--json", "as_json", is_flag=True, help="Print the SHAP values and base value as JSON.")
-@click.option("-b", "--batch-size", default=32, show_default=True, type=click.IntRange(1, None),
-              help="Sentences per forward pass.")
+@output_option(what=", ".join(OUTPUT_FILES) + " (bar chart, page, values)")
+@json_option
+@batch_size_option(32)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for SHAP's tie-breaking.")
 @overwrite_option
-def explain(text, target, mask_index, model, lang, max_evals, out_dir, as_json, batch_size, seed, overwrite):
+def explain(text, input_file, target, mask_index, model, lang, max_evals, output, as_json, batch_size, seed,
+            overwrite):
     """Explain with SHAP which words of TEXT make the model predict a word at [MASK].
 
     Each word gets a SHAP value: how much it raises (red) or lowers (blue) the probability of
     the predicted word (or --target) at the mask. The values add up to
     p(target | sentence) minus the base value, p(target) with every word hidden.
+    TEXT is one sentence (`-` or -i FILE: a single line).
 
     \b
     Examples:
       mlmtool explain "The [MASK] sat on the mat."
-      mlmtool explain "The [MASK] sat on the mat." --target dog --out why/
+      mlmtool explain "The [MASK] sat on the mat." --target dog -o why/
       mlmtool explain "Paris is the [MASK] of France." --json
     """
     from rich.console import Console
@@ -46,21 +54,17 @@ def explain(text, target, mask_index, model, lang, max_evals, out_dir, as_json, 
     from ..analysis.explain import explain as run_explain
     from ..render.shap_view import bar_chart, render_html, render_terminal
 
-    texts = [" ".join(text)] if text and "-" not in text else read_texts(text)
-    if len(texts) != 1:
-        raise click.UsageError("explain takes one sentence")
-    out = prepare_output_dir(out_dir, overwrite, list(OUTPUT_FILES)) if out_dir else None
+    sentence = one_sentence(read_sentences(text, input_file), "explain")
+    out = prepare_output_dir(output, overwrite, list(OUTPUT_FILES)) if output else None
     lm = load_model(model, lang)
-    result = run_explain(lm, texts[0], target=target, mask_index=mask_index, max_evals=max_evals,
+    result = run_explain(lm, sentence, target=target, mask_index=mask_index, max_evals=max_evals,
                          batch_size=batch_size, seed=seed, progress=None)
-    payload = result.to_dict()
     if as_json:
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         Console(highlight=False, soft_wrap=True).print(render_terminal(result))
     if out is not None:
         render_html(result).save(out / "explanation.html")
         bar_chart(result).savefig(out / "explanation.png", dpi=150)
-        (out / "explanation.json").write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n",
-                                              encoding="utf-8")
+        result.save(out / "explanation.json")
         click.echo(f"Wrote {', '.join(OUTPUT_FILES)} to {out}/", err=True)
