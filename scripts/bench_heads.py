@@ -1,7 +1,7 @@
 """Benchmark: score every head of the MiniLM encoder (6 x 12) over 300 shipped sentences.
 
-mlmtool runs :func:`mlmtool.heads.score_heads`: batched, length-bucketed forward passes
-(``mlmtool.attention``) and NumPy metrics over all heads of a sentence at once. The
+mlmtool runs :func:`mlmtool.score_heads`: batched, length-bucketed forward passes
+(the forward core, ``mlmtool.core.forward``) and NumPy metrics over all heads of a sentence at once. The
 reference is the loop most notebooks write: one forward pass per sentence, then a Python
 loop over layers and heads computing the word-level matrix and each metric per head (NumPy
 inside the loop). Both produce the same numbers (checked here). Target: mlmtool under 30 s
@@ -26,7 +26,7 @@ def naive_scores(lm, sentences: list[str]) -> dict[str, np.ndarray]:
     inside (word matrix ``M_mean @ A @ M.T``, then each metric). Returns ``{metric: [L, H]}``."""
     import torch
 
-    from mlmtool.analysis.heads import is_punctuation
+    from mlmtool.analysis.heads.metrics import is_punctuation
     from mlmtool.tokens import word_pieces
 
     L, H = lm.num_layers, lm.num_heads
@@ -74,7 +74,10 @@ def naive_scores(lm, sentences: list[str]) -> dict[str, np.ndarray]:
 def run() -> None:
     import torch
 
-    from mlmtool.analysis.heads import PATTERNS, default_sentences, head_labels, score_heads
+    from mlmtool.analysis.heads.metrics import PATTERNS
+    from mlmtool.analysis.heads.run import score_heads
+    from mlmtool.analysis.heads.scores import head_labels
+    from mlmtool.analysis.heads.sentences import default_sentences
     from mlmtool.models import load
     from mlmtool.render.heads_report import save_heads_report
 

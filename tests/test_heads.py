@@ -1,4 +1,4 @@
-"""Tests for ``mlmtool heads``: the scorer (mlmtool.heads), the report and the CLI.
+"""Tests for ``mlmtool heads``: the scorer (mlmtool.analysis.heads), the report and the CLI.
 
 The scorer's proof is a model with hand-set attention: a tiny BERT whose layer 1 heads 1-3
 attend to the next / previous token / themselves by construction (rotations of sinusoidal
@@ -16,9 +16,11 @@ import pytest
 
 from mlmtool.analysis.attention import AttentionResult
 from mlmtool.errors import MlmtoolError
-from mlmtool.analysis.heads import (METRICS, PATTERNS, cooccurring, dataset_dirs, dataset_path,
-                           default_sentences, head_labels, parse_pair, score_heads, score_results,
-                           sentence_metrics, sentence_units, word_attention)
+from mlmtool.analysis.heads.metrics import METRICS, PATTERNS, sentence_metrics, sentence_units, word_attention
+from mlmtool.analysis.heads.run import score_heads, score_results
+from mlmtool.analysis.heads.scores import head_labels
+from mlmtool.analysis.heads.sentences import (cooccurring, dataset_dirs, dataset_path, default_sentences,
+                                              parse_pair)
 
 SENTENCES = [
     "the cat sat on the mat .",
@@ -257,11 +259,18 @@ def test_word_rows_sum_to_one_on_a_real_model(tiny_bert):
 
 
 def test_roberta_special_tokens_named(tiny_roberta):
+    from mlmtool.analysis.attention import attention
+
     scores = score_heads(tiny_roberta, SENTENCES[:3])
     assert scores.special_names == {"cls": "<s>", "sep": "</s>"}
     assert scores.title("sep") == "</s>"
-    np.testing.assert_allclose(scores.score("prev") + 0, scores.score("prev"))  # defined, finite
-    assert np.isfinite(scores.score("cls")).all()
+    # Byte-level BPE (Ġ pieces): every metric equals the naive per-head loop on the same
+    # attention, averaged over the sentences, and attention to <s> + </s> + all words is 1.
+    refs = [_naive_metrics(res.attention, res) for res in attention(tiny_roberta, SENTENCES[:3])]
+    for metric in ("prev", "next", "self", "cls", "sep", "entropy"):
+        expected = np.array([[np.mean([r[metric, l, h] for r in refs]) for h in range(4)] for l in range(2)])
+        np.testing.assert_allclose(scores.score(metric), expected, atol=1e-5, err_msg=metric)
+    assert (scores.score("prev") > 0).all() and (scores.score("cls") > 0).all()
 
 
 # ------------------------------------------------------------------------------------------
@@ -304,9 +313,9 @@ def test_cooccurring_counts_distinct_words():
 
 
 def test_pair_that_never_cooccurs_fails_before_the_model_runs(tiny_bert, monkeypatch):
-    import mlmtool.analysis.attention
+    import mlmtool.core.forward
 
-    monkeypatch.setattr(mlmtool.analysis.attention, "attention", lambda *a, **k: pytest.fail("model ran"))
+    monkeypatch.setattr(mlmtool.core.forward, "iter_forward", lambda *a, **k: pytest.fail("model ran"))
     with pytest.raises(MlmtoolError, match="never occur in the same sentence"):
         score_heads(tiny_bert, SENTENCES, pairs=["dog:mat"])
 
@@ -320,16 +329,23 @@ def test_long_sentences_are_skipped_and_counted(tiny_bert):
     scores = score_heads(tiny_bert, SENTENCES[:3] + [long, "", "  "])
     assert scores.n_skipped == 1
     assert scores.sentences == SENTENCES[:3]
-    with pytest.raises(MlmtoolError, match="all 2 sentences are longer"):
+    with pytest.raises(MlmtoolError, match="all 2 are longer") as err:
         score_heads(tiny_bert, [long, long])
+    assert err.value.param == "sentences"
     with pytest.raises(MlmtoolError, match="empty"):
         score_heads(tiny_bert, ["", " "])
 
 
-def test_chunks_give_the_same_scores(tiny_bert):
-    one = score_heads(tiny_bert, SENTENCES, batch_size=3)
-    many = score_heads(tiny_bert, SENTENCES, batch_size=2, chunk_size=4)
+def test_batches_give_the_same_scores_in_input_order(tiny_bert):
+    # Batches come from the forward core longest first; every row must land on its sentence.
+    one = score_heads(tiny_bert, SENTENCES, batch_size=1)
+    many = score_heads(tiny_bert, SENTENCES, batch_size=4)
     np.testing.assert_allclose(one.per_sentence, many.per_sentence, atol=1e-5)
+    alone = score_heads(tiny_bert, [SENTENCES[2]])
+    np.testing.assert_allclose(many.per_sentence[2], alone.per_sentence[0], atol=1e-5)
+    done = []
+    score_heads(tiny_bert, SENTENCES, batch_size=4, progress=lambda d, n: done.append((d, n)))
+    assert done[-1] == (len(SENTENCES), len(SENTENCES)) and len(done) == len(SENTENCES)
 
 
 def test_default_sentence_sets_are_shipped():
@@ -337,7 +353,7 @@ def test_default_sentence_sets_are_shipped():
     assert len(en) >= 300 and len(set(en)) == len(en)
     for lang in ("fr", "de", "zh", "ja", "multi"):
         assert 30 <= len(default_sentences(lang)) <= 60, lang
-    with pytest.raises(MlmtoolError, match="no default sentence set for language 'xx'"):
+    with pytest.raises(MlmtoolError, match="lang 'xx' has no default sentence set"):
         default_sentences("xx")
 
 
@@ -416,8 +432,8 @@ def sentence_file(tmp_path):
 
 def test_cli_writes_report(runner, tiny_bert_dir, sentence_file, tmp_path):
     out = tmp_path / "out"
-    result = _cli(runner, str(sentence_file), "-m", str(tiny_bert_dir), "-o", str(out), "-p", "cat:the",
-                  "--top", "2")
+    result = _cli(runner, "-i", str(sentence_file), "-m", str(tiny_bert_dir), "-o", str(out), "-p", "cat:the",
+                  "-k", "2")
     assert result.exit_code == 0, result.output
     from mlmtool.render.heads_report import report_filenames
 
@@ -435,16 +451,39 @@ def test_cli_json_and_default_set(runner, tiny_bert_dir, tmp_path):
     assert "shipped en sentence set" in result.stderr
 
 
+def test_cli_reads_text_by_the_one_grammar(runner, tiny_bert_dir, tmp_path):
+    # TEXT words are ONE sentence; `-` reads one sentence per stdin line.
+    one = _cli(runner, "the", "cat", "sat", "on", "the", "mat", ".", "-m", str(tiny_bert_dir), "--json",
+               "-o", str(tmp_path / "a"))
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["n_sentences"] == 1
+    lines = _cli(runner, "-", "-m", str(tiny_bert_dir), "--json", "-o", str(tmp_path / "b"),
+                 input="\n".join(SENTENCES[:4]) + "\n")
+    assert lines.exit_code == 0, lines.output
+    assert json.loads(lines.stdout)["n_sentences"] == 4
+
+
+def test_cli_old_spellings_still_work_with_a_note(runner, tiny_bert_dir, sentence_file, tmp_path):
+    result = _cli(runner, "-i", str(sentence_file), "-m", str(tiny_bert_dir), "--out", str(tmp_path / "o"),
+                  "--top", "1")
+    assert result.exit_code == 0, result.output
+    assert "--out is now -o/--output" in result.stderr and "--top is now -k/--top-k" in result.stderr
+    assert (tmp_path / "o" / "analysis.md").is_file()
+    assert result.stdout.count("L1-H") + result.stdout.count("L2-H") <= 7  # one head per row
+
+
 def test_cli_bad_input_exits_2_without_writing(runner, tiny_bert_dir, sentence_file, tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
     out = tmp_path / "out"
     cases = [
-        ([str(empty)], "input is empty"),
-        ([str(sentence_file), "-p", "cat"], "WORD:WORD"),
-        ([str(sentence_file), "-p", "dog:mat"], "never occur in the same sentence"),
+        (["-i", str(empty)], "input"),
+        (["-i", str(sentence_file), "-p", "cat"], "WORD:WORD"),
+        (["-i", str(sentence_file), "-p", "dog:mat"], "--pair 'dog:mat': the two words never occur"),
         ([" ".join(["the cat"] * 40)], "longer than"),
-        ([str(sentence_file), "-t", "2"], "threshold"),
+        (["-i", str(sentence_file), "--threshold", "2"], "threshold"),
+        (["-i", str(sentence_file), "-t", "0.3"], "-t no longer means --threshold; write --threshold 0.3"),
+        ([str(sentence_file)], f"use -i {sentence_file}"),
     ]
     for args, message in cases:
         result = _cli(runner, *args, "-m", str(tiny_bert_dir), "-o", str(out))
@@ -459,10 +498,10 @@ def test_cli_never_overwrites_without_flag(runner, tiny_bert_dir, sentence_file,
     out.mkdir()
     (out / "analysis.md").write_text("my notes", encoding="utf-8")
     (out / "other.txt").write_text("keep", encoding="utf-8")
-    result = _cli(runner, str(sentence_file), "-m", str(tiny_bert_dir), "-o", str(out))
+    result = _cli(runner, "-i", str(sentence_file), "-m", str(tiny_bert_dir), "-o", str(out))
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert (out / "analysis.md").read_text(encoding="utf-8") == "my notes"
-    result = _cli(runner, str(sentence_file), "-m", str(tiny_bert_dir), "-o", str(out), "--overwrite")
+    result = _cli(runner, "-i", str(sentence_file), "-m", str(tiny_bert_dir), "-o", str(out), "--overwrite")
     assert result.exit_code == 0, result.output
     assert (out / "analysis.md").read_text(encoding="utf-8").startswith("# What the attention heads")
     assert (out / "other.txt").read_text(encoding="utf-8") == "keep"
@@ -471,7 +510,7 @@ def test_cli_never_overwrites_without_flag(runner, tiny_bert_dir, sentence_file,
 def test_cli_skips_long_sentences_with_a_count(runner, tiny_bert_dir, tmp_path):
     path = tmp_path / "mixed.txt"
     path.write_text("\n".join(SENTENCES[:4] + [" ".join(["the cat"] * 40)]), encoding="utf-8")
-    result = _cli(runner, str(path), "-m", str(tiny_bert_dir), "-o", str(tmp_path / "o"))
+    result = _cli(runner, "-i", str(path), "-m", str(tiny_bert_dir), "-o", str(tmp_path / "o"))
     assert result.exit_code == 0, result.output
     assert "Skipped 1 sentence(s) longer than the 64 tokens" in result.stderr
 

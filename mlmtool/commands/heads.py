@@ -6,63 +6,81 @@ import json
 
 import click
 
-from ._common import load_model, model_options, overwrite_option, prepare_output_dir, read_texts
+from ._common import (batch_size_option, json_option, load_model, model_options, output_option, overwrite_option,
+                      prepare_output_dir, read_sentences, text_arguments, top_k_option)
 
 
 def _check_pairs(ctx, param, values):
     """Validate ``--pair WORD:WORD`` before anything is loaded."""
+    from ..analysis.heads.sentences import parse_pair
     from ..errors import MlmtoolError
-    from ..analysis.heads import parse_pair
 
     try:
         return [parse_pair(v) for v in values]
     except MlmtoolError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
+        raise click.BadParameter(str(exc).removeprefix("pairs: "), ctx, param) from None
+
+
+def _old_threshold_flag(ctx, param, value):
+    """``-t`` was ``--threshold`` until the one grammar; say so instead of guessing."""
+    if value is not None:
+        raise click.UsageError("-t no longer means --threshold; write --threshold "
+                               f"{value}", ctx)
+    return value
 
 
 @click.command()
-@click.argument("text", nargs=-1)
+@text_arguments
 @model_options
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="heads",
-              show_default=True, help="Directory for analysis.md, heads.json and the heatmaps.")
+@output_option(default="heads", what="analysis.md, heads.json and the heatmaps")
+@click.option("--out", "old_out", default=None, hidden=True, type=click.Path(file_okay=False))
 @click.option("-p", "--pair", "pairs", multiple=True, callback=_check_pairs, metavar="WORD:WORD",
               help="Measure how much the first word attends to the second in every head "
                    "(repeatable; alternatives with |, e.g. quickly|slowly:ran).")
-@click.option("-t", "--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="Minimum score for a head to be labelled with a pattern (else broad/mixed).")
+@click.option("-t", "old_t", default=None, hidden=True, expose_value=False, callback=_old_threshold_flag)
 @click.option("-n", "--limit", default=None, type=click.IntRange(1, None),
               help="Use only the first N sentences.")
-@click.option("-k", "--top", "top_k", default=3, show_default=True, type=click.IntRange(1, 50),
-              help="Heads listed per pattern in analysis.md and the summary.")
-@click.option("-b", "--batch-size", default=32, show_default=True, type=click.IntRange(1, None),
-              help="Sentences per forward pass.")
-@click.option("--json", "as_json", is_flag=True, help="Print heads.json to stdout instead of the table.")
+@top_k_option(default=3, help="Heads listed per pattern in analysis.md and the summary.")
+@click.option("--top", "old_top", default=None, hidden=True, type=click.IntRange(1, None))
+@batch_size_option(32)
+@json_option
 @overwrite_option
-def heads(text, model, lang, out_dir, pairs, threshold, limit, top_k, batch_size, as_json, overwrite):
+def heads(text, input_file, model, lang, output, old_out, pairs, threshold, limit, top_k, old_top, batch_size,
+          as_json, overwrite):
     """Find out what each attention head does, over many sentences.
 
     Scores every head on attention to the previous word, the next word, itself, [CLS],
     [SEP] (or the model's own special tokens) and punctuation, and on how broad it is
     (entropy in bits), at word level, following Clark et al. (2019) "What Does BERT Look
-    At?". Writes analysis.md, heads.json and one layers x heads heatmap per pattern to
-    --out. Layers and heads are counted from 1 (L2-H9 = layer 2, head 9).
+    At?". Writes analysis.md, heads.json and one layers x heads heatmap per pattern into
+    -o/--output. Layers and heads are counted from 1 (L2-H9 = layer 2, head 9).
 
-    TEXT is a file of sentences (one per line), `-` for stdin, or quoted sentences; without
-    it the sentence set shipped for the model's language is used (~300 for English).
+    TEXT is one sentence, `-` reads one sentence per line from stdin, -i FILE one per line
+    from FILE; with none of them the sentence set shipped for the model's language is used
+    (~300 for English).
 
     \b
     Examples:
       mlmtool heads -m minilm
-      mlmtool heads -m minilm my_sentences.txt -o out/ --pair quickly:ran --pair big:car
+      mlmtool heads -m minilm -i my_sentences.txt -o out/ --pair quickly:ran --pair big:car
       mlmtool heads -m minilm --pair "quickly|slowly|carefully:ran|walked|drove"
     """
-    from ..analysis.heads import default_sentences, score_heads
+    from ..analysis.heads.run import score_heads
+    from ..analysis.heads.sentences import default_sentences
     from ..render.heads_report import report_filenames, save_heads_report
 
-    sentences = _read_sentences(text) if text else None
-    out = prepare_output_dir(out_dir, overwrite, report_filenames(pairs))
+    if old_out is not None:
+        click.echo("Note: --out is now -o/--output.", err=True)
+        output = old_out
+    if old_top is not None:
+        click.echo("Note: --top is now -k/--top-k.", err=True)
+        top_k = old_top
+    sentences = read_sentences(text, input_file, required=False)
+    out = prepare_output_dir(output, overwrite, report_filenames(pairs))
     lm = load_model(model, lang)
-    if sentences is None:
+    if not sentences:
         set_lang = lm.entry.lang if lm.entry is not None else lang
         sentences = default_sentences(set_lang)
         click.echo(f"Using the shipped {set_lang} sentence set ({len(sentences)} sentences).", err=True)
@@ -81,24 +99,13 @@ def heads(text, model, lang, out_dir, pairs, threshold, limit, top_k, batch_size
                f"to {out}/", err=True)
 
 
-def _read_sentences(args: tuple[str, ...]) -> list[str]:
-    """Sentences from FILE / ``-`` / literal arguments (:func:`read_texts`).
-
-    An argument longer than a file name may be (255 bytes) is a sentence: ``read_texts``
-    would ask the OS whether it is a file, which raises ``OSError`` for such names.
-    """
-    long_args = [a for a in args if len(a.encode("utf-8")) > 255]
-    short = [a for a in args if len(a.encode("utf-8")) <= 255]
-    return (read_texts(short, prompt=False) if short else []) + long_args
-
-
 def _print_summary(scores, threshold: float, top_k: int) -> None:
     """People's view: the top heads of each pattern, and the pairs."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from ..analysis.heads import PATTERNS
+    from ..analysis.heads.metrics import PATTERNS
     from ..render.heads_report import head_name
 
     console = Console(highlight=False, soft_wrap=True)

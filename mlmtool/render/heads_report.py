@@ -1,6 +1,6 @@
 """Render head scores: layers × heads heatmaps (matplotlib) and the ``analysis.md`` report.
 
-Everything here takes a :class:`mlmtool.heads.HeadScores` (plain data, never a model).
+Everything here takes a :class:`mlmtool.analysis.heads.scores.HeadScores` (plain data, never a model).
 Heatmap functions return a matplotlib ``Figure`` (drawn into ``ax`` when given, the Captum
 ``plt_fig_axis`` habit); :func:`analysis_markdown` returns the report as a string; writing
 files is :func:`save_heads_report`. Layers and heads are numbered from 1 everywhere here
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.heads import (BROAD, CITATION, DEFAULT_BROAD_THRESHOLD, DEFAULT_THRESHOLD, MIXED, PATTERNS,
-                     READINGS, HeadExample, HeadScores, PairScores)
+from ..analysis.heads.metrics import PATTERNS
+from ..analysis.heads.scores import (BROAD, CITATION, DEFAULT_BROAD_THRESHOLD, DEFAULT_THRESHOLD, MIXED, READINGS,
+                                     HeadExample, HeadScores, PairScores)
 
 #: Metrics drawn as heatmaps, in report order.
 HEATMAP_METRICS: tuple[str, ...] = PATTERNS + ("entropy",)
@@ -100,7 +101,7 @@ def render_heatmap(matrix: np.ndarray, title: str, ax=None, vmin: float | None =
 
 
 def render_metric_heatmap(scores: HeadScores, metric: str, ax=None):
-    """Heatmap of one metric of :data:`mlmtool.heads.METRICS` (entropy in bits, others 0..1)."""
+    """Heatmap of one metric of :data:`mlmtool.analysis.heads.metrics.METRICS` (entropy in bits, others 0..1)."""
     title = f"{scores.model_name}: {_what(scores, metric)} ({len(scores.sentences)} sentences)"
     if metric == "entropy":
         return render_heatmap(scores.score(metric), title, ax, vmin=0.0, vmax=None,
@@ -205,8 +206,8 @@ def analysis_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHOLD,
     the per-head labels, and one section per ``--pair`` (ranked heads, offsets, example).
 
     Args:
-        scores: from :func:`mlmtool.heads.score_heads`.
-        threshold, broad_threshold: see :func:`mlmtool.heads.head_labels`.
+        scores: from :func:`mlmtool.score_heads`.
+        threshold, broad_threshold: see :func:`mlmtool.head_labels`.
         top_k: heads listed per pattern (default 3).
         images: link the heatmap PNGs written by :func:`save_heads_report`.
 
