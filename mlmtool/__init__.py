@@ -43,9 +43,9 @@ _LAZY = {
     "ExplainResult": "mlmtool.analysis.explain",
     "scatter_figure": "mlmtool.render.scatter",
     "scatter_html": "mlmtool.render.scatter",
-    "finetune": "mlmtool.training.finetune",
-    "FinetuneConfig": "mlmtool.training.finetune",
-    "FinetuneResult": "mlmtool.training.finetune",
+    "finetune": "mlmtool.training.train",
+    "FinetuneConfig": "mlmtool.training.config",
+    "FinetuneResult": "mlmtool.training.output",
     "MlmtoolError": "mlmtool.errors",
 }
 

@@ -8,7 +8,7 @@ masking. The only difference is the forward pass:
 
 * plain: ``AutoModelForMaskedLM`` + ``DataCollatorForLanguageModeling`` — the MLM head
   projects every position to the vocabulary, then the loss keeps the masked ~15 %;
-* mlmtool: :func:`mlmtool.finetune.masked_lm_loss` — the head runs at masked positions only.
+* mlmtool: :func:`mlmtool.training.loss.masked_lm_loss` — the head runs at masked positions only.
 
 Printed: training tokens/s (non-padding tokens over the training loop's wall time, held-out
 evaluation excluded) of both and their ratio (target >= 1.5x), and held-out loss after N
@@ -58,7 +58,7 @@ def _plain_run(model, tokenizer, train_ds, eval_rows, steps: int, out_dir: str):
     """The reference: HF Trainer + DataCollatorForLanguageModeling + AutoModelForMaskedLM."""
     from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
 
-    from mlmtool.training.finetune import evaluate_mlm
+    from mlmtool.training.loss import evaluate_mlm
 
     args = TrainingArguments(
         output_dir=out_dir, per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=LR,
@@ -80,7 +80,9 @@ def run() -> None:
     """Train MiniLM N steps both ways; print tokens/s, ratio and held-out loss."""
     import torch
 
-    from mlmtool.training.finetune import (FinetuneConfig, build_chunks, finetune, fixed_eval_rows, make_collator)
+    from mlmtool.training.config import FinetuneConfig
+    from mlmtool.training.data import build_chunks, fixed_eval_rows, make_collator
+    from mlmtool.training.train import finetune
     from mlmtool.models import load
 
     steps = int(os.environ.get("MLMTOOL_BENCH_STEPS", "20"))

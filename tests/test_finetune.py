@@ -1,4 +1,4 @@
-"""Tests for :mod:`mlmtool.finetune` and ``mlmtool finetune`` on tiny models (seconds each).
+"""Tests for :mod:`mlmtool.training` and ``mlmtool finetune`` on tiny models (seconds each).
 
 Properties checked: packing keeps every token; masking rate 15 % ± 1 % with the 80/10/10
 split; whole-word masking masks all pieces of a word; the masked-positions loss equals
@@ -60,7 +60,7 @@ def tiny_encoder_dir(tiny_bert_dir, tmp_path_factory):
 
 
 def _config(corpus, model_dir, output="out", **kw):
-    from mlmtool.training.finetune import FinetuneConfig
+    from mlmtool.training.config import FinetuneConfig
 
     return FinetuneConfig(corpus=[str(corpus)], model=str(model_dir), output=str(output), **(TRAIN | kw))
 
@@ -69,7 +69,7 @@ def _config(corpus, model_dir, output="out", **kw):
 
 
 def test_pack_keeps_every_token_and_splits_long_lines(tiny_bert):
-    from mlmtool.training.finetune import pack
+    from mlmtool.training.data import pack
 
     tok = tiny_bert.tokenizer
     long_line = " ".join(["the cat sat on the mat ."] * 12)  # 84 tokens > one chunk
@@ -91,7 +91,7 @@ def test_masking_rate_is_bert_like(tiny_bert):
     """15 % ± 1 % of non-special tokens chosen; of those ~80 % [MASK], ~10 % random, ~10 % kept."""
     import torch
 
-    from mlmtool.training.finetune import make_collator, pack
+    from mlmtool.training.data import make_collator, pack
 
     tok = tiny_bert.tokenizer
     rng = random.Random(1)
@@ -119,7 +119,7 @@ def test_masking_rate_is_bert_like(tiny_bert):
 
 
 def test_whole_word_mask_masks_all_pieces(tiny_bert):
-    from mlmtool.training.finetune import make_collator
+    from mlmtool.training.data import make_collator
 
     tok = tiny_bert.tokenizer
     text = "the dogs walking in the parked houses , cats played ."
@@ -150,7 +150,7 @@ def test_masked_positions_loss_equals_hf_loss(which, request):
     """Head at masked positions only == HF's loss from full-vocabulary logits (BERT cls, RoBERTa lm_head)."""
     import torch
 
-    from mlmtool.training.finetune import masked_lm_loss
+    from mlmtool.training.loss import masked_lm_loss
 
     lm = request.getfixturevalue(which)
     torch.manual_seed(0)
@@ -170,7 +170,8 @@ def test_masked_positions_loss_equals_hf_loss(which, request):
 
 
 def test_finetune_learns_saves_and_reloads(corpus, tiny_bert_dir):
-    from mlmtool.training.finetune import SUMMARY_NAME, finetune
+    from mlmtool.training.output import SUMMARY_NAME
+    from mlmtool.training.train import finetune
     from mlmtool.models import load
     from mlmtool.analysis.predict import predict
 
@@ -206,7 +207,7 @@ def test_resume_continues_from_the_checkpoint(corpus, tiny_bert_dir):
     from transformers import TrainerCallback
 
     from mlmtool.errors import MlmtoolError
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
@@ -226,10 +227,11 @@ def test_resume_continues_from_the_checkpoint(corpus, tiny_bert_dir):
     assert ckpt.is_dir()
     saved = load_file(str(ckpt / "model.safetensors"))
     saved_sum = float(sum(t.double().sum() for k, t in saved.items() if k != "cls.predictions.decoder.weight"))
-    with pytest.raises(MlmtoolError, match="--resume"):
+    with pytest.raises(MlmtoolError, match="interrupted run; continue it with resume"):
         finetune(_config(corpus, tiny_bert_dir, **kw))
-    with pytest.raises(MlmtoolError, match="max_length"):
+    with pytest.raises(MlmtoolError, match="^resume: max_length was 32") as err:
         finetune(_config(corpus, tiny_bert_dir, resume=True, **(kw | {"max_length": 24})))
+    assert err.value.param == "resume"
     start = AtStart()
     resumed = finetune(_config(corpus, tiny_bert_dir, resume=True, **kw), callbacks=[start])
     assert start.step == 3 and start.checksum == pytest.approx(saved_sum, rel=1e-9)
@@ -244,7 +246,7 @@ def test_lora_output_is_small_and_reloads(corpus, tiny_bert_dir):
     import torch
     from transformers import AutoModelForMaskedLM
 
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
     from mlmtool.models import load
 
     lm = load(str(tiny_bert_dir))
@@ -270,7 +272,7 @@ def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_enco
     import torch
     from transformers import AutoModelForMaskedLM
 
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
     from mlmtool.models import load
 
     lm = load(str(tiny_encoder_dir))
@@ -294,7 +296,7 @@ def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_enco
 def test_trainable_layers_freezes_the_rest(corpus, tiny_bert_dir):
     from safetensors.torch import load_file
 
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
 
     res = finetune(_config(corpus, tiny_bert_dir, trainable_layers=1, epochs=1))
     before = load_file(str(tiny_bert_dir / "model.safetensors"))
@@ -308,7 +310,7 @@ def test_trainable_layers_freezes_the_rest(corpus, tiny_bert_dir):
 
 
 def test_from_scratch_uses_sizes_and_tokenizer(corpus, tiny_bert_dir):
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
     from mlmtool.models import load
 
     res = finetune(_config(corpus, tiny_bert_dir, from_scratch=True, layers=1, heads=2, hidden=16, epochs=2))
@@ -320,7 +322,7 @@ def test_from_scratch_uses_sizes_and_tokenizer(corpus, tiny_bert_dir):
 
 
 def test_max_minutes_stops_cleanly_and_saves(corpus, tiny_bert_dir):
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
 
     res = finetune(_config(corpus, tiny_bert_dir, epochs=50, max_minutes=1e-4))
     assert res.stopped_early and 1 <= res.steps < 50
@@ -329,7 +331,7 @@ def test_max_minutes_stops_cleanly_and_saves(corpus, tiny_bert_dir):
 
 
 def test_overwrite_replaces_old_output_only_when_done(corpus, tiny_bert_dir):
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
 
     Path("out").mkdir()
     Path("out/old.txt").write_text("old")
@@ -342,7 +344,7 @@ def test_overwrite_replaces_old_output_only_when_done(corpus, tiny_bert_dir):
 @pytest.mark.parametrize("which", ["tiny_bert_dir", "tiny_roberta_dir"])
 def test_whole_word_mask_paragraphs_and_roberta_train(which, tmp_path, request):
     """Blank-line paragraphs, whole-word masking through the Trainer, RoBERTa's lm_head."""
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
 
     rng = random.Random(3)
     paras = ["\n".join(rng.choice(CORPUS) for _ in range(3)) for _ in range(120)]
@@ -354,7 +356,7 @@ def test_whole_word_mask_paragraphs_and_roberta_train(which, tmp_path, request):
 
 
 def test_eval_steps_logs_step_evaluations(corpus, tiny_bert_dir):
-    from mlmtool.training.finetune import finetune
+    from mlmtool.training.train import finetune
 
     res = finetune(_config(corpus, tiny_bert_dir, max_steps=6, eval_steps=2, eval_fraction=0.2))
     assert [h.step for h in res.history if h.kind == "step"] == [2, 4]
@@ -389,7 +391,7 @@ def test_cli_reads_stdin(runner, tiny_bert_dir):
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "binary", "latin1", "too-small", "epochs0", "output-file",
-                                  "output-full", "directory"])
+                                  "output-full", "directory", "lora-and-layers", "too-long"])
 def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case):
     from mlmtool.cli import cli
 
@@ -398,7 +400,10 @@ def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case)
     _write_corpus(c)
     expect = {"missing": "not found", "empty": "empty", "binary": "binary", "latin1": "not UTF-8",
               "too-small": "too small", "epochs0": "--epochs", "output-file": "is a file",
-              "output-full": "not empty", "directory": "is a directory"}[case]
+              "output-full": "not empty", "directory": "is a directory",
+              # library errors name the parameter; the command line shows its flag
+              "lora-and-layers": "Error: --lora and trainable_layers exclude each other",
+              "too-long": "Error: --max-length 100 is more than model"}[case]
     if case == "missing":
         c.unlink()
     elif case == "empty":
@@ -411,6 +416,10 @@ def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case)
         c.write_text("the cat sat on the mat .\n")
     elif case == "epochs0":
         args += ["--epochs", "0"]
+    elif case == "lora-and-layers":
+        args += ["--lora", "2", "--trainable-layers", "1"]
+    elif case == "too-long":
+        args[-1] = "100"
     elif case == "output-file":
         Path("out").write_text("precious")
     elif case == "output-full":
@@ -439,7 +448,8 @@ def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case)
 def test_minilm_becomes_a_fill_mask_model(tmp_path, minilm):
     """The real MiniLM encoder (no MLM head) trained a few steps: held-out loss drops, the
     saved model reloads through mlmtool.load with has_mlm_head=True and predicts."""
-    from mlmtool.training.finetune import FinetuneConfig, finetune
+    from mlmtool.training.config import FinetuneConfig
+    from mlmtool.training.train import finetune
     from mlmtool.models import load
     from mlmtool.analysis.predict import predict
 
@@ -462,15 +472,71 @@ def test_minilm_becomes_a_fill_mask_model(tmp_path, minilm):
 
 
 def test_head_learning_rate_gives_the_head_its_own_group(tiny_bert_dir):
-    from mlmtool.training.finetune import FinetuneConfig, _optimizer
+    """The head's groups get head_learning_rate; weight decay follows Trainer's own rule
+    (Trainer.get_decay_parameter_names: not biases, not LayerNorm)."""
+    from transformers import Trainer, TrainingArguments
+
     from mlmtool.models import load
+    from mlmtool.training.config import FinetuneConfig
+    from mlmtool.training.model import head_lr_optimizer
 
     model = load(str(tiny_bert_dir)).model
-    assert _optimizer(model, FinetuneConfig(corpus=["x"])) is None  # Trainer's default optimizer
-    opt = _optimizer(model, FinetuneConfig(corpus=["x"], learning_rate=1e-4, head_learning_rate=3e-3))
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir="t", use_cpu=True, report_to="none"))
+    decay = trainer.get_decay_parameter_names(model)
+    assert "bert.encoder.layer.0.attention.self.query.weight" in decay
+    assert not any(n.endswith("bias") or "LayerNorm" in n for n in decay)
+    config = FinetuneConfig(corpus=["x"], learning_rate=1e-4, head_learning_rate=3e-3, weight_decay=0.01)
+    opt = head_lr_optimizer(model, config, decay)
     head = {id(p) for p in model.cls.parameters()} - {id(model.get_input_embeddings().weight)}
+    decays = {id(p) for n, p in model.named_parameters() if n in decay}
     for group in opt.param_groups:
         ids = {id(p) for p in group["params"]}
         assert ids <= head or not ids & head
         assert group["lr"] == (3e-3 if ids <= head else 1e-4)
+        assert ids <= decays if group["weight_decay"] == 0.01 else not ids & decays
     assert head <= {id(p) for g in opt.param_groups for p in g["params"]}
+    assert len(opt.param_groups) == 4
+
+
+@pytest.mark.parametrize("kw, param, words", [
+    (dict(epochs=0), "epochs", "epochs must be at least 1 (got 0)"),
+    (dict(learning_rate=0.0), "learning_rate", "learning_rate must be positive (got 0.0)"),
+    (dict(mlm_probability=1.0), "mlm_probability", "mlm_probability must be in (0, 1) (got 1.0)"),
+    (dict(eval_fraction=1.0), "eval_fraction", "eval_fraction must be in [0, 1) (got 1.0)"),
+    (dict(max_length=4), "max_length", "max_length must be at least 8 tokens (got 4)"),
+    (dict(lora=2, trainable_layers=1), "lora", "lora and trainable_layers exclude each other"),
+    (dict(from_scratch=True, hidden=30, heads=4), "hidden", "hidden (30) must be a multiple of heads (4)"),
+])
+def test_config_check_names_the_parameter(kw, param, words):
+    from mlmtool.errors import MlmtoolError
+    from mlmtool.training.config import FinetuneConfig
+
+    with pytest.raises(MlmtoolError) as err:
+        FinetuneConfig(corpus=["x"], **kw).check()
+    assert str(err.value).startswith(words) and err.value.param == param
+
+
+def test_cli_options_come_from_the_config():
+    """Every FinetuneConfig field with flags is an option of the command, with the field's
+    default and range; and the parsed options give back the default config."""
+    import dataclasses
+
+    import click
+
+    from mlmtool.commands.finetune import config_from_options, finetune
+    from mlmtool.training.config import FinetuneConfig
+
+    by_name = {p.name: p for p in finetune.params}
+    flagged = [f for f in dataclasses.fields(FinetuneConfig) if f.metadata.get("flags")]
+    generated = {"quiet" if f.metadata.get("negate") else f.name for f in flagged}
+    assert set(by_name) - generated == {"corpus", "model", "lang", "as_json"}  # shared grammar + --json
+    for f in flagged:
+        opt = by_name["quiet" if f.metadata.get("negate") else f.name]
+        assert tuple(opt.opts + opt.secondary_opts) == f.metadata["flags"]
+        if not opt.is_flag:
+            assert opt.default == f.default
+    assert by_name["epochs"].type.min == 1 and by_name["max_length"].type.min == 8
+    ctx = finetune.make_context("finetune", ["c.txt"])
+    values = {k: v for k, v in ctx.params.items() if k not in ("corpus", "as_json")}
+    assert config_from_options(["c.txt"], values) == FinetuneConfig(corpus=["c.txt"])
+    assert isinstance(by_name["lang"].type, click.Choice)

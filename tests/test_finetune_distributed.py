@@ -1,7 +1,7 @@
 """``torchrun --nproc_per_node 2 -m mlmtool finetune``: two CPU processes (gloo), tiny model.
 
 Checks that data-parallel training through HF Trainer works unchanged: both ranks end with
-the same parameters (their checksums, gathered by :func:`mlmtool.finetune.finetune`, agree),
+the same parameters (their checksums, gathered by :func:`mlmtool.training.train.finetune`, agree),
 exactly one model directory is written (by rank 0) and no checkpoint directory is left.
 """
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import sys
 import tempfile
+import typing
 
 import click
 
-from ._common import model_options, overwrite_option
+from ..training.config import FinetuneConfig
+from ._common import model_options
 
 
 def _minutes(seconds: float) -> str:
@@ -20,62 +23,61 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
 
+def config_options(func):
+    """Add one option per :class:`FinetuneConfig` field that has ``flags`` in its metadata.
+
+    Spelling, help, default, range and metavar all come from the field (one table:
+    :mod:`mlmtool.training.config`); the command receives the values as keyword arguments
+    named like the fields. A ``negate`` flag (``-q/--quiet``) passes the field's opposite.
+    """
+    hints = typing.get_type_hints(FinetuneConfig)
+    for f in reversed(dataclasses.fields(FinetuneConfig)):
+        meta = f.metadata
+        if not meta.get("flags"):
+            continue
+        kind = _base_type(hints[f.name])
+        kw = dict(help=meta["help"], metavar=meta.get("metavar"))
+        if kind is bool:
+            kw.update(is_flag=True, default=not f.default if meta.get("negate") else f.default)
+        else:
+            kw.update(default=f.default, show_default=f.default is not None, type=_click_type(kind, meta))
+        name = "quiet" if meta.get("negate") else f.name
+        func = click.option(*meta["flags"], name, **kw)(func)
+    return func
+
+
+def _base_type(hint):
+    """``int`` for ``int | None``, etc."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
+def _click_type(kind, meta):
+    """The click type of a field: a range from ``min``/``max`` metadata, a path, or the type."""
+    if "min" in meta or "max" in meta:
+        rng = click.IntRange if kind is int else click.FloatRange
+        return rng(meta.get("min"), meta.get("max"), min_open=meta.get("min_open", False),
+                   max_open=meta.get("max_open", False))
+    if meta.get("path") == "dir":
+        return click.Path(file_okay=False)
+    return kind
+
+
+def config_from_options(corpus: list[str], options: dict) -> FinetuneConfig:
+    """The :class:`FinetuneConfig` of the parsed options (``quiet`` becomes ``progress``)."""
+    values = dict(options)
+    for f in dataclasses.fields(FinetuneConfig):
+        if f.metadata.get("negate"):
+            values[f.name] = not values.pop("quiet")
+    return FinetuneConfig(corpus=corpus, **values)
+
+
 @click.command()
 @click.argument("corpus", nargs=-1, required=True, metavar="CORPUS...")
 @model_options
-@click.option("-o", "--output", default="finetuned-model", show_default=True, type=click.Path(),
-              help="Directory for the trained model (written only when training is complete).")
-@click.option("-e", "--epochs", default=3, show_default=True, type=click.IntRange(1, None),
-              help="Passes over the training text.")
-@click.option("-b", "--batch-size", default=16, show_default=True, type=click.IntRange(1, None),
-              help="Chunks per optimizer step (per process).")
-@click.option("--learning-rate", "--lr", "learning_rate", type=click.FloatRange(0, None, min_open=True),
-              default=None, help="AdamW peak learning rate (linear warm-up, then decay). "
-              "Default 5e-5; 5e-4 with --lora; 1e-4 with --from-scratch.")
-@click.option("--head-lr", "head_learning_rate", type=click.FloatRange(0, None, min_open=True), default=None,
-              help="Learning rate for the MLM head's own parameters [default: --lr]; a fresh head "
-              "(e.g. minilm's) learns faster with a larger one.")
-@click.option("--bf16", is_flag=True, help="Train under bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX "
-              "and recent GPUs; weights stay float32).")
-@click.option("--max-length", type=click.IntRange(8, None), default=None,
-              help="Tokens per training chunk, special tokens included [default: 128 or the model's limit].")
-@click.option("--mlm-probability", default=0.15, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of tokens masked (of those 80% [MASK], 10% random, 10% kept).")
-@click.option("--whole-word-mask", is_flag=True, help="Mask all pieces of a word together.")
-@click.option("--eval-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True),
-              help="Share of the text held out to measure loss and perplexity (0: none).")
-@click.option("--seed", default=42, show_default=True, type=int, help="Random seed (split, masking, order).")
-@click.option("--max-steps", type=click.IntRange(1, None), default=None,
-              help="Stop after this many optimizer steps (overrides --epochs).")
-@click.option("--max-minutes", type=click.FloatRange(0, None, min_open=True), default=None,
-              help="Stop cleanly after this many minutes of training; the model is evaluated and saved.")
-@click.option("--trainable-layers", type=click.IntRange(1, None), default=None, metavar="N",
-              help="Train only the top N encoder layers and the MLM head [default: all].")
-@click.option("--lora", type=click.IntRange(1, None), default=None, metavar="R",
-              help="Train LoRA adapters of rank R (peft) and save only those (a few MB).")
-@click.option("--from-scratch", is_flag=True,
-              help="Train a new small model with the start model's tokenizer (see --layers/--heads/--hidden).")
-@click.option("--layers", default=4, show_default=True, type=click.IntRange(1, None), help="--from-scratch layers.")
-@click.option("--heads", default=4, show_default=True, type=click.IntRange(1, None), help="--from-scratch heads.")
-@click.option("--hidden", default=256, show_default=True, type=click.IntRange(8, None),
-              help="--from-scratch hidden size (feed-forward 4x).")
-@click.option("--eval-steps", type=click.IntRange(1, None), default=None, metavar="N",
-              help="Also measure held-out loss every N steps.")
-@click.option("--logging-steps", default=10, show_default=True, type=click.IntRange(1, None),
-              help="Refresh the progress bar's loss every N steps.")
-@click.option("--checkpoint-minutes", default=10.0, show_default=True, type=click.FloatRange(0, None, min_open=True),
-              help="Save a checkpoint at least this often (and at each epoch's end).")
-@click.option("--save-steps", type=click.IntRange(1, None), default=None, metavar="N",
-              help="Save a checkpoint every N steps instead of at each epoch's end.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint (<output>.partial/).")
-@overwrite_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@config_options
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON at the end.")
-def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, head_learning_rate, bf16, max_length, mlm_probability,
-             whole_word_mask, eval_fraction, seed, max_steps, max_minutes, trainable_layers, lora, from_scratch,
-             layers, heads, hidden, eval_steps, logging_steps, checkpoint_minutes, save_steps, resume, overwrite,
-             quiet, as_json):
+def finetune(corpus, as_json, **options):
     """Fine-tune a masked language model on CORPUS (UTF-8 text files, `-` for stdin).
 
     One passage per line, or paragraphs separated by blank lines. 15% of the tokens are
@@ -91,7 +93,7 @@ def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, hea
       mlmtool predict -m my-mlm "The [MASK] sat on the mat."
       torchrun --nproc_per_node 2 -m mlmtool finetune corpus.txt -o my-mlm
     """
-    from ..training.finetune import FinetuneConfig, finetune as run_finetune
+    from ..training.train import finetune as run_finetune
 
     tmp = None
     paths = list(corpus)
@@ -103,18 +105,11 @@ def finetune(corpus, model, lang, output, epochs, batch_size, learning_rate, hea
         with open(stdin_path, "wb") as fh:
             shutil.copyfileobj(sys.stdin.buffer, fh)
         paths[paths.index("-")] = stdin_path
-    config = FinetuneConfig(
-        corpus=paths, output=output, model=model, lang=lang, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, head_learning_rate=head_learning_rate, bf16=bf16, max_length=max_length, mlm_probability=mlm_probability,
-        whole_word_mask=whole_word_mask, eval_fraction=eval_fraction, seed=seed, max_steps=max_steps,
-        max_minutes=max_minutes, trainable_layers=trainable_layers, lora=lora, from_scratch=from_scratch,
-        layers=layers, heads=heads, hidden=hidden, eval_steps=eval_steps, logging_steps=logging_steps,
-        checkpoint_minutes=checkpoint_minutes, save_steps=save_steps, resume=resume, overwrite=overwrite,
-        progress=not quiet)
+    config = config_from_options(paths, options)
     try:
         result = run_finetune(config, report=click.echo)
     except KeyboardInterrupt:
-        click.echo(f"\nInterrupted. Checkpoints are kept in {output}.partial/; continue with the same "
+        click.echo(f"\nInterrupted. Checkpoints are kept in {config.output}.partial/; continue with the same "
                    "command plus --resume.", err=True)
         sys.exit(130)
     finally:

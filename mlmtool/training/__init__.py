@@ -1,2 +1,4 @@
-"""Building blocks of :mod:`mlmtool.finetune`: training data (:mod:`.data`) and the
-masked-positions-only loss with held-out evaluation (:mod:`.loss`)."""
+"""Masked-LM fine-tuning, one module per job: :mod:`.config` (settings), :mod:`.data`
+(corpus → chunks → masking), :mod:`.loss` (loss at masked positions, held-out evaluation),
+:mod:`.model` (what is trained), :mod:`.callbacks` (Trainer callbacks), :mod:`.output`
+(checks, saving, the summary) and :mod:`.train` (:func:`~mlmtool.training.train.finetune`)."""

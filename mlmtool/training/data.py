@@ -10,15 +10,55 @@
   Devlin et al. 2019, section 3.1; whole-word masking through its ``whole_word_mask=True``).
 * :func:`fixed_eval_rows` masks the held-out chunks once, so every evaluation (before,
   during, after training, or of another run) measures the same task.
+* :func:`split_corpus` does all of it for a run: chunks, the seeded held-out split, the
+  masked held-out rows and the :class:`CorpusStats`.
 """
 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import MlmtoolError
+
+
+@dataclass
+class CorpusStats:
+    """What the corpus became.
+
+    Attributes:
+        files: ``{"path": ..., "bytes": ...}`` per input file (``<stdin>`` for ``-``).
+        bytes: total size in bytes.
+        tokens: text tokens (special tokens not counted).
+        train_chunks, eval_chunks: number of chunks of at most ``max_length`` tokens.
+        eval_masked_tokens: held-out tokens the loss is measured on.
+        sample_by: ``"line"`` or ``"paragraph"`` (blank-line separated).
+    """
+
+    files: list[dict]
+    bytes: int
+    tokens: int
+    train_chunks: int
+    eval_chunks: int
+    eval_masked_tokens: int
+    sample_by: str
+
+    def describe(self, max_length: int) -> str:
+        """One line for people: ``Corpus: 1.2 MB, 250,000 tokens in ... (... held out)``."""
+        return (f"Corpus: {_size(self.bytes)}, {self.tokens:,} tokens in {self.train_chunks + self.eval_chunks:,} "
+                f"chunks of up to {max_length} tokens ({self.train_chunks:,} for training, "
+                f"{self.eval_chunks:,} held out)")
+
+
+def _size(n: float) -> str:
+    """Human-readable byte count (``1.2 MB``)."""
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1000:
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 
@@ -214,3 +254,45 @@ def fixed_eval_rows(dataset, collator, batch_size: int = 64) -> list[dict]:
             keep = att.bool()
             rows.append({"input_ids": ids[keep].tolist()[:n], "labels": lab[keep].tolist()[:n]})
     return rows
+
+
+def split_corpus(files: list[dict], sample_by: str, tokenizer, max_length: int, *, eval_fraction: float,
+                 seed: int, mlm_probability: float = 0.15, whole_word_mask: bool = False):
+    """Chunk the corpus, hold ``eval_fraction`` of the chunks out and mask those once.
+
+    Args:
+        files, sample_by: from :func:`read_corpus`.
+        tokenizer: the model's fast tokenizer.
+        max_length: tokens per chunk, special tokens included.
+        eval_fraction: share of the chunks held out (at least one chunk when above 0).
+        seed: seeds the split (``datasets.train_test_split``) and the held-out masking.
+        mlm_probability, whole_word_mask: the masking (:func:`make_collator`).
+
+    Returns:
+        ``(train, eval_rows, stats)``: the training ``datasets.Dataset`` (columns of
+        :func:`pack` less ``n_tokens``), the masked held-out rows (:func:`fixed_eval_rows`;
+        empty without a split) and :class:`CorpusStats`.
+
+    Raises:
+        MlmtoolError: too few chunks to hold any out and still train.
+    """
+    chunks = build_chunks([f["path"] for f in files], tokenizer, max_length, sample_by=sample_by,
+                          with_offsets=whole_word_mask)
+    n_tokens = int(sum(chunks["n_tokens"]))
+    n_eval = 0 if eval_fraction == 0 else max(1, round(len(chunks) * eval_fraction))
+    if len(chunks) - n_eval < 1:
+        raise MlmtoolError(
+            f"the corpus is too small: {n_tokens} tokens make {len(chunks)} chunk(s) of up to {max_length} "
+            f"tokens, too few to hold {eval_fraction:.0%} out for evaluation; add text, lower "
+            "max_length, or set eval_fraction to 0")
+    if n_eval:
+        split = chunks.train_test_split(test_size=n_eval, seed=seed, shuffle=True)
+        train, held_out = split["train"], split["test"]
+        eval_rows = fixed_eval_rows(held_out, make_collator(tokenizer, mlm_probability, whole_word_mask, seed=seed))
+    else:
+        train, eval_rows = chunks, []
+    stats = CorpusStats(files=files, bytes=sum(f["bytes"] for f in files), tokens=n_tokens,
+                        train_chunks=len(train), eval_chunks=n_eval,
+                        eval_masked_tokens=sum(sum(1 for x in r["labels"] if x != -100) for r in eval_rows),
+                        sample_by=sample_by)
+    return train.remove_columns(["n_tokens"]), eval_rows, stats

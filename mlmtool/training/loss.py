@@ -1,5 +1,4 @@
-"""The masked-LM loss computed at masked positions only, held-out evaluation, and the few
-``torch.distributed`` helpers that keep processes in step.
+"""The masked-LM loss computed at masked positions only, and held-out evaluation.
 
 :func:`masked_lm_loss` runs the encoder on the whole batch but the MLM head (hidden →
 vocabulary logits) only where ``labels != -100`` — about 15 % of the tokens — instead of at
@@ -7,7 +6,8 @@ every position as ``AutoModelForMaskedLM(labels=...)`` does. The cross-entropy i
 the vocabulary projection, most of a small model's compute (MiniLM: 384 × 30,522 per token
 against ~10M multiply-adds for its 6 layers), shrinks about 6×. :func:`install_masked_forward`
 makes it the model's ``forward`` during training, so ``DistributedDataParallel`` still
-synchronises gradients.
+synchronises gradients. Sums across processes go through the ``Trainer``'s
+``accelerate.Accelerator`` (``reduce``), so every rank sees the same numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from ..core.forward import mlm_head, pad, run_batch, unwrap
+from ..core.forward import pad, run_batch, unwrap
 
 
 @dataclass
@@ -70,9 +70,9 @@ class LossTally:
     def __init__(self):
         self.sum, self.n = 0.0, 0
 
-    def take(self) -> tuple[float, int]:
-        """Return and reset ``(sum, n)`` summed over all processes."""
-        total = all_reduce([self.sum, float(self.n)])
+    def take(self, accelerator=None) -> tuple[float, int]:
+        """Return and reset ``(sum, n)``, summed over all processes of ``accelerator``."""
+        total = _sum_over_processes([self.sum, float(self.n)], accelerator)
         self.sum, self.n = 0.0, 0
         return total[0], int(total[1])
 
@@ -102,74 +102,31 @@ def install_masked_forward(model, tally: LossTally) -> Callable[[], None]:
     return lambda: hf.__dict__.pop("forward", None)
 
 
-def dist_info():
-    """``(rank, world_size)`` of the running ``torch.distributed`` group, or ``(0, 1)``."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def all_reduce(values: list[float]) -> list[float]:
-    """Sum ``values`` over all processes (no-op when not distributed)."""
-    import torch
-    import torch.distributed as dist
-
-    if dist_info()[1] == 1:
+def _sum_over_processes(values: list[float], accelerator) -> list[float]:
+    """``values`` summed over the processes of ``accelerator`` (float64; as is without one)."""
+    if accelerator is None or accelerator.num_processes == 1:
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def broadcast(values: list[float]) -> list[float]:
-    """Rank 0's ``values`` on every process (so all take the same decision)."""
     import torch
-    import torch.distributed as dist
 
-    if dist_info()[1] == 1:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.broadcast(t, src=0)
-    return t.tolist()
+    t = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
+    return accelerator.reduce(t, reduction="sum").tolist()
 
 
-def barrier() -> None:
-    """Wait for all processes (no-op when not distributed)."""
-    import torch.distributed as dist
-
-    if dist_info()[1] > 1:
-        dist.barrier()
-
-
-def gather_checksum(model) -> list[float]:
-    """Each process's sum of all parameters (float64), gathered to every process."""
-    import torch
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        local = float(sum(p.detach().double().sum() for p in model.parameters()))
-    rank, world = dist_info()
-    if world == 1:
-        return [local]
-    t = torch.zeros(world, dtype=torch.float64)
-    t[rank] = local
-    dist.all_reduce(t)
-    return t.tolist()
-
-
-def evaluate_mlm(model, rows: list[dict], batch_size: int = 32, pad_id: int = 0) -> EvalResult | None:
+def evaluate_mlm(model, rows: list[dict], batch_size: int = 32, pad_id: int = 0,
+                 accelerator=None) -> EvalResult | None:
     """Held-out masked-LM loss and perplexity on pre-masked rows.
 
-    Every process evaluates a share of the batches and the sums are added over processes,
-    so all ranks return the same numbers. The model's train/eval mode is restored.
+    With an ``accelerator`` (the ``Trainer``'s), every process evaluates a share of the
+    batches and the sums are added over processes (``Accelerator.reduce``), so all ranks
+    return the same numbers. The model's train/eval mode is restored.
 
     Args:
         model: a masked-LM model (or ``peft`` model).
         rows: from :func:`fixed_eval_rows`.
         batch_size: rows per forward pass.
         pad_id: the tokenizer's padding id.
+        accelerator: ``accelerate.Accelerator`` of a distributed run; None = this process
+            evaluates every row.
 
     Returns:
         :class:`EvalResult` (mean cross-entropy per masked token in nats; perplexity =
@@ -179,7 +136,7 @@ def evaluate_mlm(model, rows: list[dict], batch_size: int = 32, pad_id: int = 0)
 
     if not rows:
         return None
-    rank, world = dist_info()
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -198,7 +155,7 @@ def evaluate_mlm(model, rows: list[dict], batch_size: int = 32, pad_id: int = 0)
             count += n
     if was_training:
         model.train()
-    total, count = all_reduce([total, float(count)])
+    total, count = _sum_over_processes([total, float(count)], accelerator)
     if count == 0:
         return None
     loss = total / count
