@@ -24,6 +24,8 @@ COMMANDS = {
     "explain": "mlmtool.commands.explain:explain",
     "view": "mlmtool.commands.view:view",
     "shell": "mlmtool.commands.shell:shell",
+    "serve": "mlmtool.commands.serve:serve",
+    "compare": "mlmtool.commands.compare:compare",
 }
 
 
@@ -59,19 +61,24 @@ class LazyGroup(click.Group):
 
 
 def user_message(exc, ctx) -> str:
-    """One line for a library error: its ``param`` name at the start becomes the command's flag.
+    """One line for a library error, with parameter names shown as the command's flags.
 
-    E.g. ``MlmtoolError("top_k must be at least 1", param="top_k")`` under ``mlmtool predict``
-    reads ``--top-k must be at least 1``.
+    Library messages name Python parameters (:class:`mlmtool.errors.MlmtoolError`). The
+    names in ``exc.param`` (a name or a tuple of names), and any parameter name with an
+    underscore, are replaced by the subcommand's long flag wherever they stand as whole
+    words: ``"top_k must be at least 1"`` under ``mlmtool predict`` reads
+    ``"--top-k must be at least 1"``.
     """
+    import re
+
     line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     param = getattr(exc, "param", None)
+    named = {param} if isinstance(param, str) else set(param or ())
     sub = ctx.command.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
-    if param and sub is not None and line.startswith(param):
-        for option in sub.params:
-            longs = [o for o in option.opts if o.startswith("--")]
-            if option.name == param and longs:
-                return longs[0] + line[len(param):]
+    for option in getattr(sub, "params", ()):
+        longs = [o for o in option.opts if o.startswith("--")]
+        if longs and option.name and (option.name in named or "_" in option.name):
+            line = re.sub(rf"(?<![\w-]){re.escape(option.name)}(?![\w-])", longs[0], line)
     return line
 
 

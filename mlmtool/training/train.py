@@ -187,7 +187,7 @@ def _max_length(lm: LoadedModel, config: FinetuneConfig) -> int:
         MlmtoolError: the tokenizer is not a fast one, or ``max_length`` exceeds the model's limit.
     """
     if not getattr(lm.tokenizer, "is_fast", False):
-        raise MlmtoolError(f"model '{lm.name}' has no fast tokenizer, which fine-tuning needs", param="model")
+        raise MlmtoolError(f"model '{lm.name}' has no fast tokenizer, which fine-tuning needs")
     max_length = config.max_length or min(DEFAULT_MAX_LENGTH, lm.max_length)
     if max_length > lm.max_length:
         raise MlmtoolError(f"max_length {max_length} is more than model '{lm.name}' accepts ({lm.max_length})",
