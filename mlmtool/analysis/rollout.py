@@ -20,16 +20,12 @@ counted as an identity attention, the paper's section 3).
   of github.com/samiraabnar/attention_flow). Like that code, :func:`attention_flow`
   normalises each row to sum to 1 and also keeps the raw values.
 
-Speed: the reference code runs networkx's Edmonds-Karp on a graph with every token of
-every layer for each pair (about 65 s at 16 tokens on 12 layers). Here the graph is built
-once as one SciPy CSR matrix with a fixed structure: the source row and the sink column
-are the only entries rewritten between pairs, and the other tokens of the first and last
-layer (which no source-to-sink path can use) are left out. Each pair then costs one call
-to :func:`scipy.sparse.csgraph.maximum_flow` (Dinic's algorithm, compiled), on capacities
-scaled to integers (:data:`FLOW_SCALE`). ``scripts/bench_flow.py`` measures both.
-A single max-flow from a token to all input tokens at once (a super-sink) would be faster
-still, but it does not give these values: how a maximum multi-sink flow splits between
-the sinks is not unique and is in general smaller than each pair's own maximum flow.
+Speed: the reference code runs networkx's Edmonds-Karp on the whole graph once per token
+pair (about 65 s at 16 tokens on 12 layers). Here there is one max-flow per output token:
+:func:`flow_matrix` builds one SciPy CSR graph, once, that holds a separate copy of the
+layers for every input token, so one call to :func:`scipy.sparse.csgraph.maximum_flow`
+(Dinic's algorithm, compiled) on integer-scaled capacities (:data:`FLOW_SCALE`) gives the
+exact per-pair values of a whole row; ``scripts/bench_flow.py`` measures both.
 """
 
 from __future__ import annotations
@@ -168,19 +164,31 @@ def rollout_matrix(aug: np.ndarray) -> np.ndarray:
     return out
 
 
-def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE) -> np.ndarray:
+def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE, max_edges: int = 4_000_000) -> np.ndarray:
     """Maximum flow from every token after the last layer to every input token.
 
     The graph (section "Attention flow" of Abnar & Zuidema 2020): node ``(l, i)`` for layer
     ``l = 0..L`` (0 = the input) and token ``i``; an edge ``(l, i) -> (l - 1, j)`` with
     capacity ``aug[l - 1, i, j]``. ``F[u, v]`` is the max-flow value from ``(L, u)`` to
-    ``(0, v)``, one :func:`scipy.sparse.csgraph.maximum_flow` (Dinic) per pair on one CSR
-    graph built once; pairs with no path (rollout 0) are skipped.
+    ``(0, v)``.
+
+    How: one :func:`scipy.sparse.csgraph.maximum_flow` (Dinic) per output token ``u``, on
+    one CSR graph built once that holds a separate copy of the middle layers for every
+    input token ``v``: the source ``(L, u)`` feeds all copies, copy ``v`` drains into the
+    sink only through ``v``'s edges from layer 1. The copies share no edge, so a maximum
+    flow of the whole graph is a maximum flow in each copy, and the flow that leaves the
+    source into copy ``v`` is exactly the max-flow value from ``(L, u)`` to ``(0, v)``.
+    Between output tokens only the source's capacities are rewritten. (A plain
+    super-sink joined to every input token would not do: how a maximum flow splits
+    between several sinks is not unique.)
 
     Args:
         aug: ``[L, S, S]`` non-negative capacities, layer 1 first.
         scale: capacities become ``round(c * scale)`` integers (default :data:`FLOW_SCALE`);
             ``scale * S * max(c)`` must stay below ``2**31``.
+        max_edges: at most this many edges per max-flow call (memory: about 40 bytes
+            each); more copies than fit are solved in several calls (default 4 million:
+            64 tokens x 12 layers fit in one).
 
     Returns:
         ``float64 [S, S]`` flow values in the units of ``aug``, rows not normalised.
@@ -196,39 +204,51 @@ def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE) -> np.ndarray:
     caps = caps.astype(np.int32)
     if L == 1:
         return caps[0] / scale  # one edge per pair: its capacity is the flow
-    reach = rollout_matrix(caps > 0) > 0  # [S, S] whether any path exists
-    # Nodes: 0 = source (a token of layer L), 1 + (l - 1) * n + i for token i of layer
-    # l = 1..L-1, and the sink (a token of layer 0) last. Only the source row and the sink
-    # column change between pairs.
-    sink = 1 + (L - 1) * n
-    node = lambda l, i: 1 + (l - 1) * n + i  # noqa: E731
     tokens = np.arange(n)
-    rows = [np.zeros(n, dtype=np.int64)]
-    cols = [node(L - 1, tokens)]
-    data = [np.ones(n, dtype=np.int32)]  # placeholders, rewritten per source
+    # One copy of layers L-1 .. 1: local node (l - 1) * n + i for token i of layer l.
+    per_copy = (L - 1) * n
     ii, jj = np.meshgrid(tokens, tokens, indexing="ij")
+    mid_rows, mid_cols, mid_caps = [], [], []
     for l in range(2, L):  # layer l -> layer l - 1 uses aug[l - 1]
         keep = caps[l - 1] > 0
-        rows.append(node(l, ii[keep]))
-        cols.append(node(l - 1, jj[keep]))
-        data.append(caps[l - 1][keep])
-    rows.append(node(1, tokens))
-    cols.append(np.full(n, sink))
-    data.append(np.ones(n, dtype=np.int32))  # placeholders, rewritten per sink
+        mid_rows.append((l - 1) * n + ii[keep])
+        mid_cols.append((l - 2) * n + jj[keep])
+        mid_caps.append(caps[l - 1][keep])
+    mid_rows = np.concatenate(mid_rows) if mid_rows else np.zeros(0, dtype=np.int64)
+    mid_cols = np.concatenate(mid_cols) if mid_cols else np.zeros(0, dtype=np.int64)
+    mid_caps = np.concatenate(mid_caps) if mid_caps else np.zeros(0, dtype=np.int32)
+    copies = int(max(1, min(n, max_edges // (len(mid_caps) + 2 * n))))
+    # Global nodes: 0 = source, 1 + c * per_copy + local for copy c, the sink last.
+    sink = 1 + copies * per_copy
+    rows = [np.zeros(copies * n, dtype=np.int64)]
+    cols = [1 + (np.arange(copies)[:, None] * per_copy + (L - 2) * n + tokens[None, :]).ravel()]
+    data = [np.ones(copies * n, dtype=np.int32)]  # source capacities, rewritten per output token
+    for c in range(copies):
+        offset = 1 + c * per_copy
+        rows += [offset + mid_rows, offset + tokens]
+        cols += [offset + mid_cols, np.full(n, sink)]
+        data += [mid_caps, np.ones(n, dtype=np.int32)]  # layer 1 -> sink, rewritten per input token
     graph = sparse.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
                               shape=(sink + 1, sink + 1), dtype=np.int32)
     graph.sort_indices()
-    source_at = np.arange(graph.indptr[0], graph.indptr[1])  # columns node(L-1, 0..n-1), in order
-    sink_at = graph.indptr[node(1, tokens) + 1] - 1  # the sink is the last column of each row
-    top, bottom = caps[L - 1], caps[0]
+    source_at = np.arange(graph.indptr[0], graph.indptr[1])  # copy-major, tokens in order
+    layer1 = 1 + (np.arange(copies)[:, None] * per_copy + tokens[None, :])  # [copies, n] nodes
+    sink_at = graph.indptr[layer1 + 1] - 1  # the sink is the last column of each of their rows
+    reach = rollout_matrix(caps > 0) > 0  # [S, S]: is there any path at all
     out = np.zeros((n, n))
-    for u in range(n):
-        graph.data[source_at] = top[u]
-        for v in range(n):
-            if not reach[u, v]:
+    for first in range(0, n, copies):
+        sinks = np.arange(first, min(first + copies, n))
+        bottom = np.zeros((copies, n), dtype=np.int32)
+        bottom[:len(sinks)] = caps[0][:, sinks].T  # copy c drains through input token first + c
+        graph.data[sink_at] = bottom
+        for u in range(n):
+            if not reach[u, sinks].any():
                 continue
-            graph.data[sink_at] = bottom[:, v]
-            out[u, v] = maximum_flow(graph, 0, sink, method="dinic").flow_value
+            graph.data[source_at] = np.tile(caps[L - 1][u], copies)
+            flow = maximum_flow(graph, 0, sink, method="dinic").flow
+            a, b = flow.indptr[0], flow.indptr[1]
+            per = np.bincount((flow.indices[a:b] - 1) // per_copy, weights=flow.data[a:b], minlength=copies)
+            out[u, sinks] = per[:len(sinks)]
     return out / scale
 
 
