@@ -402,7 +402,7 @@ def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case)
               "too-small": "too small", "epochs0": "--epochs", "output-file": "is a file",
               "output-full": "not empty", "directory": "is a directory",
               # library errors name the parameter; the command line shows its flag
-              "lora-and-layers": "Error: --lora and trainable_layers exclude each other",
+              "lora-and-layers": "Error: --lora and --trainable-layers exclude each other",
               "too-long": "Error: --max-length 100 is more than model"}[case]
     if case == "missing":
         c.unlink()
