@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 ## en-mini: rebuild the shipped offline English model (Debian and npm corpora, 7 stages, ~8.5 h on 2 cores)
 en-mini: $(STAMP)
-	$(PY) scripts/build_offline_model.py --recipe
+	$(PY) -m scripts.en_mini.build --recipe
 
 clean:
 	rm -rf demo-out .pytest_cache

@@ -1,11 +1,6 @@
-"""scripts/build_offline_model.py: which corpus files each recipe stage reads (no training)."""
+"""scripts/en_mini/build.py: which corpus files each recipe stage reads (no training)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-import build_offline_model as bom  # noqa: E402
+from scripts.en_mini import build as bom
 
 
 def _corpus_of(argv, monkeypatch):

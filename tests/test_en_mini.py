@@ -57,12 +57,9 @@ def test_top_k_equals_hf_pipeline_on_composed_model(en_mini):
 def test_model_card_figures_are_reproduced(en_mini):
     """The everyday hit rate recorded at build time is what the shipped delta gives now."""
     import json
-    import sys
 
     from mlmtool.registry import DATA_DIR
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    import eval_fill
+    from scripts.evaluation import eval_fill
 
     recorded = json.loads((DATA_DIR / "en-mini" / "training_summary.json").read_text())["everyday"]
     now = eval_fill.everyday_hits(en_mini, Path(__file__).resolve().parent.parent / "datasets" / "everyday_fill.tsv")

@@ -1,14 +1,12 @@
-"""scripts/eval_fill.py: what is masked, how hits are counted (hand-computable cases)."""
+"""scripts/evaluation/eval_fill.py: what is masked, how hits are counted (hand-computable cases)."""
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import eval_fill  # noqa: E402
+from scripts.evaluation import eval_fill
 
 
 def test_whole_words_are_masked_together_and_punctuation_never(tiny_bert):

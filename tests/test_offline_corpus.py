@@ -1,11 +1,8 @@
-"""The corpus cleaners of scripts/offline_corpus.py, on hand-written documents (no downloads)."""
+"""The corpus cleaners of scripts/en_mini/offline_corpus.py, on hand-written documents (no downloads)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-import offline_corpus  # noqa: E402
+from scripts.en_mini import offline_corpus
 
 PROSE = "The quick brown fox jumps over the lazy dog near the river bank today."
 

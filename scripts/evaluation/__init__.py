@@ -1,0 +1,1 @@
+"""Held-out evaluation of fill-mask models (``python -m scripts.evaluation.eval_fill``)."""
