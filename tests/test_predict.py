@@ -1,4 +1,7 @@
-"""Fill-mask predictions: parity with the HF pipeline, mask translation, batching, errors."""
+"""Fill-mask predictions: piece-level parity with the HF pipeline (max_pieces=1), mask
+translation, batching, errors, and the masked-LM head only at masked positions.
+
+Whole-word and joint fill have their own tests in test_fill.py."""
 
 import pytest
 import torch
@@ -18,7 +21,7 @@ def test_top_k_equals_hf_pipeline(fixture, request):
     lm = request.getfixturevalue(fixture)
     k = 7
     for text in ["the cat [MASK] on the mat .", "she opened the [MASK] and let the cat out ."]:
-        ours = predict(lm, text, top_k=k).masks[0].candidates
+        ours = predict(lm, text, top_k=k, max_pieces=1).masks[0].candidates
         theirs = _pipeline(lm, k)(text.replace("[MASK]", lm.mask_token))
         assert [c.token_id for c in ours] == [t["token"] for t in theirs]
         assert [c.token for c in ours] == [t["token_str"] for t in theirs]
@@ -28,20 +31,22 @@ def test_top_k_equals_hf_pipeline(fixture, request):
 
 def test_several_masks_match_pipeline(tiny_bert):
     text = "the [MASK] sat on the [MASK] ."
-    ours = predict(tiny_bert, text, top_k=3)
+    ours = predict(tiny_bert, text, top_k=3, max_pieces=1, independent=True)
     theirs = _pipeline(tiny_bert, 3)(text)
-    assert len(ours.masks) == 2 == len(theirs)
+    assert len(ours.masks) == 2 == len(theirs) and ours.sentences == []
     for m, t in zip(ours.masks, theirs):
         assert [c.token_id for c in m.candidates] == [x["token"] for x in t]
-    # each sequence fills only its own mask
-    assert ours.masks[0].candidates[0].sequence.endswith("on the [MASK] .")
-    assert ours.masks[1].candidates[0].sequence.startswith("the [MASK] sat")
+        assert [c.score for c in m.candidates] == pytest.approx([x["score"] for x in t], abs=1e-6)
+    # each sequence fills only its own mask; the other is a blank, never the mask token
+    first, second = ours.masks[0].candidates[0], ours.masks[1].candidates[0]
+    assert first.sequence == fill_text(text, "[MASK]", 0, first.word, False).replace("[MASK]", "___")
+    assert second.sequence == fill_text(text, "[MASK]", 1, second.word, False).replace("[MASK]", "___")
 
 
 def test_user_mask_is_translated_for_roberta(tiny_roberta):
     a = predict(tiny_roberta, "the cat [MASK] on the mat .", top_k=5)
     b = predict(tiny_roberta, "the cat <mask> on the mat .", top_k=5)
-    assert [c.token_id for c in a.masks[0].candidates] == [c.token_id for c in b.masks[0].candidates]
+    assert [c.ids for c in a.masks[0].candidates] == [c.ids for c in b.masks[0].candidates]
     assert "<mask>" in a.tokens
     assert all("[MASK]" not in c.sequence for c in a.masks[0].candidates)
 
@@ -49,17 +54,18 @@ def test_user_mask_is_translated_for_roberta(tiny_roberta):
 def test_batch_equals_one_by_one_and_keeps_order(tiny_bert):
     texts = ["the [MASK] .", "a big red [MASK] was very fast .", "we [MASK] a good book .",
              "the dog ran in the [MASK] and the cat sat on the mat ."]
-    batched = predict(tiny_bert, texts, top_k=4, batch_size=3)
-    for text, res in zip(texts, batched):
-        single = predict(tiny_bert, text, top_k=4)
-        assert res.text == text
-        for a, b in zip(res.masks[0].candidates, single.masks[0].candidates):
-            assert a.token_id == b.token_id
-            assert a.score == pytest.approx(b.score, abs=1e-5)
+    for options in ({"max_pieces": 1}, {}):  # piece level, and whole words (the default)
+        batched = predict(tiny_bert, texts, top_k=4, batch_size=3, **options)
+        for text, res in zip(texts, batched):
+            single = predict(tiny_bert, text, top_k=4, **options)
+            assert res.text == text
+            assert [c.ids for c in res.masks[0].candidates] == [c.ids for c in single.masks[0].candidates]
+            for a, b in zip(res.masks[0].candidates, single.masks[0].candidates):
+                assert a.score == pytest.approx(b.score, abs=1e-5)
 
 
 def test_scores_are_probabilities(tiny_bert):
-    res = predict(tiny_bert, "the [MASK] sat .", top_k=tiny_bert.model.config.vocab_size)
+    res = predict(tiny_bert, "the [MASK] sat .", top_k=tiny_bert.model.config.vocab_size, max_pieces=1)
     scores = [c.score for c in res.masks[0].candidates]
     assert sum(scores) == pytest.approx(1.0, abs=1e-4)
     assert scores == sorted(scores, reverse=True)
@@ -74,6 +80,10 @@ def test_errors(tiny_bert):
         predict(tiny_bert, "   ")
     with pytest.raises(MlmtoolError, match="line 2"):
         predict(tiny_bert, ["the [MASK] .", "no mask here"])
+    for name in ("top_k", "max_pieces", "beam"):
+        with pytest.raises(MlmtoolError, match=f"^{name} must be at least 1 \\(got 0\\)") as err:
+            predict(tiny_bert, "the [MASK] .", **{name: 0})
+        assert err.value.param == name
 
 
 def test_pieces_join_the_previous_word(tiny_bert, tiny_roberta):
@@ -99,5 +109,23 @@ def test_only_mask_positions_reach_the_head(tiny_bert, monkeypatch):
         return original(x)
 
     monkeypatch.setattr(head, "forward", spy)
-    predict(tiny_bert, ["the [MASK] sat on the [MASK] .", "a [MASK] ."], top_k=2)
+    predict(tiny_bert, ["the [MASK] sat on the [MASK] .", "a [MASK] ."], top_k=2, max_pieces=1, independent=True)
     assert seen == [(3, 32)]
+
+
+def test_whole_word_search_projects_one_position_per_copy(tiny_bert, monkeypatch):
+    """Every forward pass of the whole-word search asks the head for one row per sequence
+    (the piece being chosen), and the first pass for one row per mask."""
+    import mlmtool.core.forward as core
+
+    calls = []
+    original = core.run_batch
+
+    def spy(model, input_ids, attention_mask, **kw):
+        calls.append((int(input_ids.shape[0]), int(kw["rows"].shape[0]), int(attention_mask.sum())))
+        return original(model, input_ids, attention_mask, **kw)
+
+    monkeypatch.setattr(core, "run_batch", spy)
+    predict(tiny_bert, "the [MASK] sat on the mat .", top_k=3, max_pieces=3, batch_size=64)
+    assert calls[0] == (1, 1, 9)  # the text as given: 9 tokens, one mask
+    assert len(calls) >= 2 and all(batch == rows for batch, rows, _ in calls[1:])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.forward import encode, iter_forward, mask_positions
+from ..core.forward import encode, iter_forward
 from ..models import LoadedModel
 from ..tokens import display_token
 
@@ -116,12 +116,18 @@ def attention_from(lm: LoadedModel, text: str, encoding, i: int, weights: np.nda
                            special=[w is None for w in word_ids], model_name=lm.name)
 
 
-def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size: int = 16):
-    """Predictions and attention weights from one forward pass per batch (``predict --html``).
+def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size: int = 16,
+                           **fill_options):
+    """Predictions and attention weights, the attention from the predictions' first forward pass.
+
+    The first pass of the fill search (:func:`mlmtool.analysis.fill.fill_encoded`: the texts
+    as given, each mask one token) also returns the attention weights, so ``predict --html``
+    and ``-o`` never run the encoder again for the diagrams.
 
     Args:
         lm: a model with a masked-LM head; texts: one text or a list, each with a mask.
         top_k: candidates per mask.
+        fill_options: ``max_pieces``, ``beam``, ``independent`` as :func:`mlmtool.predict`.
 
     Returns:
         ``(Prediction, AttentionResult)`` for a string, else a list of such pairs in input order.
@@ -129,20 +135,17 @@ def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int =
     Raises:
         NoMLMHeadError, MlmtoolError: as :func:`mlmtool.predict`.
     """
-    from .predict import check_top_k, prediction_from
+    from .fill import DEFAULT_BEAM, DEFAULT_MAX_PIECES, check_fill_options, fill_encoded
 
     single = isinstance(texts, str)
     items = [texts] if single else list(texts)
     lm.require_mlm_head()
-    check_top_k(top_k)
+    options = {"max_pieces": DEFAULT_MAX_PIECES, "beam": DEFAULT_BEAM, "independent": False, **fill_options}
+    check_fill_options(top_k, options["max_pieces"], options["beam"])
     encoding = encode(lm, items, need_mask=True)
-    encoded = encoding["input_ids"]
-    out: list = [None] * len(items)
-    for f in iter_forward(lm, encoded, positions=[mask_positions(lm, e) for e in encoded],
-                          attentions=True, batch_size=batch_size):
-        i = f.index
-        out[i] = (prediction_from(lm, items[i], f.ids, f.logits, top_k),
-                  attention_from(lm, items[i], encoding, i, f.attentions))
+    preds, first = fill_encoded(lm, items, encoding["input_ids"], top_k=top_k, batch_size=batch_size,
+                                attentions=True, **options)
+    out = [(preds[i], attention_from(lm, items[i], encoding, i, first[i].attentions)) for i in range(len(items))]
     return out[0] if single else out
 
 

@@ -1,0 +1,532 @@
+"""Fill masks with whole words, and several masks jointly.
+
+The HF fill-mask pipeline puts one vocabulary *piece* at each mask and treats every mask on
+its own (``transformers/pipelines/fill_mask.py``), so a word of two pieces ("toothpaste" =
+``tooth ##pas ##te`` for an uncased BERT vocabulary) can never be an answer, and two masks
+get two separate lists with no joint probability. Here:
+
+**Whole words.** Each ``[MASK]`` stands for one word of 1 to ``max_pieces`` pieces. For each
+span length ``n`` the mask is replaced by ``n`` mask tokens and the pieces are chosen left to
+right with a beam search: the first piece must start a word (no WordPiece ``##…`` piece, no
+BPE/SentencePiece piece without ``Ġ``/``▁``; no special token), every later piece must
+continue it. A word ``w = p_1 … p_n`` is scored by
+
+    log_prob(w) = Σ_j log p(p_j | context, p_1 … p_{j-1} filled, p_{j+1} … p_n masked)
+
+which is the word's **PLL-word-l2r** (Kauf & Ivanova 2023, "A Better Way to Do Masked
+Language Model Scoring", ACL: each piece is scored with the pieces to its right in the
+same word masked, which fixes the original PLL's inflated scores for multi-piece words).
+For one piece it is the fill-mask log-probability itself, so single-piece words keep the
+HF pipeline's probabilities. Words of different lengths are ranked by this score directly,
+without dividing by the length (dividing would favour long words, whose later pieces are
+nearly certain); the probabilities are not renormalised over the allowed pieces, so the
+model's own doubt that the slot holds ``n`` pieces (mass on pieces that would start a new
+word) lowers every ``n``-piece word. A word is kept only in the tokenizer's own
+segmentation (``play ##ing`` is dropped when ``playing`` is one piece), so no word is
+listed twice. ``score = exp(log_prob)``.
+
+The beam keeps ``beam`` prefixes per span length at each step, and a prefix whose
+log-probability is already below the ``k``-th best complete word is dropped (later pieces
+can only lower it), so the search stops early when one-piece words are confident.
+
+**Several masks.** With two or more masks the top-k complete sentences are found by a beam
+search over the masks, the most confident mask first (Jiang et al. 2020, "X-FACTR:
+Multilingual Factual Knowledge Retrieval from Pretrained Language Models", EMNLP, the
+"confidence" decoding): in each state the mask whose best one-slot piece is the most probable
+is filled with each of its best words, and the states with the highest joint
+log-probability (the sum of each word's ``log_prob`` in the context where it was filled)
+are kept. Every printed sentence has all its masks filled.
+
+``max_pieces=1`` is piece-level fill: exactly the HF pipeline's top-k (any vocabulary entry,
+continuation pieces and special tokens included), as :func:`mlmtool.predict` always gave.
+
+Shapes: ``S`` tokens, ``V`` vocabulary size. All model calls go through
+:func:`mlmtool.core.forward.iter_forward` (the vocabulary projection only at the one
+position asked for in each copy).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..core.forward import encode, iter_forward, mask_positions
+from ..errors import MlmtoolError
+from ..models import LoadedModel
+from ..tokens import USER_MASK, fill_text, marker_style, piece
+
+#: Default number of pieces a word may have.
+DEFAULT_MAX_PIECES = 3
+#: Default beam width (prefixes per span length, and sentences kept per mask filled).
+DEFAULT_BEAM = 4
+#: How an unfilled mask is written in a printed sentence (a cloze blank, never the mask token).
+BLANK = "___"
+#: Sentences processed together through one search (bounds the memory of kept log-probs).
+_CHUNK = 128
+
+
+@dataclass
+class Candidate:
+    """One word proposed for one mask.
+
+    Attributes:
+        word: the word as written into the sentence (tokenizer markers removed; pieces joined).
+        pieces: its vocabulary pieces as the tokenizer writes them, e.g. ``["tooth", "##pas", "##te"]``.
+        ids: their vocabulary ids.
+        token: ``tokenizer.decode(ids)`` (for one piece the HF pipeline's ``token_str``).
+        token_id: the id when the word is one piece, else None (the HF pipeline's ``token``).
+        score: ``exp(log_prob)``, in [0, 1]; for one piece the softmax probability at the mask.
+        log_prob: natural-log probability: the word's PLL-word-l2r in its context (see the
+            module docstring); with several masks filled jointly, the context has the masks
+            filled before it filled.
+        sequence: the user's text with this word at the mask; other masks are written as
+            ``___`` (per-mask lists) or filled (joint sentences), never as ``[MASK]``.
+    """
+
+    word: str
+    pieces: list[str]
+    ids: list[int]
+    token: str
+    token_id: int | None
+    score: float
+    log_prob: float
+    sequence: str
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``dict`` (``word``, ``pieces``, ``score``, ``log_prob``, ...)."""
+        return asdict(self)
+
+
+@dataclass
+class MaskPrediction:
+    """Top-k words for one mask, the other masks left masked (as the HF pipeline).
+
+    Attributes:
+        index: which mask in the text, counted from 1 as users see it.
+        position: token position of the mask in the model input (from 0, ``[CLS]`` is 0).
+        candidates: ``top_k`` candidates, most probable first.
+    """
+
+    index: int
+    position: int
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass
+class SentenceCandidate:
+    """One complete sentence with every mask filled (joint fill of several masks).
+
+    Attributes:
+        sequence: the sentence with every mask filled.
+        score: joint probability ``exp(log_prob)``.
+        log_prob: the sum of the words' log-probabilities, each in the context where it was
+            filled (most confident mask first).
+        words: one :class:`Candidate` per mask, in text order (``sequence`` = this sentence).
+        order: the masks in the order they were filled (counted from 1).
+    """
+
+    sequence: str
+    score: float
+    log_prob: float
+    words: list[Candidate]
+    order: list[int]
+
+
+@dataclass
+class Prediction:
+    """Fill-mask result for one text.
+
+    Attributes:
+        text: the user's text (with ``[MASK]``).
+        tokens: the model's input tokens, special tokens included (``[S]``).
+        masks: one :class:`MaskPrediction` per mask, in text order (each mask on its own).
+        sentences: with two or more masks filled jointly, the top-k complete sentences, best
+            first; empty for one mask or ``independent=True``.
+        max_pieces: the most pieces a word could have (1 = piece-level, the HF pipeline).
+    """
+
+    text: str
+    tokens: list[str]
+    masks: list[MaskPrediction]
+    sentences: list[SentenceCandidate] = field(default_factory=list)
+    max_pieces: int = DEFAULT_MAX_PIECES
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``dict``."""
+        return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as UTF-8 JSON to ``path``; returns the path."""
+        import json
+
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+        return path
+
+
+def fill_words(lm: LoadedModel, texts: str | list[str], top_k: int = 5, *,
+               max_pieces: int = DEFAULT_MAX_PIECES, beam: int = DEFAULT_BEAM, independent: bool = False,
+               batch_size: int = 32) -> Prediction | list[Prediction]:
+    """Fill every ``[MASK]`` with whole words; several masks jointly (see the module docstring).
+
+    Args:
+        lm: a model from :func:`mlmtool.load` with a masked-LM head.
+        texts: one text or a list; ``[MASK]`` (or the model's own mask token) marks each
+            word to guess.
+        top_k: candidates per mask, and complete sentences with several masks (default 5).
+        max_pieces: the most vocabulary pieces one word may have (default 3; 1 = piece-level,
+            equal to the HF fill-mask pipeline).
+        beam: beam width (default 4): prefixes kept per span length and step, and sentences
+            kept after each mask is filled.
+        independent: with several masks, only each mask's own list (no joint sentences).
+        batch_size: sequences per forward pass (default 32); all sequences of one search step
+            are bucketed by length across sentences.
+
+    Returns:
+        A :class:`Prediction` for a single string, else a list in input order.
+
+    Raises:
+        NoMLMHeadError: the model has no trained masked-LM head.
+        MlmtoolError: no mask, empty text, a text longer than the model's limit, or
+            ``top_k``/``max_pieces``/``beam`` below 1.
+    """
+    single = isinstance(texts, str)
+    items = [texts] if single else list(texts)
+    lm.require_mlm_head()
+    check_fill_options(top_k, max_pieces, beam)
+    encoded = encode(lm, items, need_mask=True)["input_ids"]
+    results: list[Prediction] = []
+    for start in range(0, len(items), _CHUNK):
+        preds, _ = fill_encoded(lm, items[start:start + _CHUNK], encoded[start:start + _CHUNK], top_k=top_k,
+                                max_pieces=max_pieces, beam=beam, independent=independent,
+                                batch_size=batch_size)
+        results.extend(preds)
+    return results[0] if single else results
+
+
+def check_fill_options(top_k: int, max_pieces: int = 1, beam: int = 1) -> None:
+    """Raise :class:`MlmtoolError` unless ``top_k``, ``max_pieces`` and ``beam`` are at least 1."""
+    for name, value in (("top_k", top_k), ("max_pieces", max_pieces), ("beam", beam)):
+        if not isinstance(value, int) or value < 1:
+            raise MlmtoolError(f"{name} must be at least 1 (got {value})", param=name)
+
+
+def fill_encoded(lm: LoadedModel, texts: Sequence[str], encoded: Sequence[Sequence[int]], *, top_k: int = 5,
+                 max_pieces: int = DEFAULT_MAX_PIECES, beam: int = DEFAULT_BEAM, independent: bool = False,
+                 batch_size: int = 32, attentions: bool = False):
+    """The search of :func:`fill_words` on already encoded texts (no argument checks).
+
+    Args:
+        texts: the user's texts; encoded: their token ids from
+            :func:`mlmtool.core.forward.encode` (each with at least one mask).
+        attentions: also return the attention weights of the first forward pass (the texts
+            as given, every mask one token), so a caller drawing attention needs no second pass.
+
+    Returns:
+        ``(predictions, first)``: one :class:`Prediction` per text, and per text the
+        :class:`mlmtool.core.forward.Forward` of that first pass (``.attentions`` is
+        ``float32 [L, H, S, S]`` when asked for, else None).
+    """
+    vocab = _vocabulary(lm, max_pieces)
+    search = _Search(lm, vocab, max_pieces, beam, batch_size)
+    n_masks = [len(mask_positions(lm, e)) for e in encoded]
+    joint = [not independent and n > 1 for n in n_masks]
+    first: list = [None] * len(texts)
+    per_mask: list[list[list]] = [[[] for _ in range(n)] for n in n_masks]
+    sentences: list[list[_State]] = [[] for _ in texts]
+    states = [_State(sent=i, fills=(None,) * n_masks[i]) for i in range(len(texts))]
+    root = True
+    while states:
+        layouts = [s.layout(encoded[s.sent], lm.mask_token_id) for s in states]
+        rows: list = [None] * len(states)
+        for f in iter_forward(lm, [ids for ids, _ in layouts], positions=[pos for _, pos in layouts],
+                              batch_size=batch_size, attentions=attentions and root):
+            rows[f.index] = f.logits.log_softmax(-1)  # [open masks, V]
+            if root:
+                first[states[f.index].sent] = f
+        slots, owners = [], []  # owners: (state, mask, keep as the mask's own list, grow the state)
+        for s, (state, (ids, pos), row) in enumerate(zip(states, layouts, rows)):
+            open_masks = state.open()
+            last = len(open_masks) == 1
+            chosen = vocab.most_confident(row) if joint[state.sent] else None
+            for u, m in enumerate(open_masks):
+                own, grow = root, u == chosen
+                if not (own or grow):
+                    continue
+                k = max(top_k if own else 0, (top_k if last else beam) if grow else 0)
+                slots.append(_Slot(ids, pos[u], row[u], k, initial=vocab.text_initial(ids, pos[u])))
+                owners.append((s, m, own, grow))
+        grown: dict[int, list[_State]] = {}
+        for (s, m, own, grow), found in zip(owners, search.solve(slots)):
+            state = states[s]
+            if own:
+                per_mask[state.sent][m] = found[:top_k]
+            if grow:
+                keep = top_k if len(state.open()) == 1 else beam
+                grown.setdefault(state.sent, []).extend(state.child(m, w, lp) for w, lp in found[:keep])
+        states = []
+        for sent, children in grown.items():
+            best: dict[tuple, _State] = {}
+            for child in children:  # the same words reached in another order count once, at their best
+                key = child.words()
+                if key not in best or child.log_prob > best[key].log_prob:
+                    best[key] = child
+            ranked = sorted(best.values(), key=lambda c: -c.log_prob)
+            if not ranked[0].open():
+                sentences[sent] = ranked[:top_k]
+            else:
+                states.extend(ranked[:beam])
+        root = False
+    preds = [_prediction(lm, texts[i], encoded[i], per_mask[i], sentences[i], max_pieces)
+             for i in range(len(texts))]
+    return preds, first
+
+
+# --------------------------------------------------------------------------- the search
+
+
+@dataclass
+class _State:
+    """A partly filled sentence: ``fills[m]`` = ``(ids, log_prob)`` of mask ``m``'s word, or None."""
+
+    sent: int
+    fills: tuple
+    log_prob: float = 0.0
+    order: tuple = ()
+
+    def open(self) -> list[int]:
+        """Indices (from 0) of the masks still unfilled."""
+        return [m for m, f in enumerate(self.fills) if f is None]
+
+    def words(self) -> tuple:
+        """The filled words' ids per mask (None where open): the state without its history."""
+        return tuple(None if f is None else f[0] for f in self.fills)
+
+    def layout(self, original: Sequence[int], mask_id: int) -> tuple[list[int], list[int]]:
+        """``(ids, open_positions)``: each filled mask replaced by its word's pieces, and the
+        token positions of the masks still open (in text order)."""
+        out, open_positions, m = [], [], 0
+        for t in original:
+            if t == mask_id:
+                fill = self.fills[m]
+                if fill is None:
+                    open_positions.append(len(out))
+                    out.append(t)
+                else:
+                    out.extend(fill[0])
+                m += 1
+            else:
+                out.append(t)
+        return out, open_positions
+
+    def child(self, m: int, ids, lp: float) -> "_State":
+        """This state with mask ``m`` filled by ``ids`` (log-probability ``lp``)."""
+        fills = list(self.fills)
+        fills[m] = (tuple(ids), lp)
+        return _State(self.sent, tuple(fills), self.log_prob + lp, self.order + (m,))
+
+
+@dataclass
+class _Slot:
+    """One whole-word problem: fill the mask at ``position`` of ``ids``.
+
+    ``first`` is the log-probability row ``[V]`` at the mask in ``ids`` itself (the one-piece
+    copy, already computed); ``k`` complete words are wanted. ``initial``: the mask opens the
+    text (for byte-level BPE a first word has no ``Ġ`` there).
+    """
+
+    ids: list[int]
+    position: int
+    first: object
+    k: int
+    initial: bool = False
+
+
+class _Vocabulary:
+    """Which pieces may start a word and which continue one, as boolean tensors ``[V]``."""
+
+    def __init__(self, lm: LoadedModel, max_pieces: int):
+        import torch
+
+        tok = lm.tokenizer
+        size = int(lm.model.config.vocab_size)
+        pieces = tok.convert_ids_to_tokens(list(range(min(size, len(tok)))))
+        self.style = marker_style(tok)
+        self.special = set(tok.all_special_ids)
+        unused = re.compile(r"^\[unused\d+\]$|^<unused\d+>$")
+        start = torch.zeros(size, dtype=torch.bool)
+        cont = torch.zeros(size, dtype=torch.bool)
+        for i, p in enumerate(pieces):
+            if i in self.special or p is None or unused.match(p):
+                continue
+            is_cont = p.startswith("##") and len(p) > 2 if self.style == "wordpiece" else not p.startswith(self.style)
+            (cont if is_cont else start)[i] = True
+        self.piece_level = max_pieces == 1
+        self.start = torch.ones(size, dtype=torch.bool) if self.piece_level else start
+        self.start_initial = self.start | cont if self.style == "Ġ" and not self.piece_level else self.start
+        self.cont = cont
+        self.tokenizer = tok
+
+    def text_initial(self, ids: Sequence[int], position: int) -> bool:
+        """True when only special tokens come before ``position`` (the mask opens the text)."""
+        return all(t in self.special for t in ids[:position])
+
+    def starts(self, initial: bool):
+        """The pieces that may open a word: ``bool [V]``."""
+        return self.start_initial if initial else self.start
+
+    def most_confident(self, rows) -> int:
+        """Row index (from 0) of ``rows [U, V]`` whose best word-opening piece is the most probable."""
+        return int(rows.masked_fill(~self.start, -math.inf).max(-1).values.argmax())
+
+    def canonical(self, words: list[list[int]]) -> list[bool]:
+        """True where the pieces are the tokenizer's own segmentation of the word they spell."""
+        if not words:
+            return []
+        tok = self.tokenizer
+        texts = [tok.decode(w).strip() for w in words]
+        bare = tok(texts, add_special_tokens=False)["input_ids"]
+        spaced = tok([" " + t for t in texts], add_special_tokens=False)["input_ids"]
+        return [list(w) == a or list(w) == b for w, a, b in zip(words, bare, spaced)]
+
+
+def _vocabulary(lm: LoadedModel, max_pieces: int) -> _Vocabulary:
+    """The cached :class:`_Vocabulary` of ``lm`` (built once per model and mode)."""
+    key = "_mlmtool_fill_vocab_%d" % (max_pieces == 1)
+    cached = getattr(lm.tokenizer, key, None)
+    if cached is None:
+        cached = _Vocabulary(lm, max_pieces)
+        try:
+            setattr(lm.tokenizer, key, cached)
+        except AttributeError:
+            pass
+    return cached
+
+
+class _Search:
+    """Beam search for whole words, all slots of all sentences advanced together step by step."""
+
+    def __init__(self, lm: LoadedModel, vocab: _Vocabulary, max_pieces: int, beam: int, batch_size: int):
+        self.lm, self.vocab, self.max_pieces, self.batch_size = lm, vocab, max_pieces, batch_size
+        self.beam = min(beam, int(vocab.start.shape[0]))
+
+    def solve(self, slots: list[_Slot]) -> list[list[tuple[tuple[int, ...], float]]]:
+        """Per slot, up to ``slot.k`` words as ``(ids, log_prob)``, best first.
+
+        One forward pass per step serves every slot and span length (step ``j`` scores the
+        ``j``-th piece of every live prefix); the one-piece words come from ``slot.first``.
+        """
+        found: list[list[tuple[tuple[int, ...], float]]] = []
+        floor: list[float] = []  # the k-th best complete word so far: prefixes below it are dropped
+        for slot in slots:
+            allowed = self.vocab.starts(slot.initial)
+            vals, idx = slot.first.masked_fill(~allowed, -math.inf).topk(min(slot.k, int(allowed.sum())))
+            words = [((int(i),), float(v)) for v, i in zip(vals.tolist(), idx.tolist()) if v > -math.inf]
+            found.append(words)
+            floor.append(words[-1][1] if len(words) >= slot.k else -math.inf)
+        mask_id, limit = self.lm.mask_token_id, self.lm.max_length
+        # live prefixes: (slot, span length n, prefix ids, log_prob of the prefix)
+        hyps = [(s, n, (), 0.0) for s, slot in enumerate(slots) for n in range(2, self.max_pieces + 1)
+                if len(slot.ids) - 1 + n <= limit]
+        while hyps:
+            seqs, cols = [], []
+            for s, n, prefix, _ in hyps:
+                ids, p = slots[s].ids, slots[s].position
+                seqs.append(ids[:p] + list(prefix) + [mask_id] * (n - len(prefix)) + ids[p + 1:])
+                cols.append([p + len(prefix)])
+            grown: dict[tuple[int, int], list[tuple[tuple[int, ...], float]]] = {}
+            for f in iter_forward(self.lm, seqs, positions=cols, batch_size=self.batch_size):
+                s, n, prefix, lp = hyps[f.index]
+                allowed = self.vocab.cont if prefix else self.vocab.starts(slots[s].initial)
+                vals, idx = f.logits[0].log_softmax(-1).masked_fill(~allowed, -math.inf).topk(self.beam)
+                for v, i in zip(vals.tolist(), idx.tolist()):
+                    if lp + v <= floor[s]:
+                        break  # sorted: the rest are lower still
+                    grown.setdefault((s, n), []).append((prefix + (int(i),), lp + v))
+            hyps, done = [], []
+            for (s, n), options in grown.items():
+                options.sort(key=lambda o: -o[1])
+                for prefix, lp in options[: self.beam]:
+                    (done if len(prefix) == n else hyps).append((s, n, prefix, lp))
+            for (s, _, prefix, lp), ok in zip(done, self.vocab.canonical([list(d[2]) for d in done])):
+                if ok:
+                    found[s].append((prefix, lp))
+            for s in {d[0] for d in done}:
+                found[s].sort(key=lambda w: -w[1])
+                del found[s][slots[s].k:]
+                if len(found[s]) >= slots[s].k:
+                    floor[s] = found[s][-1][1]
+            hyps = [h for h in hyps if h[3] > floor[h[0]]]
+        return found
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _prediction(lm: LoadedModel, text: str, ids: list[int], per_mask: list[list], sentences: list[_State],
+                max_pieces: int) -> Prediction:
+    """Turn the search's ``(ids, log_prob)`` lists into a :class:`Prediction`."""
+    user_text = text.replace(lm.mask_token, USER_MASK) if lm.mask_token != USER_MASK else text
+    positions = mask_positions(lm, ids)
+    n = len(positions)
+    masks = []
+    for m, (pos, words) in enumerate(zip(positions, per_mask)):
+        cands = []
+        for wid, lp in words:
+            word, joins = _written(lm, wid, max_pieces)
+            cands.append(_candidate(lm, wid, lp, word, _sequence(lm, user_text, ids, {m: (word, joins)}, n)))
+        masks.append(MaskPrediction(index=m + 1, position=pos, candidates=cands))
+    joint = []
+    for state in sentences:
+        written = {m: _written(lm, f[0], max_pieces) for m, f in enumerate(state.fills)}
+        seq = _sequence(lm, user_text, ids, written, n)
+        words = [_candidate(lm, f[0], f[1], written[m][0], seq) for m, f in enumerate(state.fills)]
+        joint.append(SentenceCandidate(sequence=seq, score=math.exp(state.log_prob), log_prob=state.log_prob,
+                                       words=words, order=[m + 1 for m in state.order]))
+    return Prediction(text=text, tokens=lm.tokenizer.convert_ids_to_tokens(ids), masks=masks, sentences=joint,
+                      max_pieces=max_pieces)
+
+
+def _candidate(lm: LoadedModel, ids, lp: float, word: str, sequence: str) -> Candidate:
+    ids = [int(i) for i in ids]
+    return Candidate(word=word, pieces=lm.tokenizer.convert_ids_to_tokens(ids), ids=ids,
+                     token=lm.tokenizer.decode(ids), token_id=ids[0] if len(ids) == 1 else None,
+                     score=math.exp(lp), log_prob=lp, sequence=sequence)
+
+
+def _written(lm: LoadedModel, ids, max_pieces: int) -> tuple[str, bool]:
+    """``(text, joins_previous_word)`` for a word as it goes into the sentence.
+
+    A special token proposed at piece level (only a random model does that) is written
+    ``⟨MASK⟩``-style, so no printed sentence ever holds a mask token.
+    """
+    tok = lm.tokenizer
+    ids = [int(i) for i in ids]
+    if any(i in tok.all_special_ids for i in ids):
+        return "⟨" + tok.convert_ids_to_tokens(ids[0]).strip("[]<>") + "⟩", False
+    if max_pieces == 1 and len(ids) == 1:
+        return piece(tok, ids[0])
+    return tok.decode(ids).strip(), False
+
+
+def _sequence(lm: LoadedModel, user_text: str, ids: list[int], words: dict[int, tuple[str, bool]],
+              n_masks: int) -> str:
+    """The user's text with mask ``m`` replaced by ``words[m]`` and every other mask by ``___``."""
+    if user_text.count(USER_MASK) == n_masks:
+        out = user_text
+        for m in reversed(range(n_masks)):
+            word, joins = words.get(m, (BLANK, False))
+            out = fill_text(out, USER_MASK, m, word, joins)
+        return out
+    # the text's masks did not map one to one onto mask tokens: write the filled ids instead
+    pieces, m = [], 0
+    for t in ids:
+        if t == lm.mask_token_id:
+            pieces.append(words.get(m, (BLANK, False))[0])
+            m += 1
+        else:
+            pieces.append(lm.tokenizer.decode([t], skip_special_tokens=True))
+    return " ".join(p for p in pieces if p).strip()
