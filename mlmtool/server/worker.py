@@ -1,0 +1,269 @@
+"""Who may run a model, and when: the server's concurrency rules in one place.
+
+**One model, one runner at a time.** Each loaded model has a :class:`ModelGate`, a lock
+that at most one thread holds while the model computes. Interactive requests (predict,
+attention, view, embed; milliseconds each) hold it for their whole computation. They run
+in the web server's thread pool, so many requests wait on the gate and are served one by
+one; at most ``max_waiting`` may wait, further ones are refused at once with a
+:class:`BusyError` (HTTP 429) instead of piling up.
+
+**SHAP in its own worker, sharing the gate batch by batch.** A SHAP explanation runs the
+model hundreds of times (seconds in all). It runs on one background thread
+(:class:`ExplainJobs`, a bounded job queue: at most ``max_jobs`` queued or running, the
+next is refused with 429) and sees the model through :func:`guarded`, a proxy that takes
+the gate for each single module call (one padded batch through the encoder, then the
+masked-LM head) and gives it back in between. Interactive requests are *urgent*: while
+one waits, the SHAP worker does not take the gate again, so a predict request waits for
+at most one SHAP batch (a few tens of milliseconds), never for the whole explanation.
+The weights are shared, not copied, so serving SHAP costs no extra memory.
+
+This choice (one lock per model with priorities, rather than one copy of the weights per
+worker) keeps the guarantee checkable: ``tests/test_server.py`` hooks the real encoder
+and asserts it is never entered by two threads at once while SHAP and many predict
+requests run together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger("mlmtool.server")
+
+
+class BusyError(Exception):
+    """Too many requests are waiting (the server answers HTTP 429 with this message)."""
+
+
+class ModelGate:
+    """A lock around one model, with priority for interactive requests.
+
+    ``hold(urgent=True)`` is for requests a person is waiting for; ``hold(urgent=False)``
+    (the SHAP worker) waits while any urgent request waits, so background work slips in
+    only between interactive requests.
+
+    Args:
+        max_waiting: how many urgent requests may wait at once (default 64); one more
+            raises :class:`BusyError` instead of waiting.
+
+    Attributes:
+        runs: how many times the gate was taken (for tests and the benchmark).
+    """
+
+    def __init__(self, max_waiting: int = 64):
+        self._cond = threading.Condition()
+        self._busy = False
+        self._urgent_waiting = 0
+        self.max_waiting = max_waiting
+        self.runs = 0
+
+    @contextmanager
+    def hold(self, urgent: bool = True) -> Iterator[None]:
+        """Hold the gate for the ``with`` block.
+
+        Raises:
+            BusyError: ``urgent`` and ``max_waiting`` requests already wait.
+        """
+        with self._cond:
+            if urgent:
+                if self._busy and self._urgent_waiting >= self.max_waiting:
+                    raise BusyError(f"the server is busy ({self.max_waiting} requests are waiting "
+                                    "for this model, the limit max_waiting); try again shortly")
+                self._urgent_waiting += 1
+                try:
+                    while self._busy:
+                        self._cond.wait()
+                finally:
+                    self._urgent_waiting -= 1
+            else:
+                while self._busy or self._urgent_waiting:
+                    self._cond.wait()
+            self._busy = True
+            self.runs += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
+class _Guarded:
+    """A stand-in for a ``torch.nn.Module`` whose calls take a :class:`ModelGate` (not urgent).
+
+    Attribute reads pass through to the module; sub-modules come back guarded too, so
+    ``model.base_model(...)`` and ``model.cls(...)`` (what :func:`mlmtool.core.forward.run_batch`
+    calls) each take the gate for the one call. ``on_call(batch_rows)`` is told how many
+    sequences each encoder call carries (progress counting).
+    """
+
+    def __init__(self, module, gate: ModelGate, on_call: Callable[[int], None] | None = None):
+        object.__setattr__(self, "_module", module)
+        object.__setattr__(self, "_gate", gate)
+        object.__setattr__(self, "_on_call", on_call)
+
+    def __getattr__(self, name: str):
+        import torch
+
+        value = getattr(self._module, name)
+        if isinstance(value, torch.nn.Module):
+            return _Guarded(value, self._gate, self._on_call)
+        return value
+
+    def __call__(self, *args, **kwargs):
+        with self._gate.hold(urgent=False):
+            out = self._module(*args, **kwargs)
+        ids = kwargs.get("input_ids")
+        if self._on_call is not None and ids is not None and hasattr(ids, "shape"):
+            self._on_call(int(ids.shape[0]))
+        return out
+
+
+def guarded(lm, gate: ModelGate, on_call: Callable[[int], None] | None = None):
+    """A copy of a :class:`~mlmtool.models.LoadedModel` whose model takes ``gate`` per call.
+
+    The weights are shared (nothing is copied); only ``lm.model`` is wrapped.
+
+    Args:
+        lm: the loaded model; gate: its gate.
+        on_call: called with the batch size of every encoder call (or None).
+    """
+    return dataclasses.replace(lm, model=_Guarded(lm.model, gate, on_call))
+
+
+@dataclass
+class Job:
+    """One SHAP explanation, queued or done.
+
+    Attributes:
+        id: random hex id (unguessable, 32 characters).
+        model: the model's name; params: the arguments of :func:`mlmtool.explain`.
+        status: ``queued``, ``running``, ``done`` or ``error``.
+        evaluations: sentences the model has evaluated so far for this job.
+        max_evals: the SHAP budget (an upper bound of ``evaluations``, up to the few
+            evaluations of the full sentence).
+        result: ``ExplainResult.to_dict()`` when done; error: the message when failed.
+        created, finished: ``time.time()`` stamps.
+    """
+
+    id: str
+    model: str
+    params: dict
+    status: str = "queued"
+    evaluations: int = 0
+    max_evals: int = 0
+    result: dict | None = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    _seq: int = 0
+
+    def to_dict(self, position: int | None = None) -> dict:
+        """The job as the API returns it (``queue_position``: jobs ahead of it, when queued)."""
+        out: dict[str, Any] = {"id": self.id, "model": self.model, "status": self.status,
+                               "progress": {"evaluations": self.evaluations, "max_evals": self.max_evals},
+                               "result": self.result, "error": self.error}
+        if position is not None:
+            out["queue_position"] = position
+        return out
+
+
+class ExplainJobs:
+    """A bounded queue of SHAP jobs served by one background thread.
+
+    Args:
+        run: ``run(job, on_call) -> dict`` computes a job's result (called on the worker
+            thread; ``on_call(n)`` adds ``n`` to the job's evaluations). A
+            :class:`~mlmtool.errors.MlmtoolError` becomes the job's error message; any other
+            exception is logged with its traceback and the job fails with a short message.
+        max_jobs: queued plus running jobs allowed at once (default 4).
+        keep: finished jobs remembered for polling (default 64, oldest forgotten first).
+    """
+
+    def __init__(self, run: Callable[[Job, Callable[[int], None]], dict], max_jobs: int = 4, keep: int = 64):
+        self._run = run
+        self.max_jobs = max_jobs
+        self.keep = keep
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, model: str, params: dict, max_evals: int) -> Job:
+        """Queue a job and return it.
+
+        Raises:
+            BusyError: ``max_jobs`` jobs are already queued or running.
+        """
+        from ..errors import MlmtoolError  # noqa: F401  (documented error type of run)
+
+        with self._lock:
+            active = sum(j.status in ("queued", "running") for j in self._jobs.values())
+            if active >= self.max_jobs:
+                raise BusyError(f"the explain queue is full ({self.max_jobs} jobs queued or running, "
+                                "the limit max_explain_jobs); try again when one has finished")
+            job = Job(id=uuid.uuid4().hex, model=model, params=params, max_evals=max_evals,
+                      _seq=next(self._counter))
+            self._jobs[job.id] = job
+            self._forget_old()
+            if self._thread is None or not self._thread.is_alive():
+                # daemon: Ctrl-C never waits for an explanation to finish
+                self._thread = threading.Thread(target=self._work, name="mlmtool-explain", daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+        return job
+
+    def get(self, job_id: str) -> tuple[Job, int | None] | None:
+        """``(job, jobs ahead of it or None)`` for a known id, else None."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            ahead = None
+            if job.status == "queued":
+                ahead = sum(j.status in ("queued", "running") and j._seq < job._seq for j in self._jobs.values())
+            return job, ahead
+
+    def _forget_old(self) -> None:
+        done = [j for j in self._jobs.values() if j.status in ("done", "error")]
+        for j in done[: max(0, len(done) - self.keep)]:
+            del self._jobs[j.id]
+
+    def _work(self) -> None:
+        from ..errors import MlmtoolError
+
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            job.status = "running"
+
+            def on_call(n: int, job: Job = job) -> None:
+                job.evaluations += n
+
+            try:
+                job.result = self._run(job, on_call)
+                job.status = "done"
+            except MlmtoolError as exc:
+                job.error, job.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__, "error"
+            except Exception as exc:  # a bug: keep the traceback in the log, not in the answer
+                log.exception("explain job %s failed", job.id)
+                job.error, job.status = f"internal error while explaining ({type(exc).__name__}); see the server log", "error"
+            finally:
+                job.finished = time.time()
+                with self._lock:
+                    self._forget_old()
+
+    def close(self) -> None:
+        """Stop the worker after the current job (queued jobs are dropped)."""
+        self._queue.put(None)

@@ -1,0 +1,763 @@
+"""``mlmtool serve``: the API through FastAPI's TestClient, then a real server in a subprocess.
+
+The TestClient tests run on the tiny random models of ``conftest.py`` and compare every
+answer with the library (and the CLI) on the same model. The real-server tests start
+``python -m mlmtool serve --port 0`` and read the URL from its start line; they drive the
+page in Debian's Chromium with Playwright (every request that leaves the server is
+aborted and recorded), send 50 concurrent predict requests, the bad requests, and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from mlmtool.server.app import Limits, create_app  # noqa: E402
+from mlmtool.server.worker import BusyError, ModelGate, guarded  # noqa: E402
+
+SENTENCE = "the [MASK] sat on the mat ."
+XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+CHROMIUM = Path(os.environ.get("MLMTOOL_CHROMIUM", "/usr/bin/chromium"))
+
+
+def cli_json(runner, *args):
+    from mlmtool.cli import cli
+
+    result = runner.invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def app(tiny_bert, tiny_roberta):
+    return create_app({"bert": tiny_bert, "roberta": tiny_roberta})
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def post(client, path, body):
+    return client.post(path, json=body)
+
+
+def assert_error(response, status, *needles):
+    """A JSON error with this status whose one-line message holds every needle."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) >= {"error", "status"} and body["status"] == status
+    assert "\n" not in body["error"] and "Traceback" not in body["error"]
+    for needle in needles:
+        assert needle in body["error"], body["error"]
+    return body
+
+
+# ---- answers equal the library and the CLI ----------------------------------------------
+
+def test_predict_is_the_cli_json(client, runner, tiny_bert_dir, tiny_roberta_dir):
+    for model, path, text in (("bert", tiny_bert_dir, SENTENCE),
+                              ("roberta", tiny_roberta_dir, "the cat <mask> on the mat.")):
+        r = post(client, "/api/predict", {"text": text, "model": model, "top_k": 3})
+        assert r.status_code == 200, r.text
+        assert r.json() == cli_json(runner, "predict", "-m", str(path), "-k", "3", "--json", text)
+    # the default model is the first one
+    assert post(client, "/api/predict", {"text": SENTENCE}).json() == \
+        post(client, "/api/predict", {"text": SENTENCE, "model": "bert"}).json()
+
+
+def test_attention_is_quantised_like_the_static_view(client, tiny_bert):
+    from mlmtool.analysis.attention import attention
+    from mlmtool.render.html_view import decode_attention, encode_attention
+
+    text = "the cat sat on the mat ."
+    ref = attention(tiny_bert, text)
+    body = post(client, "/api/attention", {"text": text}).json()
+    assert body["tokens"] == ref.tokens and body["special"] == ref.special and body["word_ids"] == ref.word_ids
+    assert (body["layers"], body["heads"]) == (tiny_bert.num_layers, tiny_bert.num_heads)
+    assert body["attention"] == encode_attention(ref.attention)
+    got = decode_attention(body["attention"])
+    assert got.shape == ref.attention.shape and np.abs(got - ref.attention).max() <= 1 / 510 + 1e-7
+    half = post(client, "/api/attention", {"text": text, "precision": "float16"}).json()["attention"]
+    assert half["dtype"] == "float16"
+    assert np.abs(decode_attention(half) - ref.attention).max() <= 2 ** -11
+
+
+def test_view_is_the_static_views_data(client, tiny_bert):
+    from mlmtool.render.html_view import view_payload
+    from mlmtool.server.app import view_inputs
+
+    body = post(client, "/api/view", {"text": SENTENCE, "top_k": 4}).json()
+    att, pred, note = view_inputs(tiny_bert, SENTENCE, 4)
+    assert note is None
+    assert body == {**view_payload(att, pred, note=None, title="mlmtool: bert"), "model": "bert"}
+    assert len(body["predictions"][0]["candidates"]) == 4
+    # predictions on the page are those of /api/predict
+    api = post(client, "/api/predict", {"text": SENTENCE, "top_k": 4}).json()
+    assert [m["position"] for m in api["masks"]] == body["masks"]
+    # no mask: attention only, with the note of `mlmtool view`
+    plain = post(client, "/api/view", {"text": "the cat sat ."}).json()
+    assert plain["predictions"] is None and "No [MASK]" in plain["note"]
+
+
+def test_view_of_a_model_without_mlm_head(tiny_bert):
+    import dataclasses
+
+    encoder_only = dataclasses.replace(tiny_bert, has_mlm_head=False, name="enc")
+    with TestClient(create_app({"enc": encoder_only}), base_url="http://127.0.0.1") as c:
+        body = post(c, "/api/view", {"text": SENTENCE}).json()
+        assert body["predictions"] is None and "masked-LM head" in body["note"]
+        assert_error(post(c, "/api/predict", {"text": SENTENCE}), 400, "masked-LM head")
+        assert_error(post(c, "/api/explain", {"text": SENTENCE}), 400, "masked-LM head")
+
+
+def test_embed_is_the_cli_json(client, tiny_bert):
+    from mlmtool.analysis.embed import project, word_vectors
+
+    texts = ["he walked to the bank of the river .", "the bank lends money ."]
+    body = post(client, "/api/embed", {"texts": texts, "layer": 1}).json()
+    assert body == project(word_vectors(tiny_bert, texts, layer=1)).to_dict()
+    assert [p["word"] for p in body["points"]][:3] == ["he", "walked", "to"]
+
+
+def wait_job(client, job, timeout=240.0):
+    deadline = time.monotonic() + timeout
+    seen = [job["status"]]
+    while job["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+        job = client.get(f"/api/explain/{job['id']}").json()
+        seen.append(job["status"])
+    return job, seen
+
+
+def test_explain_job_gives_the_libraries_result(client, tiny_bert):
+    from mlmtool.analysis.explain import explain
+
+    r = post(client, "/api/explain", {"text": SENTENCE, "max_evals": 40, "target": "cat"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert re.fullmatch(r"[0-9a-f]{32}", job["id"]) and job["url"] == f"/api/explain/{job['id']}"
+    job, seen = wait_job(client, job)
+    assert job["status"] == "done", job
+    ref = explain(tiny_bert, SENTENCE, max_evals=40, target="cat").to_dict()
+    assert job["result"] == ref
+    assert job["progress"]["evaluations"] >= ref["evaluations"]  # counted at the model, batch by batch
+
+
+def test_shap_never_blocks_predict_and_the_model_never_runs_twice_at_once(tiny_bert):
+    """A long SHAP job and 30 predict requests at once: every predict is answered (correctly)
+    while the job still runs, and the encoder is never entered by two threads together."""
+    from mlmtool.analysis.predict import predict
+
+    texts = [f"the {w} [MASK] on the mat ." for w in ("cat", "dog", "tree", "car", "book", "cup")] * 5
+    expected = [predict(tiny_bert, t, top_k=3).to_dict() for t in texts]
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def enter(module, args, kwargs):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+
+    def leave(module, args, kwargs, out):
+        with lock:
+            inside[0] -= 1
+
+    encoder = tiny_bert.model.base_model
+    hooks = [encoder.register_forward_pre_hook(enter, with_kwargs=True),
+             encoder.register_forward_hook(leave, with_kwargs=True)]
+    try:
+        with TestClient(create_app({"bert": tiny_bert}), base_url="http://127.0.0.1") as c:
+            long_text = "she opened the door and let the [MASK] out of the house in the morning ."
+            job = post(c, "/api/explain", {"text": long_text, "max_evals": 2000}).json()
+            while c.get(job["url"]).json()["progress"]["evaluations"] < 64:  # SHAP is running
+                time.sleep(0.02)
+            with ThreadPoolExecutor(10) as pool:
+                answers = list(pool.map(lambda t: post(c, "/api/predict", {"text": t, "top_k": 3}), texts))
+            during = c.get(job["url"]).json()
+            job, _ = wait_job(c, job)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert [a.json() for a in answers] == expected
+    assert during["status"] == "running", "predict waited for the whole SHAP job"
+    assert job["status"] == "done" and job["result"]["evaluations"] > during["progress"]["evaluations"] - 64
+    assert most[0] == 1
+
+
+# ---- the concurrency rules themselves ---------------------------------------------------
+
+def test_gate_lets_urgent_requests_in_between_background_calls():
+    gate, order = ModelGate(), []
+    started = threading.Event()
+
+    def background():
+        for i in range(200):
+            with gate.hold(urgent=False):
+                order.append("bg")
+                started.set()
+                time.sleep(0.002)
+
+    t = threading.Thread(target=background)
+    t.start()
+    started.wait()
+    with gate.hold():
+        order.append("urgent")
+    t.join()
+    assert order.count("bg") == 200 and order.index("urgent") < 20
+
+
+def test_gate_refuses_beyond_max_waiting():
+    gate = ModelGate(max_waiting=1)
+    release, waiting = threading.Event(), threading.Event()
+
+    def holder():
+        with gate.hold():
+            release.wait()
+
+    def waiter():
+        waiting.set()
+        with gate.hold():
+            pass
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=waiter)]
+    threads[0].start()
+    while not gate._busy:
+        time.sleep(0.001)
+    threads[1].start()
+    waiting.wait()
+    while gate._urgent_waiting < 1:
+        time.sleep(0.001)
+    with pytest.raises(BusyError, match="max_waiting"):
+        with gate.hold():
+            pass
+    release.set()
+    for t in threads:
+        t.join()
+
+
+def test_guarded_model_takes_the_gate_per_call_and_counts_rows(tiny_bert):
+    from mlmtool.analysis.predict import predict
+
+    gate, rows = ModelGate(), []
+    lm = guarded(tiny_bert, gate, rows.append)
+    assert lm.model is not tiny_bert.model and lm.tokenizer is tiny_bert.tokenizer
+    texts = ["the [MASK] sat .", "a [MASK] ran in the park .", "the dog [MASK] ."]
+    assert [p.to_dict() for p in predict(lm, texts, batch_size=2)] == \
+        [p.to_dict() for p in predict(tiny_bert, texts, batch_size=2)]
+    assert sum(rows) >= 3 and gate.runs >= len(rows)
+
+
+def test_explain_queue_is_bounded(tiny_bert):
+    app = create_app({"bert": tiny_bert}, limits=Limits(max_explain_jobs=1))
+    gate = app.state.gates["bert"]
+    with TestClient(app, base_url="http://127.0.0.1") as c, gate.hold():  # the job cannot start
+        first = post(c, "/api/explain", {"text": SENTENCE, "max_evals": 10})
+        assert first.status_code == 202
+        assert_error(post(c, "/api/explain", {"text": SENTENCE, "max_evals": 10}), 429,
+                     "explain queue is full", "max_explain_jobs")
+        assert c.get(first.json()["url"]).json()["status"] in ("queued", "running")
+
+
+# ---- every bad request: a JSON 4xx naming what is wrong ---------------------------------
+
+BAD = [
+    ("/api/predict", {"text": "x" * 2001}, 422, ["2001 characters", "max_text_chars"]),
+    ("/api/predict", {"text": SENTENCE, "model": "/etc/passwd"}, 400, ["'/etc/passwd' is not loaded", "bert"]),
+    ("/api/predict", {"text": SENTENCE, "model": "minilm"}, 400, ["not loaded"]),
+    ("/api/predict", {"text": SENTENCE, "path": "/etc/passwd"}, 422, ["unknown field 'path'"]),
+    ("/api/predict", {"text": SENTENCE, "top_k": 0}, 422, ["top_k", "max_top_k"]),
+    ("/api/predict", {"text": SENTENCE, "top_k": 101}, 422, ["top_k", "max_top_k"]),
+    ("/api/predict", {"text": SENTENCE, "top_k": "many"}, 422, ["top_k"]),
+    ("/api/predict", {"text": "the cat sat ."}, 400, ["no [MASK]"]),
+    ("/api/predict", {"text": "   "}, 400, ["empty"]),
+    ("/api/predict", {"text": " ".join(["the [MASK]"] * 40)}, 400, ["tokens long", "at most"]),
+    ("/api/predict", {}, 422, ["text is required"]),
+    ("/api/predict", [SENTENCE], 422, ["JSON object"]),
+    ("/api/attention", {"text": "the cat", "precision": "float64"}, 422, ["precision"]),
+    ("/api/attention", {"text": "the cat", "file": "x.npz"}, 422, ["unknown field 'file'"]),
+    ("/api/view", {"text": "y" * 5000}, 422, ["max_text_chars"]),
+    ("/api/view", {"text": SENTENCE, "model": "../bert"}, 400, ["not loaded"]),
+    ("/api/embed", {"texts": []}, 422, ["max_sentences"]),
+    ("/api/embed", {"texts": ["the cat ."] * 33}, 422, ["33", "max_sentences"]),
+    ("/api/embed", {"texts": ["the cat sat .", "z" * 2001]}, 422, ["texts[1]", "max_text_chars"]),
+    ("/api/embed", {"texts": ["the cat sat ."], "layer": 9}, 400, ["layer must be between 0"]),
+    ("/api/embed", {"texts": ["a"]}, 400, ["at least 3 words"]),
+    ("/api/embed", {"texts": ["the cat sat ."], "method": "umap"}, 422, ["method"]),
+    ("/api/explain", {"text": "the cat sat ."}, 400, ["no [MASK]"]),
+    ("/api/explain", {"text": SENTENCE, "max_evals": 10 ** 6}, 422, ["max_evals"]),
+    ("/api/explain", {"text": SENTENCE, "mask": 2}, 422, ["mask must be between 1 and 1"]),
+    ("/api/explain", {"text": SENTENCE, "target": "zebra"}, 400, ["not in the vocabulary"]),
+    ("/api/explain", {"text": SENTENCE, "target": "two words"}, 400, ["one word"]),
+]
+
+
+@pytest.mark.parametrize("path,body,status,needles", BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_requests(client, path, body, status, needles):
+    assert_error(post(client, path, body), status, *needles)
+
+
+def test_transport_errors(client):
+    assert_error(client.post("/api/predict", content=b"text=hi", headers={"content-type": "text/plain"}), 415,
+                 "application/json")
+    assert_error(client.post("/api/predict", content=b'{"text": ', headers={"content-type": "application/json"}),
+                 422, "JSON object")
+    assert_error(client.post("/api/predict", content=b"x" * 70_000, headers={"content-type": "application/json"}),
+                 413, "65536 bytes", "max_body_bytes")
+
+    def chunks():  # no Content-Length: the limit still holds
+        for _ in range(40):
+            yield b" " * 4096
+
+    assert_error(client.post("/api/predict", content=chunks(), headers={"content-type": "application/json"}),
+                 413, "max_body_bytes")
+    assert_error(client.get("/api/predict"), 405, "GET is not allowed")
+    assert_error(client.get("/etc/passwd"), 404, "no such page")
+    assert_error(client.get("/static/../cli.py"), 404)
+    assert_error(client.get("/static/view.css"), 404)
+    assert_error(client.get("/api/explain/0123456789abcdef0123456789abcdef"), 404, "no explain job")
+    assert_error(client.get("/api/explain/..%2F..%2Fetc"), 404)
+    assert_error(client.get("/api/heads"), 404, "--heads")
+    assert_error(client.get("/api/heads", params={"model": "gpt"}), 400, "not loaded")
+
+
+def test_host_header_must_be_the_servers_own(app):
+    for host in ("evil.example", "127.0.0.1.evil.example"):
+        with TestClient(app, base_url=f"http://{host}") as c:
+            assert_error(c.get("/api/models"), 400, "not served here")
+    for host in ("localhost:8000", "127.0.0.1:1234", "[::1]:8000"):
+        with TestClient(app, base_url=f"http://{host}") as c:
+            assert c.get("/api/models").status_code == 200
+
+
+def test_a_bug_is_a_json_500_without_traceback(tiny_bert, monkeypatch):
+    import mlmtool.server.app as server_app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals /home/user/x.py line 3")
+
+    monkeypatch.setattr(server_app, "predict_payload", broken)
+    with TestClient(create_app({"bert": tiny_bert}), base_url="http://127.0.0.1",
+                    raise_server_exceptions=False) as c:
+        body = assert_error(post(c, "/api/predict", {"text": SENTENCE}), 500, "internal error (RuntimeError)")
+        assert "secret" not in body["error"]
+
+
+def test_limits_are_configurable(tiny_bert):
+    app = create_app({"bert": tiny_bert}, limits=Limits(max_text_chars=10, max_body_bytes=100, max_top_k=2))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        assert_error(post(c, "/api/predict", {"text": "the [MASK] cat"}), 422, "at most 10")
+        assert_error(post(c, "/api/predict", {"text": "[MASK]", "top_k": 3}), 422, "between 1 and 2")
+        assert_error(post(c, "/api/predict", {"text": "[MASK]", "model": "b" * 100}), 413, "100 bytes")
+        assert c.get("/api/models").json()["limits"]["max_text_chars"] == 10
+
+
+# ---- CORS, heads, pages ----------------------------------------------------------------
+
+def test_no_cors_headers_unless_asked(client, tiny_bert):
+    r = client.post("/api/predict", json={"text": SENTENCE}, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 200 and not any(k.lower().startswith("access-control") for k in r.headers)
+    pre = client.options("/api/predict", headers={"Origin": "http://evil.example",
+                                                  "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in pre.headers
+    app = create_app({"bert": tiny_bert}, cors=["http://localhost:3000"])
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        ok = c.post("/api/predict", json={"text": SENTENCE}, headers={"Origin": "http://localhost:3000"})
+        assert ok.headers["access-control-allow-origin"] == "http://localhost:3000"
+        other = c.post("/api/predict", json={"text": SENTENCE}, headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        pre = c.options("/api/predict", headers={"Origin": "http://localhost:3000",
+                                                 "Access-Control-Request-Method": "POST",
+                                                 "Access-Control-Request-Headers": "content-type"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+def test_heads_given_at_start_label_the_view(tiny_bert):
+    heads = {"format": "mlmtool-heads", "model": "bert", "labels": {"L1H2": "previous token", "L2H4": "[CLS]"}}
+    with TestClient(create_app({"bert": tiny_bert}, heads={"bert": heads}), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/heads").json() == heads
+        assert c.get("/api/heads", params={"model": "bert"}).json() == heads
+        assert post(c, "/api/view", {"text": SENTENCE}).json()["labels"] == heads["labels"]
+        assert c.get("/api/models").json()["models"][0]["head_labels"] is True
+    from mlmtool.errors import MlmtoolError
+
+    with pytest.raises(MlmtoolError, match="not loaded"):
+        create_app({"bert": tiny_bert}, heads={"other": heads})
+    with pytest.raises(MlmtoolError, match="outside the model"):
+        create_app({"bert": tiny_bert}, heads={"bert": {"L9H1": "x"}})
+
+
+def test_models_endpoint(client, tiny_bert, tiny_roberta):
+    body = client.get("/api/models").json()
+    assert body["default"] == "bert"
+    assert [(m["name"], m["layers"], m["heads"], m["mask_token"]) for m in body["models"]] == \
+        [("bert", 2, 4, "[MASK]"), ("roberta", 2, 4, "<mask>")]
+    assert body["limits"] == {k: getattr(Limits(), k) for k in body["limits"]}
+
+
+def test_page_is_the_static_view_with_its_own_scripts_only(client):
+    from importlib import resources
+
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "connect-src 'self'" in csp and "default-src 'none'" in csp
+    html = r.text
+    scripts = re.findall(r"<script\b([^>]*)>", html)
+    assert sorted(scripts) == sorted([' type="application/json" class="mlmv-data"', ' type="application/json" id="app-config"',
+                                      ' src="/static/view.js"', ' src="/static/app.js"'])
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing from another host
+    assert 'class="mlmv-data">null</script>' in html and 'id="mlmv-app"' in html
+    templates = resources.files("mlmtool") / "templates"
+    assert client.get("/static/view.js").text == (templates / "view.js").read_text(encoding="utf-8")
+    assert client.get("/static/app.js").text == (templates / "app.js").read_text(encoding="utf-8")
+    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert client.get("/favicon.ico").status_code == 204
+
+
+def test_docs_page_is_offline_and_lists_every_endpoint(client):
+    spec = client.get("/openapi.json").json()
+    paths = set(spec["paths"])
+    assert {"/api/predict", "/api/attention", "/api/view", "/api/embed", "/api/explain",
+            "/api/explain/{job_id}", "/api/heads", "/api/models"} <= paths
+    r = client.get("/docs")
+    assert r.status_code == 200 and "<script" not in r.text.lower()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", r.text)
+    for path in paths:
+        assert f"<code>{path}</code>" in r.text
+    assert "max_text_chars" in r.text or "top_k" in r.text
+    assert client.get("/redoc").status_code == 404
+
+
+# ---- the command line ------------------------------------------------------------------
+
+def test_serve_command_options(runner, tiny_bert_dir, monkeypatch, tmp_path):
+    import mlmtool.commands.serve as serve_cmd
+    from mlmtool.cli import cli
+
+    calls = []
+    monkeypatch.setattr(serve_cmd, "_run", lambda app, sock, host, names, open_browser:
+                        calls.append((app, sock.getsockname(), host, names)))
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps({"labels": {"L1H1": "broad"}}), encoding="utf-8")
+    r = runner.invoke(cli, ["serve", "-m", str(tiny_bert_dir), "--port", "0", "--heads", str(heads)])
+    assert r.exit_code == 0, r.output
+    app, (addr, port), host, names = calls[-1]
+    assert addr == "127.0.0.1" and port > 0 and names == tiny_bert_dir.name
+    assert "Warning" not in r.output
+    assert app.state.models[tiny_bert_dir.name].num_layers == 2
+
+    r = runner.invoke(cli, ["serve", "-m", str(tiny_bert_dir), "--port", "0", "--host", "0.0.0.0"])
+    assert r.exit_code == 0 and r.stderr.count("\n") == 1
+    assert "Warning: --host 0.0.0.0 makes the server reachable from other machines" in r.stderr
+    with TestClient(calls[-1][0], base_url="http://192.168.1.5:8000") as c:  # any Host when public
+        assert c.get("/api/models").status_code == 200
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--cors", "http://x.org/path"], "not an origin"),
+    (["--heads", "missing.json"], "no such file"),
+    (["--heads", "other=heads.json"], "'other' is not loaded"),
+    (["--port", "70000"], "70000"),
+])
+def test_serve_command_refuses_bad_options(runner, tiny_bert_dir, tmp_path, args, needle):
+    from mlmtool.cli import cli
+
+    (tmp_path / "heads.json").write_text('{"L1H1": "x"}', encoding="utf-8")
+    r = runner.invoke(cli, ["serve", "-m", str(tiny_bert_dir), *args])
+    assert r.exit_code == 2 and needle in r.output, r.output
+
+
+def test_serve_command_port_in_use(runner, tiny_bert_dir):
+    import socket
+
+    from mlmtool.cli import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        r = runner.invoke(cli, ["serve", "-m", str(tiny_bert_dir), "--port", str(busy.getsockname()[1])])
+    assert r.exit_code == 2 and "cannot listen on 127.0.0.1" in r.output and "--port" in r.output
+
+
+# ---- a real server -----------------------------------------------------------------------
+
+class Server:
+    """``python -m mlmtool serve`` in a subprocess; ``url`` read from its start line."""
+
+    def __init__(self, *models, cwd):
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        args = [sys.executable, "-m", "mlmtool", "serve", "--port", "0"]
+        for m in models:
+            args += ["-m", str(m)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env, cwd=cwd)
+        self.lines: list[str] = []
+        got = threading.Event()
+
+        def read():
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                got.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not got.wait(180):
+            self.proc.kill()
+            raise AssertionError("the server printed no start line: " + self.proc.stderr.read())
+        m = re.match(r"^mlmtool serve: (http://127\.0\.0\.1:\d+/) \((.*); Ctrl-C stops\)$", self.lines[0].strip())
+        assert m, self.lines
+        self.url, self.names = m.group(1), m.group(2).split(", ")
+        import httpx
+
+        self.http = httpx.Client(base_url=self.url, timeout=60, limits=httpx.Limits(max_connections=64))
+        for _ in range(200):  # the socket is bound before the line; uvicorn answers soon after
+            try:
+                if self.http.get("/api/models").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+
+    def stop(self, timeout: float = 10.0) -> tuple[int, float, str]:
+        """Ctrl-C; returns (exit status, seconds it took, stderr)."""
+        self.http.close()
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        return rc, time.monotonic() - start, self.proc.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bert_dir, tiny_roberta_dir, tmp_path_factory):
+    srv = Server(tiny_bert_dir, tiny_roberta_dir, cwd=tmp_path_factory.mktemp("serve"))
+    yield srv
+    rc, took, err = srv.stop()
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def sentences(n: int) -> list[str]:
+    nouns = ["cat", "dog", "tree", "car", "book", "cup", "house", "river", "door", "park"]
+    verbs = ["sat", "ran", "walked", "opened", "read"]
+    return [f"the {nouns[i % 10]} {verbs[(i // 10) % 5]} [MASK] the {nouns[(i * 3 + 1) % 10]} ." for i in range(n)]
+
+
+@pytest.mark.slow
+def test_real_server_50_concurrent_predictions_equal_the_cli(server, runner, tiny_bert_dir, tmp_path):
+    texts = sentences(50)
+    assert len(set(texts)) == 50
+    (tmp_path / "s.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    expected = cli_json(runner, "predict", "-m", str(tiny_bert_dir), "--json", "-b", "1", "-i", str(tmp_path / "s.txt"))
+    assert len(expected) == 50
+
+    def ask(text):
+        return server.http.post("/api/predict", json={"text": text, "model": server.names[0]})
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(ask, texts))
+    assert [a.status_code for a in answers] == [200] * 50
+    assert [a.json() for a in answers] == expected
+
+
+@pytest.mark.slow
+def test_real_server_bad_requests(server):
+    import socket
+
+    http = server.http
+    assert_error(http.post("/api/predict", json={"text": SENTENCE, "model": "/etc/passwd"}), 400, "not loaded")
+    assert_error(http.post("/api/predict", json={"text": "w" * 3000}), 422, "max_text_chars")
+    assert_error(http.post("/api/predict", json={"text": SENTENCE, "path": "/etc/passwd"}), 422, "unknown field")
+    assert_error(http.post("/api/predict", content=b"text=x", headers={"content-type": "text/plain"}), 415)
+    assert_error(http.post("/api/predict", content=b"{" * 100_000, headers={"content-type": "application/json"}),
+                 413, "max_body_bytes")
+    assert_error(http.post("/api/predict", content=b"{nope", headers={"content-type": "application/json"}), 422)
+    assert_error(http.get("/api/predict"), 405)
+    assert_error(http.get("/../../etc/passwd"), 404)
+    assert_error(http.get("/api/models", headers={"Host": "attacker.example"}), 400, "not served here")
+    # a chunked body without Content-Length, over the limit
+    host, port = server.url[len("http://"):-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(30):
+                s.sendall(b"1000\r\n" + b" " * 4096 + b"\r\n")
+            s.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server may answer and close before the whole body is sent
+        reply = s.recv(65536).decode("latin-1")
+    assert reply.startswith("HTTP/1.1 413") and "max_body_bytes" in reply
+    # the server is still fine
+    assert http.post("/api/predict", json={"text": SENTENCE}).status_code == 200
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_within_seconds_even_during_shap(tiny_bert_dir, tmp_path):
+    srv = Server(tiny_bert_dir, cwd=tmp_path)
+    job = srv.http.post("/api/explain", json={"text": "she opened the door and let the [MASK] out of the house .",
+                                              "max_evals": 2000}).json()
+    while srv.http.get(job["url"]).json()["status"] == "queued":
+        time.sleep(0.05)
+    rc, took, err = srv.stop(timeout=15)
+    assert rc == 0 and took < 8, (rc, took, err)
+    assert "Traceback" not in err and err.strip().endswith("mlmtool serve: stopped")
+
+
+# ---- the page in Chromium --------------------------------------------------------------
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser(server, tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    profile = tmp_path_factory.mktemp("chromium-serve")
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=ARGS,
+            viewport={"width": 1400, "height": 1000})
+        context.external = []
+
+        def route(r):
+            if r.request.url.startswith(server.url):
+                r.continue_()
+            else:
+                context.external.append(r.request.url)
+                r.abort()
+
+        context.route("**/*", route)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser):
+    pg = browser.new_page()
+    pg.problems = []
+    browser.external.clear()
+    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
+    pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
+
+    def on_dialog(d):
+        pg.problems.append(f"dialog: {d.message}")
+        d.dismiss()
+
+    pg.on("dialog", on_dialog)
+    yield pg
+    pg.close()
+
+
+def run_sentence(page, text):
+    before = page.evaluate("() => document.body.dataset.shown || ''")
+    page.fill("#app-text", text)
+    page.press("#app-text", "Enter")
+    page.wait_for_function("b => (document.body.dataset.shown || '') !== b", arg=before, timeout=30_000)
+    page.wait_for_selector("#mlmv-app[data-ready='1']", timeout=30_000)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_type_predict_click_a_head(page, browser, server, tiny_bert):
+    from mlmtool.analysis.predict import predict
+
+    page.goto(server.url)
+    assert page.locator("#app-model option").all_inner_texts() == [
+        f"{server.names[0]} (2 \u00d7 4)", f"{server.names[1]} (2 \u00d7 4)"]
+    run_sentence(page, SENTENCE)
+    # the predictions: the library's, in order, with their probabilities
+    pred = predict(tiny_bert, SENTENCE, top_k=5).to_dict()
+    rows = page.locator(".mlmv-preds tr")
+    assert rows.count() == 5
+    view = server.http.post("/api/view", json={"text": SENTENCE}).json()["predictions"][0]["candidates"]
+    for r, cand in enumerate(view):
+        assert rows.nth(r).locator(".mlmv-tok").inner_text() == cand["token"]
+        assert rows.nth(r).locator(".mlmv-p").inner_text() == f"{100 * cand['score']:.1f} %"
+    assert [c["score"] for c in view] == [c["score"] for c in pred["masks"][0]["candidates"]]
+    # the grid, a click on a head, its title
+    assert page.locator(".mlmv-thumb").count() == 2 * 4
+    page.click(".mlmv-thumb[data-layer='2'][data-head='3']")
+    assert page.inner_text(".mlmv-detail-title") == "Layer 2, Head 3"
+    assert page.get_attribute("#mlmv-app", "data-selected") == "L2H3"
+    assert page.locator(".mlmv-lines text").count() == 2 * len(view and pred["tokens"])
+    # URL state: the sentence and the model are in the address; reloading shows the same view
+    assert f"text={SENTENCE.replace(' ', '+').replace('[', '%5B').replace(']', '%5D')}" in page.url
+    assert f"model={server.names[0]}" in page.url
+    page.reload()
+    page.wait_for_selector("#mlmv-app[data-ready='1']", timeout=30_000)
+    assert page.input_value("#app-text") == SENTENCE and page.inner_text(".mlmv-text") == SENTENCE
+    # switch the model: the RoBERTa view, with its own mask token
+    page.fill("#app-text", "the cat [MASK] on the mat.")
+    before = page.evaluate("() => document.body.dataset.shown")
+    page.select_option("#app-model", server.names[1])
+    page.wait_for_function("b => document.body.dataset.shown !== b", arg=before, timeout=30_000)
+    page.wait_for_selector("#mlmv-app[data-ready='1']", timeout=30_000)
+    assert "<mask>" in page.locator(".mlmv-chip.mlmv-mask").inner_text()
+    assert f"model={server.names[1]}" in page.url
+    # back: the first sentence again
+    page.go_back()
+    page.wait_for_function("t => document.querySelector('.mlmv-text') && "
+                           "document.querySelector('.mlmv-text').textContent === t "
+                           "&& document.querySelector('#mlmv-app').dataset.ready === '1'", arg=SENTENCE,
+                           timeout=30_000)
+    assert page.input_value("#app-model") == server.names[0]
+    assert page.problems == [] and browser.external == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_shows_hostile_sentences_as_text(page, browser, server):
+    page.goto(server.url)
+    for model in server.names:
+        page.select_option("#app-model", model)
+        for text in XSS + [f"a {XSS[0]} b [MASK] {XSS[1]} c"]:
+            run_sentence(page, text)
+            assert page.inner_text(".mlmv-text") == text
+            assert page.locator("img").count() == 0 and page.locator("#app-view script").count() == 1
+            assert page.locator(".mlmv-thumb").count() == 8
+    assert "".join(page.locator(".mlmv-chip").all_inner_texts()).count("<") >= 2  # RoBERTa's pieces, as text
+    # through the URL too
+    page.goto(server.url + "?text=" + "%3Cimg%20src%3Dx%20onerror%3Dalert(2)%3E&model=%3Cscript%3E")
+    page.wait_for_selector("#mlmv-app[data-ready='1']", timeout=30_000)
+    assert page.inner_text("#app-error") == "Model '<script>' is not loaded on this server; showing " \
+        f"{server.names[0]}."
+    assert page.locator("img").count() == 0
+    assert page.problems == [] and browser.external == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_shap_panel(page, browser, server):
+    page.goto(server.url)
+    run_sentence(page, SENTENCE)
+    page.click("#app-explain-run")
+    page.wait_for_selector("#app-explain-words .app-word", timeout=240_000)
+    words = page.locator("#app-explain-words .app-word").all_inner_texts()
+    assert words == ["the", "[MASK]", "sat", "on", "the", "mat", "."]
+    assert page.inner_text("#app-explain-sum").startswith("p(\u201c")
+    assert page.problems == [] and browser.external == []
