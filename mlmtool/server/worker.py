@@ -205,8 +205,6 @@ class ExplainJobs:
         Raises:
             BusyError: ``max_jobs`` jobs are already queued or running.
         """
-        from ..errors import MlmtoolError  # noqa: F401  (documented error type of run)
-
         with self._lock:
             active = sum(j.status in ("queued", "running") for j in self._jobs.values())
             if active >= self.max_jobs:
