@@ -46,6 +46,7 @@ _LAZY = {
     "finetune": "mlmtool.training.train",
     "FinetuneConfig": "mlmtool.training.config",
     "FinetuneResult": "mlmtool.training.output",
+    "create_app": "mlmtool.server.app",
     "MlmtoolError": "mlmtool.errors",
 }
 
