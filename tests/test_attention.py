@@ -7,6 +7,7 @@ from PIL import Image
 from mlmtool.analysis.attention import attention
 from mlmtool.render.diagrams import (
     _palette,
+    matrix_layout,
     render_head,
     render_head_svg,
     render_overview,
@@ -54,26 +55,42 @@ def _hand_result(weights, tokens):
 
 
 def test_cell_colours_follow_weights_lighter_is_higher():
-    """A hand-made head: token i attends only to token i+1 (last to itself)."""
+    """A hand-made head: token i attends only to token i+1 (last to itself).
+
+    Every cell of the grid is read at its centre, using the diagram's own geometry, so the
+    colour bar (which holds every colour) cannot make the check pass.
+    """
     n = 5
     w = np.zeros((1, 2, n, n), dtype=np.float32)
     for i in range(n):
         w[0, 0, i, min(i + 1, n - 1)] = 1.0
     w[0, 1] = 1.0 / n
-    res = _hand_result(w, ["a", "b", "c", "d", "e"])
-    img = render_head(res, 1, 1)
-    rgb = np.asarray(img.convert("RGB")).astype(int)
+    tokens = ["a", "b", "c", "d", "e"]
+    res = _hand_result(w, tokens)
+    lay = matrix_layout(tokens)
     pal = np.array(_palette()).reshape(-1, 3)
     top_colour, bottom_colour = pal[127], pal[0]
-    # find the grid: cells equal to the 'weight 1' colour are exactly the (i, i+1) cells
-    hits = np.argwhere((rgb == top_colour).all(-1))
-    assert len(hits) > 0
     lum = lambda c: 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
     assert lum(top_colour) > lum(bottom_colour)  # lighter = higher
-    # the uniform head shows a single colour (1/n) over its whole grid
-    img2 = np.asarray(render_head(res, 1, 2).convert("RGB")).astype(int)
+
+    def cells(img):
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+        centre = lambda k: k * lay.cell + lay.cell // 2
+        return np.array([[rgb[lay.top + centre(i), lay.left + centre(j)] for j in range(n)] for i in range(n)])
+
+    grid = cells(render_head(res, 1, 1))
+    is_top = (grid == top_colour).all(-1)
+    assert sorted(map(tuple, np.argwhere(is_top))) == [(i, min(i + 1, n - 1)) for i in range(n)]
+    assert (grid[~is_top] == bottom_colour).all()
+    # the uniform head shows the colour of 1/n in every cell, and nowhere the extremes
     mid = pal[int(round(0.2 * 127))]
-    assert (img2 == mid).all(-1).sum() >= n * n * 10
+    assert (cells(render_head(res, 1, 2)) == mid).all()
+    # a transposed head moves the light cells with it (the colours follow the weights, not the layout)
+    w2 = w.copy()
+    w2[0, 0] = w[0, 0].T
+    grid_t = cells(render_head(_hand_result(w2, tokens), 1, 1))
+    assert sorted(map(tuple, np.argwhere((grid_t == top_colour).all(-1)))) == \
+        sorted((min(i + 1, n - 1), i) for i in range(n))
 
 
 def test_titles_and_range_errors(tiny_bert):

@@ -95,3 +95,29 @@ def test_model_without_mlm_head_is_one_clear_error(tiny_bert):
     with pytest.raises(NoMLMHeadError) as info:
         layerwise_predictions(headless, "the [MASK] sat .")
     assert "masked-LM head" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_layerwise_figure_draws_the_data(tiny_bert, tmp_path):
+    from mlmtool.render.layerwise import render_layerwise
+
+    res = layerwise_predictions(tiny_bert, "the [MASK] sat on the [MASK] .", top_k=3)
+    fig = render_layerwise(res)
+    curves = [ax for ax in fig.axes if ax.get_xlabel().startswith("layer")]
+    grids = [ax for ax in fig.axes if ax.images]
+    assert len(curves) == 2 and len(grids) == 2  # one pair of panels per mask
+    for m, curve, grid in zip(res.masks, curves, grids):
+        probs = curve.lines[0].get_ydata()
+        np.testing.assert_allclose(probs, [r.final_probability for r in m.by_layer])
+        cells = grid.images[0].get_array()
+        assert cells.shape == (tiny_bert.num_layers + 1, 3)
+        np.testing.assert_allclose(cells, [[t.probability for t in r.top] for r in m.by_layer])
+        texts = [t.get_text().split("\n")[0] for t in grid.texts]
+        assert texts[:3] == [t.token.strip() for t in m.by_layer[0].top]
+    rank_axes = [ax for ax in fig.axes if ax.get_ylabel().startswith("rank")]
+    np.testing.assert_array_equal(rank_axes[0].lines[0].get_ydata(), [r.final_rank for r in res.masks[0].by_layer])
+    fig.savefig(tmp_path / "layers.png")
+    assert (tmp_path / "layers.png").read_bytes()[:4] == b"\x89PNG"
+    one = render_layerwise(res, mask=2)
+    assert len([ax for ax in one.axes if ax.images]) == 1
+    with pytest.raises(ValueError):
+        render_layerwise(res, mask=3)

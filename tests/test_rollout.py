@@ -184,3 +184,27 @@ def test_rollout_of_a_real_forward_pass(tiny_bert):
 def test_rollout_matrix_of_a_single_layer_is_itself():
     aug = residual_attention(random_attention(1, 2, 3, 9))
     np.testing.assert_allclose(rollout_matrix(aug), aug[0])
+
+
+def test_summary_heatmap_cells_are_the_matrix_in_the_head_diagram_style(tmp_path):
+    from mlmtool.render.diagrams import _levels, _palette, matrix_layout, render_head
+    from mlmtool.render.summary import render_summary, render_summary_svg, save_summary
+
+    tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    res = hand_result(random_attention(3, 2, 5, 7), tokens=tokens)
+    summary = attention_rollout(res, layers=(2, 3))
+    img = render_summary(summary)
+    lay = matrix_layout(tokens)
+    rgb = np.asarray(img.convert("RGB")).astype(int)
+    pal = np.array(_palette()).reshape(-1, 3)
+    centre = lambda k: k * lay.cell + lay.cell // 2
+    got = np.array([[rgb[lay.top + centre(i), lay.left + centre(j)] for j in range(5)] for i in range(5)])
+    np.testing.assert_array_equal(got, pal[_levels(summary.matrix)])
+    # same canvas as a head diagram of the same tokens (labels, colour bar, margins)
+    assert img.size == render_head(res, 1, 1).size
+    svg = render_summary_svg(summary)
+    assert "Attention rollout, layers 2-3 (hand)" in svg and svg.count("<rect") == 1 + 25
+    flow = attention_flow(res)
+    assert save_summary(flow, tmp_path, "png").name == "flow.png"
+    assert (tmp_path / "flow.png").read_bytes()[:4] == b"\x89PNG"
+    assert save_summary(summary, tmp_path, "svg").read_text(encoding="utf-8").startswith("<svg")

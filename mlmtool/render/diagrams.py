@@ -129,16 +129,32 @@ def _title(result: AttentionResult, layer: int, head: int) -> str:
     return f"Layer {layer}, Head {head}{name}"
 
 
-def _head_image(result: AttentionResult, layer: int, head: int, lay: _Layout) -> Image.Image:
-    n, c = len(result.tokens), lay.cell
+def matrix_image(weights: np.ndarray, title: str, lay: _Layout) -> Image.Image:
+    """One token x token heatmap in the head-diagram style (shared by head and summary diagrams).
+
+    Args:
+        weights: ``[seq, seq]`` values on the fixed 0..1 scale (rows = the token that
+            attends or receives, columns = the token attended to or given).
+        title: the line drawn above the grid.
+        lay: from :func:`matrix_layout` for the same tokens.
+    """
+    n, c = weights.shape[0], lay.cell
     pixels = lay.template.copy()
-    grid = _levels(result.attention[layer - 1, head - 1])  # [seq, seq]
+    grid = _levels(np.asarray(weights))  # [seq, seq]
     pixels[lay.top:lay.top + n * c, lay.left:lay.left + n * c] = np.repeat(np.repeat(grid, c, 0), c, 1)
-    pixels[:lay.title_h, :] = _title_strip(_title(result, layer, head), pixels.shape[1], lay.title_h,
-                                           lay.font_size + 2)
+    pixels[:lay.title_h, :] = _title_strip(title, pixels.shape[1], lay.title_h, lay.font_size + 2)
     img = Image.fromarray(pixels, mode="P")
     img.putpalette(_palette())
     return img
+
+
+def matrix_layout(tokens: list[str]) -> _Layout:
+    """The labels, colour bar and margins for ``tokens``, drawn once and reused per matrix."""
+    return _layout(tokens)
+
+
+def _head_image(result: AttentionResult, layer: int, head: int, lay: _Layout) -> Image.Image:
+    return matrix_image(result.attention[layer - 1, head - 1], _title(result, layer, head), lay)
 
 
 def render_head(result: AttentionResult, layer: int, head: int) -> Image.Image:
@@ -226,20 +242,29 @@ def render_head_svg(result: AttentionResult, layer: int, head: int) -> SVG:
         ValueError: layer or head outside the model's range.
     """
     _check_head(result, layer, head)
-    tokens = [html.escape(t) for t in result.tokens]
-    n, cell = len(tokens), 22
-    label = 8 + 8 * max(len(t) for t in result.tokens)
+    return matrix_svg(result.tokens, result.attention[layer - 1, head - 1], _title(result, layer, head))
+
+
+def matrix_svg(tokens: list[str], weights: np.ndarray, title: str) -> SVG:
+    """One token x token heatmap as SVG in the head-diagram style (a tooltip per cell).
+
+    Args:
+        tokens: ``[seq]`` labels; weights: ``[seq, seq]`` on the fixed 0..1 scale; title: top line.
+    """
+    escaped = [html.escape(t) for t in tokens]
+    n, cell = len(escaped), 22
+    label = 8 + 8 * max(len(t) for t in tokens)
     left, top = label, 32 + label
     w, h = left + n * cell + 10, top + n * cell + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
              f'font-family="DejaVu Sans, sans-serif" font-size="13">',
              f'<rect width="{w}" height="{h}" fill="white"/>',
-             f'<text x="8" y="20" font-size="15">{html.escape(_title(result, layer, head))}</text>']
-    for i, t in enumerate(tokens):
+             f'<text x="8" y="20" font-size="15">{html.escape(title)}</text>']
+    for i, t in enumerate(escaped):
         parts.append(f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4:g}" text-anchor="end">{t}</text>')
         x = left + i * cell + cell / 2 + 4
         parts.append(f'<text x="{x:g}" y="{top - 4}" transform="rotate(-90 {x:g} {top - 4})">{t}</text>')
-    parts.append(_svg_cells(result.attention[layer - 1, head - 1], left, top, cell))
+    parts.append(_svg_cells(np.asarray(weights), left, top, cell))
     parts.append("</svg>")
     return SVG("".join(parts))
 
