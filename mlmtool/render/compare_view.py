@@ -1,0 +1,137 @@
+"""Pictures of a comparison: the layers × heads distance heatmap (PNG) and one HTML page.
+
+Both take a :class:`~mlmtool.analysis.compare.ComparisonResult` (plain data), never a model.
+
+* :func:`render_compare_heatmap` draws ``result.distance`` with the heads report's
+  :func:`~mlmtool.render.heads_report.render_heatmap` and returns the matplotlib ``Figure``.
+* :func:`render_compare_html` returns an :class:`~mlmtool.render.html_view.HTMLView`: one
+  self-contained page (JavaScript and CSS from ``mlmtool/templates/compare.{html,js,css}``
+  inlined, a Content-Security-Policy that forbids every request) with both sides' head
+  grids, a difference grid (B − A, signed colours, each head's distance written under it),
+  the predictions side by side and, for the clicked head, both large heatmaps and their
+  difference. Token text travels as escaped JSON and is inserted with ``textContent`` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import uuid
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..analysis.compare import CITATION, METHOD, ComparisonResult
+from .heads_report import render_heatmap
+from .html_view import HTMLView, encode_attention, json_for_script
+
+#: File name ``mlmtool compare -o DIR`` gives the heatmap.
+HEATMAP_NAME = "compare_heads.png"
+
+
+def render_compare_heatmap(result: ComparisonResult, ax=None, title: str | None = None):
+    """Heatmap of every head's Jensen–Shannon distance (layers × heads, from 1).
+
+    Args:
+        result: from :func:`~mlmtool.analysis.compare.compare_models` or ``compare_texts``.
+        ax: a matplotlib ``Axes`` to draw into; default a new figure.
+        title: default ``"A vs B: attention change per head (n sentences)"``.
+
+    Returns:
+        The matplotlib ``Figure``. The colour scale runs from 0 to the largest distance.
+    """
+    n = len(result.texts_a)
+    where = f"{n} sentences" if n > 1 else ("aligned words" if result.kind == "texts" else "1 sentence")
+    title = title or f"{result.labels[0]} vs {result.labels[1]}: attention change per head ({where})"
+    top = float(np.nanmax(result.distance)) if result.distance.size else 0.0
+    return render_heatmap(result.distance, title, ax, vmin=0.0, vmax=max(top, 1e-6),
+                          colorbar_label="Jensen-Shannon distance (0 = same)", fmt="{:.3f}")
+
+
+@lru_cache(maxsize=2)
+def _colormap_hex(name: str) -> str:
+    """A matplotlib colour map as 256 RGB hex triplets (colour data only, no figure)."""
+    from matplotlib import colormaps
+
+    rgb = (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    return rgb.tobytes().hex()
+
+
+@lru_cache(maxsize=1)
+def _assets() -> tuple[str, str, str]:
+    """``(template, css, js)`` of the compare page from ``mlmtool/templates``."""
+    folder = resources.files("mlmtool") / "templates"
+    return tuple((folder / f"compare.{ext}").read_text(encoding="utf-8")  # type: ignore[return-value]
+                 for ext in ("html", "css", "js"))
+
+
+def _predictions(preds) -> list:
+    """Per sentence: None or the masks' candidates (word, probability)."""
+    return [None if p is None else [{"mask": m.index, "candidates": [{"word": c.word, "score": float(c.score)}
+                                                                      for c in m.candidates]} for m in p.masks]
+            for p in preds]
+
+
+def render_compare_html(result: ComparisonResult, title: str | None = None, compress: bool = True) -> HTMLView:
+    """Render the interactive comparison page.
+
+    Args:
+        result: the comparison (its shown sentence's attention is drawn; distances are the
+            averages over all its sentences).
+        title: page title (default ``"mlmtool compare: A vs B"``).
+        compress: deflate the attention bytes (default True; the browser needs
+            ``DecompressionStream``: Chrome 80, Firefox 113, Safari 16.4).
+
+    Returns:
+        An :class:`~mlmtool.render.html_view.HTMLView` (``_repr_html_``, ``str()`` =
+        document, ``.save(path)``).
+    """
+    import jinja2
+
+    title = title or f"mlmtool compare: {result.labels[0]} vs {result.labels[1]}"
+    payload = {
+        "version": 1,
+        "title": title,
+        "kind": result.kind,
+        "labels": list(result.labels),
+        "models": list(result.models),
+        "texts_a": list(result.texts_a),
+        "texts_b": list(result.texts_b),
+        "shown": result.shown,
+        "method": METHOD,
+        "citation": CITATION,
+        "layers": result.num_layers,
+        "heads": result.num_heads,
+        "distance": [[round(float(d), 6) for d in row] for row in result.distance],
+        "units_a": list(result.units_a),
+        "units_b": list(result.units_b),
+        "pairs": [[int(a), int(b)] for a, b in result.pairs],
+        "attention_a": encode_attention(result.attention_a, "uint8", compress),
+        "attention_b": encode_attention(result.attention_b, "uint8", compress),
+        "changes": [c.to_dict() for c in result.changes],
+        "predictions_a": _predictions(result.predictions_a),
+        "predictions_b": _predictions(result.predictions_b),
+        "alignment": [{"a": w.word_a, "b": w.word_b, "same": w.same} for w in result.alignment],
+        "notes": list(result.notes),
+        "viridis": _colormap_hex("viridis"),
+        "diverging": _colormap_hex("RdBu_r"),
+    }
+    root_id = f"mlmc-{uuid.uuid4().hex[:12]}"
+    template, css, js = _assets()
+    script = f"(function(){{\n{js}\nmlmtoolCompare({json.dumps(root_id)});\n}})();"
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    fragment = env.from_string(template).render(root_id=root_id, title=title, css=css,
+                                                data=json_for_script(payload), script=script)
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    policy = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+              "img-src data: blob:; base-uri 'none'; form-action 'none'")
+    document = "\n".join([
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>", "</head>", '<body style="margin:0">', fragment,
+        "</body>", "</html>", ""])
+    return HTMLView(fragment=fragment, document=document, title=title)
