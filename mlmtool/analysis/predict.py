@@ -16,7 +16,8 @@ from ..models import LoadedModel
 from .fill import (DEFAULT_BEAM, DEFAULT_MAX_PIECES, Candidate, MaskPrediction, Prediction, SentenceCandidate,
                    check_fill_options, fill_words)
 
-__all__ = ["Candidate", "MaskPrediction", "Prediction", "SentenceCandidate", "predict", "check_top_k"]
+__all__ = ["Candidate", "MaskPrediction", "Prediction", "SentenceCandidate", "predict", "predict_json",
+           "check_top_k"]
 
 
 def predict(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size: int = 32, *,
@@ -47,6 +48,21 @@ def predict(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size:
     """
     return fill_words(lm, texts, top_k=top_k, max_pieces=max_pieces, beam=beam, independent=independent,
                       batch_size=batch_size)
+
+
+def predict_json(predictions: Prediction | list[Prediction]) -> dict | list[dict]:
+    """The JSON of predictions: what ``mlmtool predict --json`` prints and ``POST /api/predict``
+    of ``mlmtool serve`` returns (both call this one function, so the two cannot drift).
+
+    Args:
+        predictions: one :class:`Prediction` or a list.
+
+    Returns:
+        ``Prediction.to_dict()`` for one, a list of them for a list.
+    """
+    if isinstance(predictions, Prediction):
+        return predictions.to_dict()
+    return [p.to_dict() for p in predictions]
 
 
 def check_top_k(top_k: int) -> None:
