@@ -75,7 +75,8 @@ def test_layer_out_of_range_is_a_user_error(tiny_bert):
 def test_pca_equals_sklearn_on_the_saved_vectors(tiny_bert_dir, runner):
     from sklearn.decomposition import PCA
 
-    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), *SENTENCES, "--save-vectors", "v.npz",
+    Path("s.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), "-i", "s.txt", "--save-vectors", "v.npz",
                                  "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -130,8 +131,17 @@ def test_tsne_is_seeded(tiny_bert):
     (["the cat"], "need at least 3 words"),
     (["the cat sat", "--method", "tsne", "--perplexity", "3"], "--perplexity must be above 0 and below"),
     (["the cat sat", "--layer", "7"], "--layer must be between 0"),
-    (["the cat sat", "-o", "plot.svg"], "ending in .png"),
+    (["the cat sat", "--png", "plot.svg"], "ending in .png"),
     (["the cat sat", "--save-vectors", "v.txt"], "ending in .npz"),
+    # -o is the output directory now; a file name there was the PNG of earlier releases
+    (["the cat sat", "-o", "plot.png"], "use --png plot.png"),
+    (["the cat sat", "-o", "map.html"], "use --html map.html"),
+    (["the cat sat", "-o", "v.npz"], "use --save-vectors v.npz"),
+    (["the cat sat", "--out", "plot.png"], "--out is now --png FILE"),  # the old long flag
+    # each TEXT argument was a sentence in earlier releases: now TEXT is one sentence
+    (["he sat on the bank .", "the bank lends money ."], "use -i FILE"),
+    (["the cat sat", "-i", "s.txt"], "not both"),
+    (["the cat sat", "--png", "p.png", "--html", "p.png"], "must be different files"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_bert_dir, runner, args, message):
     result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), *args])
@@ -143,21 +153,65 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_bert_dir, runner, 
 
 def test_existing_outputs_are_not_overwritten(tiny_bert_dir, runner):
     Path("plot.png").write_bytes(b"mine")
-    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), *SENTENCES, "-o", "plot.png",
-                                 "--html", "plot.html"])
+    args = ["embed", "-m", str(tiny_bert_dir), *SENTENCES[0].split()]
+    result = runner.invoke(cli, [*args, "--png", "plot.png", "--html", "plot.html"])
     assert result.exit_code == 2 and "already exists" in result.output
     assert Path("plot.png").read_bytes() == b"mine" and not Path("plot.html").exists()
-    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), *SENTENCES, "-o", "plot.png", "--overwrite"])
+    result = runner.invoke(cli, [*args, "--png", "plot.png", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert Path("plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # -o DIR refuses to replace its own files, and leaves other files in DIR alone
+    Path("map").mkdir()
+    Path("map/embeddings.html").write_text("mine", encoding="utf-8")
+    Path("map/notes.txt").write_text("keep", encoding="utf-8")
+    result = runner.invoke(cli, [*args, "-o", "map"])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert sorted(p.name for p in Path("map").iterdir()) == ["embeddings.html", "notes.txt"]
+    assert Path("map/embeddings.html").read_text(encoding="utf-8") == "mine"
+    result = runner.invoke(cli, [*args, "-o", "map", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert Path("map/embeddings.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert Path("map/notes.txt").read_text(encoding="utf-8") == "keep"
+
+
+def test_output_dir_holds_every_output(tiny_bert_dir, runner):
+    Path("s.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), "-i", "s.txt", "-o", "map", "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in Path("map").iterdir()) == [
+        "embeddings.html", "embeddings.json", "embeddings.png", "vectors.npz"]
+    saved = json.loads(Path("map/embeddings.json").read_text(encoding="utf-8"))
+    assert saved == json.loads(result.stdout)  # the file holds what --json prints
+    assert [p["word"] for p in saved["points"]] == " ".join(SENTENCES).split()
+    back = load_vectors("map/vectors.npz")
+    assert back.words == [p["word"] for p in saved["points"]] and back.sentences == SENTENCES
+    assert Path("map/embeddings.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = Path("map/embeddings.html").read_text(encoding="utf-8")
+    assert page.count('class="pt ') == len(saved["points"])
+    assert not Path("embeddings.png").exists()  # nothing written outside -o DIR
+
+
+def test_a_file_name_as_text_gives_the_hint(tiny_bert_dir, runner):
+    Path("notes.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    for args in (["notes.txt"], ["notes.txt", "-"]):
+        result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), *args])
+        assert result.exit_code == 2 and "-i" in result.output and "Traceback" not in result.output
+        assert len([line for line in result.output.splitlines() if line.startswith("Error:")]) == 1
+    assert sorted(p.name for p in Path(".").iterdir()) == ["notes.txt"]
+    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), "notes.txt"])
+    assert "use -i notes.txt" in result.output
 
 
 def test_png_and_html_from_file_and_stdin(tiny_bert_dir, runner):
-    Path("s.txt").write_text("\n".join(SENTENCES[:2]) + "\n\n", encoding="utf-8")
-    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), "s.txt", "-", "--html", "p.html",
-                                 "-o", "p.png", "--color", "word"], input=SENTENCES[2] + "\n")
+    Path("s.txt").write_text("\n".join(SENTENCES[:2]) + "\n\n" + SENTENCES[2] + "\n", encoding="utf-8")
+    result = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), "-i", "s.txt", "--html", "p.html",
+                                 "--png", "p.png", "--color", "word"])
     assert result.exit_code == 0, result.output
     assert "3 sentence(s)" in result.stderr
+    piped = runner.invoke(cli, ["embed", "-m", str(tiny_bert_dir), "-", "--json"],
+                          input="\n".join(SENTENCES) + "\n")
+    assert piped.exit_code == 0, piped.output
+    assert json.loads(piped.stdout)["sentences"] == SENTENCES and "3 sentence(s)" in piped.stderr
     from PIL import Image
 
     with Image.open("p.png") as img:
@@ -221,8 +275,9 @@ def test_minilm_separates_the_two_senses_of_bank(minilm):
 def test_minilm_cli_tsne_html(minilm, runner):
     texts = ["He sat on the bank of the river.", "She deposited the money at the bank.",
              "The fishermen waited on the river bank."]
-    result = runner.invoke(cli, ["embed", "-m", "minilm", *texts, "--method", "tsne", "--layer", "4",
-                                 "--html", "bank.html", "-o", "bank.png"])
+    Path("bank.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    result = runner.invoke(cli, ["embed", "-m", "minilm", "-i", "bank.txt", "--method", "tsne", "--layer", "4",
+                                 "--html", "bank.html", "--png", "bank.png"])
     assert result.exit_code == 0, result.output
     assert "layer 4 of 6" in result.stderr
     page = Path("bank.html").read_text(encoding="utf-8")

@@ -14,6 +14,7 @@ money).
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,14 +136,21 @@ class Projection:
                                                    self.coords.tolist())],
         }
 
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as UTF-8 JSON to ``path``; returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return path
+
 
 def word_vectors(lm: LoadedModel, texts: str | list[str], layer: int | None = None,
                  keep_special: bool = False, batch_size: int = 16) -> WordVectors:
     """Hidden states of one layer, pooled to one vector per word.
 
-    Runs ``lm.encoder(..., output_hidden_states=True)``, which returns ``layers + 1`` tensors
-    ``[batch, seq, hidden]``: index 0 is the embedding layer's output, index ``L`` the
-    output of transformer layer ``L`` (the HF ``hidden_states`` convention). The pieces of
+    Runs the model once through the forward core (:func:`mlmtool.core.forward.iter_forward`
+    with ``hidden_states=True``), which gives ``[layers + 1, seq, hidden]`` per sentence:
+    index 0 is the embedding layer's output, index ``L`` the output of transformer layer
+    ``L`` (the HF ``hidden_states`` convention). The pieces of
     each word (:func:`mlmtool.tokens.word_pieces`) are averaged.
 
     Args:
@@ -225,8 +233,8 @@ def auto_perplexity(n_points: int, requested: float | None = None) -> tuple[floa
     """
     if requested is not None:
         if requested <= 0 or requested >= n_points:
-            raise MlmtoolError(f"--perplexity must be above 0 and below the number of points "
-                               f"({n_points}), got {requested:g}")
+            raise MlmtoolError(f"perplexity must be above 0 and below the number of points "
+                               f"({n_points}), got {requested:g}", param="perplexity")
         return float(requested), None
     value = DEFAULT_PERPLEXITY
     if 3 * value >= n_points - 1:
@@ -258,7 +266,7 @@ def project(vectors: WordVectors, method: str = "pca", perplexity: float | None 
         MlmtoolError: unknown method, fewer than 3 points, or a bad perplexity.
     """
     if method not in METHODS:
-        raise MlmtoolError(f"unknown projection method '{method}'; choose one of: {', '.join(METHODS)}")
+        raise MlmtoolError(f"method '{method}' is unknown; choose one of: {', '.join(METHODS)}", param="method")
     n = len(vectors)
     if n < 3:
         raise MlmtoolError(f"need at least 3 words to draw a 2-D map, got {n}; give more or "

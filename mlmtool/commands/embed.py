@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from ._common import check_output_file, load_model, model_options, overwrite_option, read_texts
+from ._common import (batch_size_option, check_output_file, json_option, load_model, model_options,
+                      output_option, overwrite_option, prepare_output_dir, read_sentences, text_arguments)
+
+#: What ``-o/--output DIR`` writes, by kind: the PNG map, the HTML map, the points, the vectors.
+OUTPUT_FILES = {"png": "embeddings.png", "html": "embeddings.html", "json": "embeddings.json",
+                "vectors": "vectors.npz"}
+
+#: ``-o`` values that name a file (the meaning of ``-o`` in earlier releases) → the flag to use.
+_FILE_FLAGS = {".png": "--png", ".html": "--html", ".htm": "--html", ".npz": "--save-vectors"}
+
+
+def _file_name_hint(value: str | None) -> None:
+    """``-o plot.png`` wrote a PNG in earlier releases; now ``-o`` is a directory."""
+    if value is not None and not Path(value).is_dir():
+        suffix = Path(value).suffix.lower()
+        if suffix in _FILE_FLAGS or suffix in (".svg", ".pdf", ".jpg", ".jpeg", ".json"):
+            flag = _FILE_FLAGS.get(suffix, "--png")
+            raise click.UsageError(f"-o/--output is the directory embed writes into; to write the one "
+                                   f"file '{value}', use {flag} {value}")
+
+
+def _old_out(value: str | None) -> None:
+    """``--out FILE`` was the PNG file in earlier releases."""
+    if value is not None:
+        raise click.UsageError(f"--out is now --png FILE (the PNG file) or -o/--output DIR (the directory for "
+                               f"all files); e.g. --png {value}")
+
+
+def _several_sentences_hint(text) -> None:
+    """Earlier releases read each TEXT argument as a sentence (and a file name as its lines)."""
+    if len(text) > 1 and any(t == "-" or " " in t.strip() or Path(t).is_file() for t in text):
+        raise click.UsageError("TEXT is ONE sentence; to map several, write one per line in a file "
+                               "and use -i FILE (or `-` to read them from stdin)")
 
 
 @click.command()
-@click.argument("text", nargs=-1)
+@text_arguments
 @click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
               help="2-D projection (scikit-learn PCA or t-SNE).")
 @click.option("--layer", type=int, default=None, metavar="N",
@@ -22,47 +55,55 @@ from ._common import check_output_file, load_model, model_options, overwrite_opt
 @click.option("--perplexity", type=float, default=None,
               help="t-SNE perplexity.  [default: 30, lowered automatically for few words]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for t-SNE.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
-              help="Write the scatter plot as PNG here.  [default: embeddings.png when no other output is asked for]")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None,
-              help="Write an interactive, self-contained HTML scatter here.")
-@click.option("--save-vectors", type=click.Path(dir_okay=False), default=None,
+@output_option(what="embeddings.png, embeddings.html, embeddings.json and vectors.npz")
+@click.option("--out", "old_out", default=None, hidden=True, expose_value=False,
+              callback=lambda ctx, param, value: _old_out(value))
+@click.option("--png", "png_out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help=f"Write the scatter plot as this PNG file.  [default: {OUTPUT_FILES['png']} when no "
+                   "other output is asked for]")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Write an interactive, self-contained HTML scatter to this file.")
+@click.option("--save-vectors", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Save the word vectors and labels to this .npz file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the 2-D points as JSON on stdout.")
-@click.option("-b", "--batch-size", default=16, show_default=True, type=click.IntRange(1, None),
-              help="Sentences per forward pass.")
+@json_option
+@batch_size_option(16)
 @overwrite_option
-def embed(text, method, layer, model, lang, color, keep_special, perplexity, seed, out, html_out,
-          save_vectors, as_json, batch_size, overwrite):
-    """Map the words of TEXT to 2-D by their contextual embeddings.
+def embed(text, input_file, method, layer, model, lang, color, keep_special, perplexity, seed, output, png_out,
+          html_out, save_vectors, as_json, batch_size, overwrite):
+    """Map the words of sentences to 2-D by their contextual embeddings.
 
-    Each TEXT argument is one sentence; `-` reads one sentence per line from stdin and a
-    file path reads its lines. Every word becomes one point (sub-word pieces averaged), so
-    the same word in different sentences can be compared.
+    Every word becomes one point (sub-word pieces averaged), so the same word in different
+    sentences can be compared. TEXT is one sentence; `-` reads one sentence per line from
+    stdin and -i FILE one per line from FILE. -o DIR writes embeddings.png, embeddings.html,
+    embeddings.json and vectors.npz into DIR; --png / --html / --save-vectors FILE write one
+    file each.
 
     \b
     Examples:
-      mlmtool embed -m minilm "He sat on the bank of the river." "The bank lends money."
-      mlmtool embed sentences.txt --method tsne --layer 3 --html plot.html
-      mlmtool embed - --save-vectors vectors.npz --color word < sentences.txt
+      printf 'He sat on the bank of the river.\\nThe bank lends money.\\n' | mlmtool embed -m minilm -
+      mlmtool embed -i sentences.txt --method tsne --layer 3 --html plot.html
+      mlmtool embed -i sentences.txt -o map/ --color word
     """
     from ..analysis.embed import project, word_vectors
     from ..render.scatter import scatter_figure, scatter_html
 
-    texts = read_texts(text)
-    if out is None and html_out is None and save_vectors is None and not as_json:
-        out = "embeddings.png"
-    if out is not None and not out.lower().endswith(".png"):
+    _file_name_hint(output)
+    _several_sentences_hint(text)
+    texts = read_sentences(text, input_file)
+    if output is None and png_out is None and html_out is None and save_vectors is None and not as_json:
+        png_out = OUTPUT_FILES["png"]
+    if png_out is not None and not png_out.lower().endswith(".png"):
         raise click.BadParameter("the plot is written as PNG; give a file name ending in .png",
-                                 param_hint="'-o' / '--out'")
+                                 param_hint="'--png'")
     if save_vectors is not None and not save_vectors.endswith(".npz"):
         raise click.BadParameter("vectors are saved as NumPy .npz; give a name ending in .npz",
                                  param_hint="'--save-vectors'")
-    targets = [p for p in (out, html_out, save_vectors) if p is not None]
-    if len(set(targets)) != len(targets):
-        raise click.UsageError("--out, --html and --save-vectors must be different files")
-    for path in targets:  # refuse before any computation, so nothing is lost
+    files = [p for p in (png_out, html_out, save_vectors) if p is not None]
+    if len({Path(p).resolve() for p in files}) != len(files):
+        raise click.UsageError("--png, --html and --save-vectors must be different files")
+    for path in files:  # refuse before any computation, so nothing is lost
         check_output_file(path, overwrite)
+    out_dir = prepare_output_dir(output, overwrite, list(OUTPUT_FILES.values())) if output else None
 
     lm = load_model(model, lang)
     vectors = word_vectors(lm, texts, layer=layer, keep_special=keep_special, batch_size=batch_size)
@@ -70,14 +111,22 @@ def embed(text, method, layer, model, lang, color, keep_special, perplexity, see
     for note in proj.notes:
         click.echo(f"Note: {note}", err=True)
 
+    targets = {"png": [png_out], "html": [html_out], "vectors": [save_vectors], "json": []}
+    if out_dir is not None:
+        for kind, name in OUTPUT_FILES.items():
+            targets[kind].append(str(out_dir / name))
     written = []
-    if save_vectors is not None:
-        written.append(str(vectors.save(save_vectors)))
-    if out is not None:
-        scatter_figure(proj, color=color).savefig(out, dpi=150)
-        written.append(out)
-    if html_out is not None:
-        written.append(str(scatter_html(proj, color=color).save(html_out)))
+    for kind, paths in targets.items():
+        for path in filter(None, paths):
+            if kind == "png":
+                scatter_figure(proj, color=color).savefig(path, dpi=150)
+            elif kind == "html":
+                scatter_html(proj, color=color).save(path)
+            elif kind == "vectors":
+                vectors.save(path)
+            else:
+                proj.save(path)
+            written.append(path)
     if as_json:
         click.echo(json.dumps(proj.to_dict(), ensure_ascii=False, indent=2))
     layer_txt = "input embeddings (layer 0)" if proj.layer == 0 else f"layer {proj.layer} of {lm.num_layers}"

@@ -29,13 +29,14 @@ def _old_t(ctx, param, value):
 @model_options
 @click.option("--max-evals", type=click.IntRange(3, None), default=500, show_default=True,
               help="SHAP's budget of model evaluations (more = finer attribution, slower).")
-@output_option(what=", ".join(OUTPUT_FILES) + " (bar chart, page, values)")
+@output_option(what="explanation.html (page), explanation.png (bar chart) and explanation.json")
+@click.option("--out", "old_out", default=None, hidden=True, type=click.Path(file_okay=False))
 @json_option
 @batch_size_option(32)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for SHAP's tie-breaking.")
 @overwrite_option
-def explain(text, input_file, target, mask_index, model, lang, max_evals, output, as_json, batch_size, seed,
-            overwrite):
+def explain(text, input_file, target, mask_index, model, lang, max_evals, output, old_out, as_json, batch_size,
+            seed, overwrite):
     """Explain with SHAP which words of TEXT make the model predict a word at [MASK].
 
     Each word gets a SHAP value: how much it raises (red) or lowers (blue) the probability of
@@ -54,6 +55,9 @@ def explain(text, input_file, target, mask_index, model, lang, max_evals, output
     from ..analysis.explain import explain as run_explain
     from ..render.shap_view import bar_chart, render_html, render_terminal
 
+    if old_out is not None:  # the same meaning (a directory) under its earlier name
+        click.echo("Note: --out is now -o/--output.", err=True)
+        output = old_out
     sentence = one_sentence(read_sentences(text, input_file), "explain")
     out = prepare_output_dir(output, overwrite, list(OUTPUT_FILES)) if output else None
     lm = load_model(model, lang)
