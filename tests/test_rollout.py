@@ -143,7 +143,7 @@ def test_layer_range_and_length_errors():
         with pytest.raises(MlmtoolError) as info:
             attention_rollout(res, layers=bad)
         assert info.value.param == "layers" and "\n" not in str(info.value)
-    with pytest.raises(MlmtoolError, match="outside the model, which has layers 1-3"):
+    with pytest.raises(MlmtoolError, match="outside the model: its layer numbers run from 1 to 3"):
         attention_flow(res, layers=(1, 9))
     long = hand_result(random_attention(1, 1, MAX_FLOW_TOKENS + 1, 0))
     with pytest.raises(MlmtoolError, match=f"at most {MAX_FLOW_TOKENS} tokens") as info:
@@ -208,3 +208,83 @@ def test_summary_heatmap_cells_are_the_matrix_in_the_head_diagram_style(tmp_path
     assert save_summary(flow, tmp_path, "png").name == "flow.png"
     assert (tmp_path / "flow.png").read_bytes()[:4] == b"\x89PNG"
     assert save_summary(summary, tmp_path, "svg").read_text(encoding="utf-8").startswith("<svg")
+
+
+# ---- the command line: mlmtool attention --summary ----
+
+def _cli(runner, *args):
+    from mlmtool.cli import cli
+
+    return runner.invoke(cli, ["attention", *args])
+
+
+def test_cli_summary_writes_the_heatmap_of_the_library_result(runner, tiny_bert, tiny_bert_dir, tmp_path):
+    from PIL import Image
+
+    from mlmtool.analysis.attention import attention
+    from mlmtool.render.summary import render_summary
+
+    text = "the cat sat on the mat ."
+    r = _cli(runner, "-m", str(tiny_bert_dir), text, "--summary", "rollout", "-o", str(tmp_path / "out"))
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rollout.png"]
+    expected = np.asarray(render_summary(attention_rollout(attention(tiny_bert, text))).convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "rollout.png").convert("RGB")), expected)
+    # again: the file is kept unless --overwrite
+    before = (tmp_path / "out" / "rollout.png").read_bytes()
+    r = _cli(runner, "-m", str(tiny_bert_dir), "a dog .", "--summary", "rollout", "-o", str(tmp_path / "out"))
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    assert (tmp_path / "out" / "rollout.png").read_bytes() == before
+    r = _cli(runner, "-m", str(tiny_bert_dir), "a dog .", "--summary", "flow", "-o", str(tmp_path / "out"), "-f", "svg")
+    assert r.exit_code == 0 and (tmp_path / "out" / "flow.svg").exists()
+
+
+def test_cli_summary_json_and_layers(runner, tiny_bert, tiny_bert_dir, tmp_path):
+    from mlmtool.analysis.attention import attention
+
+    text = "she opened the door ."
+    r = _cli(runner, "-m", str(tiny_bert_dir), text, "--summary", "flow", "--json", "--layers", "2-2")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    ref = attention_flow(attention(tiny_bert, text), layers=(2, 2))
+    assert data["method"] == "flow" and data["layers"] == [2, 2] and data["tokens"] == ref.tokens
+    np.testing.assert_allclose(data["matrix"], ref.matrix, atol=1e-9)
+    assert not (tmp_path / "attention").exists()  # --json alone writes no files
+    r = _cli(runner, "-m", str(tiny_bert_dir), text, "--summary", "rollout", "--json", "--layers", "1")
+    np.testing.assert_allclose(json.loads(r.stdout)["matrix"],
+                               attention_rollout(attention(tiny_bert, text), layers=(1, 1)).matrix, atol=1e-9)
+    # without --summary, --json prints every head's weights
+    r = _cli(runner, "-m", str(tiny_bert_dir), text, "--json")
+    assert np.asarray(json.loads(r.stdout)["attention"]).shape[:2] == (2, 4)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--summary", "rollout", "--layers", "0-2"], "Error: --layers 0-2 are outside the model: its layer numbers run from 1 to 2"),
+    (["--summary", "flow", "--layers", "1-3"], "Error: --layers 1-3 are outside the model: its layer numbers run from 1 to 2"),
+    (["--summary", "rollout", "--layers", "2-1"], "Error: --layers 2-1: the first layer is after the last"),
+    (["--summary", "rollout", "--layers", "one"], "Error: --layers must be a range counted from 1, like 3-6"),
+])
+def test_cli_bad_layers_are_one_line(runner, tiny_bert_dir, args, message):
+    r = _cli(runner, "-m", str(tiny_bert_dir), "the cat .", *args)
+    assert r.exit_code == 2
+    assert r.output.startswith(message) and r.output.count("\n") == 1, r.output
+
+
+def test_cli_flow_refuses_texts_over_the_limit(runner, tiny_bert_dir, monkeypatch):
+    import mlmtool.analysis.rollout as rollout
+
+    monkeypatch.setattr(rollout, "MAX_FLOW_TOKENS", 6)  # the tiny model's texts are short
+    r = _cli(runner, "-m", str(tiny_bert_dir), "the cat sat on the mat .", "--summary", "flow")
+    assert r.exit_code == 2 and r.output.count("\n") == 1
+    assert r.output.startswith("Error: --summary flow takes at most 6 tokens and this text has 9")
+    assert "--summary rollout" in r.output
+    r = _cli(runner, "-m", str(tiny_bert_dir), "the cat sat on the mat .", "--summary", "rollout", "--json")
+    assert r.exit_code == 0  # rollout has no limit
+
+
+def test_cli_layers_needs_summary_and_old_out_still_works(runner, tiny_bert_dir, tmp_path):
+    r = _cli(runner, "-m", str(tiny_bert_dir), "the cat .", "--layers", "1-2")
+    assert r.exit_code == 2 and "--summary" in r.output
+    r = _cli(runner, "-m", str(tiny_bert_dir), "the cat .", "--out", str(tmp_path / "old"))
+    assert r.exit_code == 0 and "--out is now -o/--output" in r.stderr
+    assert len(list((tmp_path / "old").glob("Attention_Layer*_Head*.png"))) == 8

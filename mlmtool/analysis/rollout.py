@@ -122,7 +122,7 @@ def check_layers(layers: tuple[int, int] | None, num_layers: int) -> tuple[int, 
     if first > last:
         raise MlmtoolError(f"layers {first}-{last}: the first layer is after the last", param="layers")
     if first < 1 or last > num_layers:
-        raise MlmtoolError(f"layers {first}-{last} are outside the model, which has layers 1-{num_layers}",
+        raise MlmtoolError(f"layers {first}-{last} are outside the model: its layer numbers run from 1 to {num_layers}",
                            param="layers")
     return first, last
 
