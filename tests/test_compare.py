@@ -303,8 +303,9 @@ def test_cli_one_model_two_texts(runner, tiny_bert_dir):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["kind"] == "texts" and [a["word_b"] for a in d["alignment"]] == ["the", "dog", "sat", "."]
-    r = runner.invoke(cli, ["compare", "-m", str(tiny_bert_dir), "the cat sat .", "the dog sat ."])
+    r = runner.invoke(cli, ["compare", "-m", str(tiny_bert_dir), "the cat sat [MASK] .", "the dog sat [MASK] ."])
     assert r.exit_code == 0 and "cat → dog" in r.stdout
+    assert "mask 1: probability under each side" in r.stdout and "mask 1 layer by layer" in r.stdout
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -373,6 +374,7 @@ def test_page_in_a_browser_draws_grids_and_the_clicked_head_offline(tiny_bert, t
         assert page.locator(".mlmc-grid-d .mlmc-cell.mlmc-selected").get_attribute("data-head") == "2"
         assert XSS in page.locator(".mlmc-texts").text_content()
         assert page.locator(".mlmc-preds table").count() == 1
+        assert page.locator(".mlmc-layers table tr").count() == 1 + 3  # header + layers 0..2
         # the difference of an unchanged head is drawn white-ish (0 on the signed scale)
         pixel = page.evaluate("""() => { const c = document.querySelector('.mlmc-big-d');
             const ctx = c.getContext('2d'); const d = ctx.getImageData(c.width - 6, c.height - 6, 1, 1).data;
@@ -380,3 +382,18 @@ def test_page_in_a_browser_draws_grids_and_the_clicked_head_offline(tiny_bert, t
         assert min(pixel) > 220, pixel
         browser.close()
     assert not problems and not external
+
+
+def test_layerwise_predictions_of_both_sides_end_at_their_own_top_piece(tiny_bert, tiny_bert_dir):
+    from mlmtool.analysis.layerwise import layerwise_predictions
+
+    other = load(str(tiny_bert_dir))
+    shifted_head(other)
+    res = compare_models(tiny_bert, other, TEXTS[:3])
+    assert res.layerwise_a[1] is None and res.layerwise_b[2] is None  # no mask there
+    for lm, lens in ((tiny_bert, res.layerwise_a[0]), (other, res.layerwise_b[0])):
+        assert lens.to_dict() == layerwise_predictions(lm, TEXTS[0]).to_dict()
+        assert len(lens.masks[0].by_layer) == 3 and lens.masks[0].by_layer[-1].final_rank == 1
+    assert res.layerwise_a[0].masks[0].final_token != res.layerwise_b[0].masks[0].final_token
+    d = res.to_dict()["layerwise"]
+    assert d["a"][1] is None and d["b"][0]["masks"][0]["by_layer"][0]["layer"] == 0

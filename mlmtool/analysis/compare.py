@@ -48,13 +48,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.forward import encode, iter_forward, mask_positions
+from ..core.forward import encode, iter_forward, mask_positions, mlm_head
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import USER_MASK, to_model_text, word_strings
 from .attention import AttentionResult, attention_from
 from .fill import DEFAULT_MAX_PIECES, Prediction, check_fill_options, fill_encoded
-from .heads import sentence_units, word_attention
+from .heads.metrics import sentence_units, word_attention
+from .layerwise import LayerwisePrediction, layerwise_predictions
 
 #: The distance, for titles, captions and the JSON.
 METHOD = ("Jensen-Shannon distance (base 2, in [0, 1]) between the two attention distributions "
@@ -93,6 +94,8 @@ class Side:
             side (its own candidates, and words scored by :func:`score_words`).
         vocab: ``{token: id}`` of the tokenizer (to check that two sides can be compared).
         has_mlm_head: whether the model could predict (False: attention only).
+        layerwise: per sentence, the layer-wise predictions at its masks (logit lens,
+            :mod:`mlmtool.analysis.layerwise`), or None (no mask, no separable head, or not asked).
     """
 
     label: str
@@ -106,6 +109,7 @@ class Side:
     known: list[list[dict]] = field(repr=False, default_factory=list)
     vocab: dict[str, int] = field(repr=False, default_factory=dict)
     has_mlm_head: bool = True
+    layerwise: list[LayerwisePrediction | None] = field(repr=False, default_factory=list)
 
     @property
     def num_layers(self) -> int:
@@ -132,7 +136,8 @@ class Side:
         pick = lambda xs: [xs[i] for i in index]  # noqa: E731
         return Side(label=label, model_name=self.model_name, texts=pick(self.texts), attention=pick(self.attention),
                     words=pick(self.words), predictions=pick(self.predictions), ids=pick(self.ids),
-                    rows=pick(self.rows), known=pick(self.known), vocab=self.vocab, has_mlm_head=self.has_mlm_head)
+                    rows=pick(self.rows), known=pick(self.known), vocab=self.vocab, has_mlm_head=self.has_mlm_head,
+                    layerwise=pick(self.layerwise) if self.layerwise else [])
 
 
 @dataclass
@@ -234,6 +239,8 @@ class ComparisonResult:
             in A's order (all units for ``"models"``).
         shown: index (from 0) of the sentence whose attention is kept.
         notes: one-line remarks (a side without predictions, ...).
+        layerwise_a, layerwise_b: per sentence, each side's layer-wise predictions at the
+            masks (:class:`~mlmtool.analysis.layerwise.LayerwisePrediction`) or None.
     """
 
     kind: str
@@ -254,6 +261,8 @@ class ComparisonResult:
     pairs: list[tuple[int, int]]
     shown: int = 0
     notes: list[str] = field(default_factory=list)
+    layerwise_a: list[LayerwisePrediction | None] = field(default_factory=list)
+    layerwise_b: list[LayerwisePrediction | None] = field(default_factory=list)
 
     @property
     def num_layers(self) -> int:
@@ -288,7 +297,7 @@ class ComparisonResult:
     def to_dict(self) -> dict:
         """A JSON-ready dict: ``heads`` (list of ``{layer, head, distance}``), ``top``,
         ``predictions`` (``{"a": [...], "b": [...]}``, one entry or null per sentence),
-        ``changes``, ``alignment`` and what was compared."""
+        ``changes``, ``layerwise`` (like ``predictions``), ``alignment`` and what was compared."""
         return {
             "version": JSON_VERSION,
             "kind": self.kind,
@@ -306,6 +315,8 @@ class ComparisonResult:
             "predictions": {"a": [p.to_dict() if p is not None else None for p in self.predictions_a],
                             "b": [p.to_dict() if p is not None else None for p in self.predictions_b]},
             "changes": [c.to_dict() for c in self.changes],
+            "layerwise": {"a": [p.to_dict() if p is not None else None for p in self.layerwise_a],
+                          "b": [p.to_dict() if p is not None else None for p in self.layerwise_b]},
             "alignment": [asdict(a) | {"same": a.same} for a in self.alignment],
             "notes": list(self.notes),
         }
@@ -376,13 +387,15 @@ def same_vocabulary(vocab_a: dict[str, int], vocab_b: dict[str, int], name_a: st
 
 
 def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None, top_k: int = 5,
-             max_pieces: int = DEFAULT_MAX_PIECES, batch_size: int = 32) -> Side:
+             max_pieces: int = DEFAULT_MAX_PIECES, layerwise: bool = True, batch_size: int = 32) -> Side:
     """Run ``lm`` once over ``texts`` (batched) and keep attention and whole-word predictions.
 
     Sentences with a mask go through :func:`mlmtool.analysis.fill.fill_encoded` (its first
     pass returns the attention too); the others through
     :func:`mlmtool.core.forward.iter_forward` with attention only. Every sentence is read
-    once; fill adds the passes that words of several pieces need.
+    once; fill adds the passes that words of several pieces need, and the layer-wise
+    predictions (:func:`mlmtool.analysis.layerwise.layerwise_predictions`) one more pass over
+    the sentences with a mask.
 
     Args:
         lm: a model from :func:`mlmtool.load` (predictions only when it has a masked-LM head).
@@ -390,6 +403,8 @@ def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None,
         label: how the side is shown (default the model's name).
         top_k: candidates per mask.
         max_pieces: the most pieces a predicted word may have (1 = piece level).
+        layerwise: also the layer-wise predictions at the masks (default True; needs a
+            masked-LM head that is a separate module).
         batch_size: sequences per forward pass.
 
     Returns:
@@ -423,12 +438,17 @@ def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None,
     for f in iter_forward(lm, [ids[i] for i in plain], attentions=True, batch_size=batch_size):
         i = plain[f.index]
         attention[i] = attention_from(lm, texts[i], encoding, i, f.attentions)
+    lens: list = [None] * n
+    if masked and layerwise and mlm_head(lm.model) is not None:
+        for i, res in zip(masked, layerwise_predictions(lm, [texts[i] for i in masked], top_k=top_k,
+                                                        batch_size=batch_size)):
+            lens[i] = res
     model_texts = [to_model_text(t, lm.mask_token) for t in texts]
     words = [[w.replace(lm.mask_token, USER_MASK) for w in word_strings(t, encoding, i)]
              if getattr(encoding, "is_fast", False) else [] for i, t in enumerate(model_texts)]
     return Side(label=label or lm.name, model_name=lm.name, texts=texts, attention=attention, words=words,
                 predictions=predictions, ids=ids, rows=rows, known=known, vocab=lm.tokenizer.get_vocab(),
-                has_mlm_head=lm.has_mlm_head)
+                has_mlm_head=lm.has_mlm_head, layerwise=lens)
 
 
 def score_words(lm: LoadedModel, side: Side, wanted: Sequence[tuple[int, int, Sequence[int]]],
@@ -486,7 +506,8 @@ def _cross_words(a: Side, b: Side, pairs: Sequence[tuple[int, int]]) -> tuple[li
 
 
 def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[str], *, top_k: int = 5,
-                   max_pieces: int = DEFAULT_MAX_PIECES, batch_size: int = 32, shown: int = 0) -> ComparisonResult:
+                   max_pieces: int = DEFAULT_MAX_PIECES, layerwise: bool = True, batch_size: int = 32,
+                   shown: int = 0) -> ComparisonResult:
     """Compare two models' attention (every head) and predictions on the same sentences.
 
     Args:
@@ -495,6 +516,7 @@ def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[s
         texts: one sentence or several; with several, per-head distances are averaged.
         top_k: candidates per mask (predictions need a masked-LM head on that side).
         max_pieces: the most pieces a predicted word may have (default 3; 1 = piece level).
+        layerwise: also each side's layer-wise predictions at the masks (default True).
         batch_size: sentences per forward pass (each model runs once over all sentences).
         shown: which sentence's attention to keep for the heatmaps (from 0).
 
@@ -519,8 +541,10 @@ def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[s
             f"models '{lm_a.name}' ({lm_a.num_layers} layers x {lm_a.num_heads} heads) and '{lm_b.name}' "
             f"({lm_b.num_layers} x {lm_b.num_heads}) have different heads, so they cannot be compared head by head")
     label_a, label_b = (lm_a.name, lm_b.name) if lm_a.name != lm_b.name else (f"{lm_a.name} (A)", f"{lm_b.name} (B)")
-    a = run_side(lm_a, items, label=label_a, top_k=top_k, max_pieces=max_pieces, batch_size=batch_size)
-    b = run_side(lm_b, items, label=label_b, top_k=top_k, max_pieces=max_pieces, batch_size=batch_size)
+    a = run_side(lm_a, items, label=label_a, top_k=top_k, max_pieces=max_pieces, layerwise=layerwise,
+                 batch_size=batch_size)
+    b = run_side(lm_b, items, label=label_b, top_k=top_k, max_pieces=max_pieces, layerwise=layerwise,
+                 batch_size=batch_size)
     for_a, for_b = _cross_words(a, b, [(i, i) for i in range(len(items))])
     score_words(lm_a, a, for_a, batch_size)
     score_words(lm_b, b, for_b, batch_size)
@@ -556,11 +580,11 @@ def compare_sides(a: Side, b: Side, *, shown: int = 0) -> ComparisonResult:
         predictions_a=list(a.predictions), predictions_b=list(b.predictions), changes=changes,
         alignment=[], units_a=tokens, units_b=list(tokens), attention_a=a.attention[shown].attention,
         attention_b=b.attention[shown].attention, pairs=[(u, u) for u in range(len(tokens))], shown=shown,
-        notes=_prediction_notes(a, b))
+        notes=_prediction_notes(a, b), layerwise_a=_lens(a), layerwise_b=_lens(b))
 
 
 def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
-                  max_pieces: int = DEFAULT_MAX_PIECES) -> ComparisonResult:
+                  max_pieces: int = DEFAULT_MAX_PIECES, layerwise: bool = True) -> ComparisonResult:
     """Compare how one model reads two texts (a minimal pair): heads on aligned words, predictions.
 
     Both texts run in one batched pass. Attention becomes word-level (Clark et al. 2019: mean
@@ -573,6 +597,7 @@ def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
         text_a, text_b: the two texts; masks are paired in order (mask 1 with mask 1, ...).
         top_k: candidates per mask.
         max_pieces: the most pieces a predicted word may have (default 3; 1 = piece level).
+        layerwise: also the layer-wise predictions at each text's masks (default True).
 
     Returns:
         :class:`ComparisonResult` with ``kind="texts"``, ``alignment`` filled.
@@ -580,7 +605,7 @@ def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
     Raises:
         MlmtoolError: an empty text, a text over the model's limit, no word in common, bad top_k.
     """
-    both = run_side(lm, [text_a, text_b], top_k=top_k, max_pieces=max_pieces)
+    both = run_side(lm, [text_a, text_b], top_k=top_k, max_pieces=max_pieces, layerwise=layerwise)
     for_1, for_2 = _cross_words(both.subset([0], "text 1"), both.subset([1], "text 2"), [(0, 0)])
     score_words(lm, both, [(0, m, w) for _, m, w in for_1] + [(1, m, w) for _, m, w in for_2])
     res_a, res_b = both.attention
@@ -606,7 +631,8 @@ def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
         texts_b=[text_b], distance=distance, per_sentence=distance[None], predictions_a=a.predictions,
         predictions_b=b.predictions, changes=_mask_changes(a, b, 0, 0, 1), alignment=alignment,
         units_a=list(ua.names), units_b=list(ub.names), attention_a=att_a.astype(np.float32),
-        attention_b=att_b.astype(np.float32), pairs=pairs, notes=_prediction_notes(a, b))
+        attention_b=att_b.astype(np.float32), pairs=pairs, notes=_prediction_notes(a, b),
+        layerwise_a=_lens(a), layerwise_b=_lens(b))
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,6 +659,11 @@ def _mask_changes(a: Side, b: Side, i: int, j: int, number: int) -> list[MaskCha
                                          rank_b=rank_b.get(key)))
         out.append(MaskChange(sentence=number, mask=m + 1, text_a=pa.text, text_b=pb.text, candidates=cands))
     return out
+
+
+def _lens(side: Side) -> list:
+    """The side's layer-wise predictions, one entry (or None) per sentence."""
+    return list(side.layerwise) if side.layerwise else [None] * len(side.texts)
 
 
 def _prediction_notes(a: Side, b: Side) -> list[str]:

@@ -155,12 +155,39 @@ def _print_summary(result, top_heads: int) -> None:
                 delta = f"[{colour}]{100 * c.change:+.1f}[/{colour}]"
             t.add_row(escape(c.word), _pct(c.score_a), _pct(c.score_b), delta)
         console.print(t)
+    if len(result.texts_a) == 1:
+        _print_layers(console, result)
     if not result.changes:
         for label, preds in ((a, result.predictions_a), (b, result.predictions_b)):
             for p in preds[:3]:
                 for m in (p.masks if p is not None else []):
                     cands = ", ".join(f"{escape(c.word)} {c.score:.2%}" for c in m.candidates)
                     console.print(f"{escape(label)}, mask {m.index}: {cands}")
+
+
+def _print_layers(console, result) -> None:
+    """Layer-wise top piece at each mask of the (one) sentence, both sides in one table."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    la, lb = result.layerwise_a[0], result.layerwise_b[0]
+    sides = [(label, lw) for label, lw in zip(result.labels, (la, lb)) if lw is not None]
+    if not sides:
+        return
+    for m in range(min(len(lw.masks) for _, lw in sides)):
+        t = Table(title=f"mask {m + 1} layer by layer (the MLM head on each layer; layer 0 = embeddings): "
+                        "top piece, and the rank of the last layer's word")
+        t.add_column("layer", justify="right")
+        for label, lw in sides:
+            t.add_column(f"{escape(label)}: top", justify="left")
+            t.add_column(f"rank of '{escape(lw.masks[m].final_token)}'", justify="right")
+        for layer in range(sides[0][1].num_layers + 1):
+            cells = [str(layer)]
+            for _, lw in sides:
+                row = lw.masks[m].by_layer[layer]
+                cells += [f"{escape(row.top[0].token)} {row.top[0].probability:.1%}", str(row.final_rank)]
+            t.add_row(*cells)
+        console.print(t)
 
 
 def _pct(p: float | None) -> str:

@@ -8,8 +8,8 @@ Both take a :class:`~mlmtool.analysis.compare.ComparisonResult` (plain data), ne
   self-contained page (JavaScript and CSS from ``mlmtool/templates/compare.{html,js,css}``
   inlined, a Content-Security-Policy that forbids every request) with both sides' head
   grids, a difference grid (B − A, signed colours, each head's distance written under it),
-  the predictions side by side and, for the clicked head, both large heatmaps and their
-  difference. Token text travels as escaped JSON and is inserted with ``textContent`` only.
+  the predictions side by side, both sides' layer-wise predictions at the masks and, for
+  the clicked head, both large heatmaps and their difference. Token text travels as escaped JSON and is inserted with ``textContent`` only.
 """
 
 from __future__ import annotations
@@ -75,6 +75,16 @@ def _predictions(preds) -> list:
             for p in preds]
 
 
+def _layers(lw) -> list | None:
+    """One sentence's layer-wise predictions for the page: per mask, the final word and per
+    layer the top three pieces and the final word's rank."""
+    if lw is None:
+        return None
+    return [{"mask": m.index, "final": m.final_token,
+             "layers": [{"layer": r.layer, "top": [[t.token, round(t.probability, 4)] for t in r.top[:3]],
+                         "rank": r.final_rank} for r in m.by_layer]} for m in lw.masks]
+
+
 def render_compare_html(result: ComparisonResult, title: str | None = None, compress: bool = True) -> HTMLView:
     """Render the interactive comparison page.
 
@@ -114,6 +124,8 @@ def render_compare_html(result: ComparisonResult, title: str | None = None, comp
         "changes": [c.to_dict() for c in result.changes],
         "predictions_a": _predictions(result.predictions_a),
         "predictions_b": _predictions(result.predictions_b),
+        "layerwise_a": _layers(result.layerwise_a[result.shown]) if result.layerwise_a else None,
+        "layerwise_b": _layers(result.layerwise_b[result.shown]) if result.layerwise_b else None,
         "alignment": [{"a": w.word_a, "b": w.word_b, "same": w.same} for w in result.alignment],
         "notes": list(result.notes),
         "viridis": _colormap_hex("viridis"),

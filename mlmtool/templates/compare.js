@@ -149,6 +149,32 @@ function mlmtoolCompare(rootId) {
     $(".mlmc-preds").hidden = body.childElementCount === 0;
   }
 
+  function drawLayers() {
+    const sides = [[data.labels[0], data.layerwise_a], [data.labels[1], data.layerwise_b]].filter((x) => x[1]);
+    if (!sides.length) return;
+    const body = $(".mlmc-layers-body");
+    const masks = Math.min(...sides.map((x) => x[1].length));
+    for (let m = 0; m < masks; m++) {
+      const table = el("table");
+      table.append(el("caption", "", "mask " + (m + 1)));
+      const head = el("tr");
+      head.append(el("th", "", "layer"));
+      for (const [label, lw] of sides) head.append(el("th", "", label + ": top"), el("th", "", "rank of \u2018" + lw[m].final + "\u2019"));
+      table.append(head);
+      for (let l = 0; l < sides[0][1][m].layers.length; l++) {
+        const tr = el("tr");
+        tr.append(el("td", "", String(l)));
+        for (const [, lw] of sides) {
+          const row = lw[m].layers[l];
+          tr.append(el("td", "mlmc-tok", row.top.map((t) => t[0] + " " + pct(t[1])).join(", ")), el("td", "", String(row.rank)));
+        }
+        table.append(tr);
+      }
+      body.append(table);
+    }
+    $(".mlmc-layers").hidden = false;
+  }
+
   /* ---- heatmaps ---- */
   function paint(canvas, n, get, lut) {
     canvas.width = n;
@@ -261,6 +287,7 @@ function mlmtoolCompare(rootId) {
   async function start() {
     drawHeader();
     drawPredictions();
+    drawLayers();
     try {
       A = await unpack(data.attention_a, NA);
       B = await unpack(data.attention_b, NB);
