@@ -41,10 +41,21 @@ def pair_filename(index: int, source: str, target: str) -> str:
     return f"pair{index}_{slug}.png"
 
 
-def report_filenames(pairs: list[tuple[str, str]] | None = None) -> list[str]:
-    """Every file :func:`save_heads_report` writes (for overwrite checks before computing)."""
+def syntax_filename(relation: str) -> str:
+    """File name of a relation's probe heatmap, e.g. ``syntax_nsubj.png``, ``syntax_ADV-VERB.png``."""
+    slug = re.sub(r"[^\w+-]+", "_", relation.replace(":", "-").replace("|", "+")).strip("_")[:60] or "relation"
+    return f"syntax_{slug}.png"
+
+
+def report_filenames(pairs: list[tuple[str, str]] | None = None, relations: list[str] | None = None) -> list[str]:
+    """Every file :func:`save_heads_report` writes (for overwrite checks before computing).
+
+    Args:
+        pairs: the word pairs; relations: the relations (and tag pairs) of the syntax probe.
+    """
     names = [REPORT_NAME, JSON_NAME, LABELS_NAME] + [heatmap_filename(m) for m in HEATMAP_METRICS]
-    return names + [pair_filename(i, s, t) for i, (s, t) in enumerate(pairs or [], 1)]
+    names += [pair_filename(i, s, t) for i, (s, t) in enumerate(pairs or [], 1)]
+    return names + [syntax_filename(r) for r in relations or []]
 
 
 def head_name(layer: int, head: int) -> str:
@@ -115,6 +126,37 @@ def render_pair_heatmap(scores: HeadScores, pair: PairScores, ax=None):
              f"({pair.n_sentences} sentences, {pair.n_occurrences} pairs)")
     return render_heatmap(pair.attention, title, ax,
                           colorbar_label="mean attention source → target")
+
+
+def render_syntax_heatmap(syntax, relation: str, axes=None):
+    """Two layers × heads heatmaps of a relation's probe accuracy: ``dep->gov`` and ``gov->dep``.
+
+    Args:
+        syntax: :class:`mlmtool.analysis.heads.syntax.SyntaxScores`.
+        relation: one of ``syntax.relations``.
+        axes: two matplotlib ``Axes`` to draw into; default a new figure.
+
+    Returns:
+        The matplotlib ``Figure`` (accuracy on a fixed 0..1 scale; the title gives the
+        fixed-offset baseline).
+    """
+    from matplotlib.figure import Figure
+
+    from ..analysis.heads.syntax import DIRECTIONS
+
+    g = syntax.index(relation)
+    acc = syntax.accuracy[g]  # [2, L, H]
+    layers, heads = acc.shape[1:]
+    if axes is None:
+        fig = Figure(figsize=(2 * (1.2 + 0.55 * heads), 1.5 + 0.45 * layers), dpi=100, layout="constrained")
+        axes = fig.subplots(1, 2)
+    base, offset = syntax.baseline(relation)
+    for d, ax in enumerate(axes):
+        render_heatmap(acc[d], f"{DIRECTIONS[d]}", ax, colorbar_label="accuracy")
+    fig = axes[0].figure
+    fig.suptitle(f"{syntax.model_name}: {relation} ({int(syntax.n[g])} arcs); baseline {base:.2f} "
+                 f"(offset {offset:+d})", fontsize=10)
+    return fig
 
 
 def render_labels(scores: HeadScores, labels: np.ndarray, ax=None):
@@ -238,6 +280,9 @@ def analysis_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHOLD,
     out += ["", f"Head labels (the pattern scoring highest, if at least {threshold:.2f}; else "
             f"*broad* if broadness ≥ {broad_threshold:.2f}; else *mixed*): {summary}.", ""]
 
+    if scores.syntax is not None:
+        out += syntax_markdown(scores.syntax, images=images)
+
     for metric in PATTERNS:
         top = scores.top(metric, top_k)
         out += [f"## Attention to {_md(scores.title(metric))}", ""]
@@ -284,6 +329,74 @@ def analysis_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHOLD,
     for i, pair in enumerate(scores.pairs, 1):
         out += _pair_md(scores, pair, i, labels, top_k=max(top_k, 5), images=images)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _syntax_reading(syntax, relation: str) -> str:
+    """One line: the relation's best head against the fixed-offset baseline."""
+    layer, head, acc, direction = syntax.best(relation)
+    base, offset = syntax.baseline(relation)
+    g = syntax.index(relation)
+    line = (f"**{_md(relation)}**: {head_name(layer, head)} ({direction}) picks the governor for {_pct(acc)} "
+            f"of {int(syntax.n[g])} arcs; the word at offset {offset:+d} is the governor for {_pct(base)}")
+    gain = acc - base
+    if gain > 0.1:
+        return line + f", so this head follows the relation, not just position ({100 * gain:+.0f} points)."
+    if gain >= 0.005:
+        return line + f": barely better ({100 * gain:+.0f} points), position explains most of it."
+    return line + ": no head beats position here."
+
+
+def syntax_markdown(syntax, images: bool = True, examples: int = 3) -> list[str]:
+    """The "Syntax" section of ``analysis.md`` (lines of markdown).
+
+    A table of relations (best head per direction, accuracy, baseline, gain over the
+    baseline, as Clark et al. 2019 Table 1), a one-line reading per relation, and for the
+    ``examples`` relations with the largest gain an example sentence with the arc and the
+    head's pick, and the heatmap.
+    """
+    from ..analysis.heads.syntax import DIRECTIONS
+
+    folded = "kept" if syntax.subtypes else "folded into the main relation (nmod:poss counts as nmod)"
+    skipped = (f" ({syntax.n_skipped} longer than the model's limit were skipped)" if syntax.n_skipped else "")
+    out = ["## Syntax: heads that follow the dependency tree", "",
+           f"The probe of Clark et al. (2019, §4.2, Table 1) on {syntax.n_sentences} treebank sentences{skipped}, "
+           f"for every relation with at least {syntax.min_count} arcs. *dep->gov*: the dependent's most-attended "
+           "other word is its governor; *gov->dep*: the word that attends most to the dependent is its governor "
+           "(the word itself and special tokens never count; the root arc is left out). Accuracy = share of arcs "
+           "predicted right. Baseline: always the word at the relation's most common relative position (offset "
+           f"in words). Relation subtypes {folded}.", "",
+           "| relation | arcs | dep->gov | acc. | gov->dep | acc. | baseline (offset) | gain |",
+           "|---|---|---|---|---|---|---|---|"]
+    gains = {}
+    for g, relation in enumerate(syntax.relations):
+        cells = []
+        for direction in DIRECTIONS:
+            layer, head, acc, _ = syntax.best(relation, direction)
+            cells += [head_name(layer, head), f"{acc:.2f}"]
+        base, offset = syntax.baseline(relation)
+        gains[relation] = syntax.best(relation)[2] - base
+        out.append(f"| {_md(relation)} | {int(syntax.n[g])} | " + " | ".join(cells) +
+                   f" | {base:.2f} ({offset:+d}) | {gains[relation]:+.2f} |")
+    out += ["", "Reading, relation by relation:", ""]
+    out += [f"- {_syntax_reading(syntax, r)}" for r in syntax.relations]
+    out.append("")
+    top = sorted(syntax.relations, key=lambda r: -gains[r])[:examples]
+    for relation in top:
+        layer, head, acc, direction = syntax.best(relation)
+        out += [f"### {_md(relation)}: {head_name(layer, head)} ({direction}, {acc:.2f})", ""]
+        ex = syntax.examples.get((relation, direction))
+        if ex is not None:
+            arcs = "; ".join(f"{_md(a.dependent)} → {_md(a.governor)}: head picks {_md(a.predicted)} "
+                             f"({a.weight:.2f}) {'✓' if a.correct else '✗'}" for a in ex.arcs)
+            out += [f"Example: *{_md(ex.sentence)}*  ", f"Arcs (dependent → governor) and the head's pick: {arcs}", ""]
+        if images:
+            out += [f"![{_md(relation)} heatmap]({syntax_filename(relation)})", ""]
+    if images:
+        rest = [r for r in syntax.relations if r not in top]
+        if rest:
+            out += ["Heatmaps of the other relations: " +
+                    ", ".join(f"[{_md(r)}]({syntax_filename(r)})" for r in rest) + ".", ""]
+    return out
 
 
 def _label_title(scores: HeadScores, label: str, short: bool = False) -> str:
@@ -336,7 +449,7 @@ def _pair_md(scores: HeadScores, pair: PairScores, index: int, labels: np.ndarra
 def save_heads_report(scores: HeadScores, out_dir: str | Path, threshold: float = DEFAULT_THRESHOLD,
                       broad_threshold: float = DEFAULT_BROAD_THRESHOLD, top_k: int = 3,
                       dpi: int = 110) -> list[Path]:
-    """Write ``analysis.md``, ``heads.json``, ``labels.png`` and one heatmap per pattern/pair.
+    """Write ``analysis.md``, ``heads.json``, ``labels.png`` and one heatmap per pattern/pair/relation.
 
     The directory must exist (the CLI checks it with ``prepare_output_dir`` first); files of
     the same names are replaced.
@@ -353,6 +466,8 @@ def save_heads_report(scores: HeadScores, out_dir: str | Path, threshold: float 
     figures += [(heatmap_filename(m), render_metric_heatmap(scores, m)) for m in HEATMAP_METRICS]
     figures += [(pair_filename(i, p.source, p.target), render_pair_heatmap(scores, p))
                 for i, p in enumerate(scores.pairs, 1)]
+    if scores.syntax is not None:
+        figures += [(syntax_filename(r), render_syntax_heatmap(scores.syntax, r)) for r in scores.syntax.relations]
     for name, fig in figures:
         fig.savefig(out / name, dpi=dpi)
         paths.append(out / name)

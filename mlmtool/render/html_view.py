@@ -161,7 +161,9 @@ def head_labels_from(obj: Any, num_layers: int | None = None, num_heads: int | N
     * a list of records ``[{"layer": 3, "head": 10, "label": "next token"}, ...]`` (the
       label may be under ``label``, ``role``, ``pattern`` or ``name``);
     * a dict holding one of the above under ``"labels"`` or ``"heads"`` (a whole
-      ``heads.json``); a value may itself be a record with a ``label`` field.
+      ``heads.json``); a value may itself be a record with a ``label`` field;
+    * with ``mlmtool heads --conllu``, its ``"syntax"`` records: each relation's best head
+      (when it beats the fixed-offset baseline) adds ``"nsubj dep->gov"`` to that head's label.
 
     Args:
         obj: labels in one of the forms above.
@@ -227,6 +229,10 @@ def head_labels_from(obj: Any, num_layers: int | None = None, num_heads: int | N
             raise MlmtoolError("head labels must be a dict or a list of {layer, head, label} records")
 
     walk(obj)
+    for r in (obj.get("syntax") or []) if isinstance(obj, dict) else []:
+        if isinstance(r, dict) and "layer" in r and "head" in r and (r.get("accuracy") or 0) > (r.get("baseline") or 0):
+            key, tag = f"L{r['layer']}H{r['head']}", f"{r.get('relation')} {r.get('direction')}"
+            put(r["layer"], r["head"], f"{out[key]}; {tag}" if key in out else tag)
     if not out and obj:
         raise MlmtoolError("no head labels found (expected e.g. {\"L3H10\": \"next token\"})")
     return out

@@ -25,6 +25,7 @@ from .scores import (BROAD, CITATION, DEFAULT_BROAD_THRESHOLD, DEFAULT_THRESHOLD
                      READINGS, TITLES, HeadExample, HeadScores, Link, PairScores, head_labels)
 from .sentences import (PreparedSentences, cooccurring, dataset_dirs, dataset_path, default_sentences,
                         parse_pair, prepare_sentences)
+from .syntax import DependencyTree, SyntaxScores, read_conllu, score_syntax
 
 __all__ = [
     "BROAD", "CITATION", "DEFAULT_BROAD_THRESHOLD", "DEFAULT_THRESHOLD", "JSON_VERSION", "METRICS", "MIXED",
@@ -32,4 +33,5 @@ __all__ = [
     "SentenceUnits", "cooccurring", "dataset_dirs", "dataset_path", "default_sentences", "head_labels",
     "is_punctuation", "pair_sentence", "parse_pair", "prepare_sentences", "score_heads", "score_prepared",
     "score_results", "sentence_metrics", "sentence_units", "word_attention",
+    "DependencyTree", "SyntaxScores", "read_conllu", "score_syntax",
 ]

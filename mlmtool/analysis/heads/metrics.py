@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -62,11 +62,14 @@ class SentenceUnits:
         kinds: ``[U]`` ``"cls"`` (a special token at position 0), ``"sep"`` (any other
             special token) or ``"word"``.
         membership: ``float32 [U, seq]``, 1 where token ``j`` belongs to unit ``u``.
+        word_ids: ``[U]`` the word index of each unit (the tokenizer's word id, e.g. a
+            treebank token's position), None for special tokens.
     """
 
     names: list[str]
     kinds: list[str]
     membership: np.ndarray
+    word_ids: list[int | None] = field(default_factory=list)
 
     @property
     def word_index(self) -> np.ndarray:
@@ -92,6 +95,7 @@ def sentence_units(result, words: Sequence[str] | None = None) -> SentenceUnits:
     names: list[str] = []
     kinds: list[str] = []
     word_unit: dict[int, int] = {}
+    unit_words: list[int | None] = []
     # Special tokens are the ones outside any word (word id None). ``result.special`` is not
     # used: ``get_special_tokens_mask`` also flags [UNK], which is a word of the text.
     for pos, (token, wid) in enumerate(zip(result.tokens, result.word_ids)):
@@ -99,6 +103,7 @@ def sentence_units(result, words: Sequence[str] | None = None) -> SentenceUnits:
             unit_of.append(len(names))
             names.append(token)
             kinds.append("cls" if pos == 0 else "sep")
+            unit_words.append(None)
         elif wid in word_unit:
             unit = word_unit[wid]
             unit_of.append(unit)
@@ -108,12 +113,16 @@ def sentence_units(result, words: Sequence[str] | None = None) -> SentenceUnits:
             unit_of.append(len(names))
             names.append(token[2:] if token.startswith("##") and len(token) > 2 else token)
             kinds.append("word")
+            unit_words.append(wid)
     if words is not None and len(words) == len(word_unit):
         for (wid, unit), word in zip(sorted(word_unit.items()), words):
             names[unit] = word
+    elif words is not None and all(0 <= wid < len(words) for wid in word_unit):
+        for wid, unit in word_unit.items():  # some words have no piece (e.g. a control character)
+            names[unit] = words[wid]
     membership = np.zeros((len(names), seq), dtype=np.float32)
     membership[unit_of, np.arange(seq)] = 1.0
-    return SentenceUnits(names=names, kinds=kinds, membership=membership)
+    return SentenceUnits(names=names, kinds=kinds, membership=membership, word_ids=unit_words)
 
 
 def word_attention(attention: np.ndarray, membership: np.ndarray) -> np.ndarray:
