@@ -16,6 +16,7 @@ import click
 #: command name -> "module:attribute"; a command whose module is absent is not listed.
 COMMANDS = {
     "predict": "mlmtool.commands.predict:predict",
+    "score": "mlmtool.commands.score:score",
     "attention": "mlmtool.commands.attention:attention_cmd",
     "models": "mlmtool.commands.models:models",
     "finetune": "mlmtool.commands.finetune:finetune",

@@ -1,4 +1,4 @@
-"""``mlmtool predict`` and ``mlmtool attention``."""
+"""``mlmtool predict``: fill each [MASK] with whole words (several masks jointly)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ._common import (check_output_file, load_model, model_options, overwrite_option, read_sentences,
-                      text_arguments)
+from ._common import (batch_size_option, check_output_file, json_option, load_model, model_options,
+                      output_option, overwrite_option, read_sentences, text_arguments, top_k_option)
 from ._diagrams import attention_format_option, write_diagrams
 
 
@@ -17,80 +17,119 @@ def _no_head_line(lm) -> str:
             "(the attention output does not).")
 
 
+def fill_options(func):
+    """``--max-pieces N``, ``--beam N`` and ``--independent`` (checked by the library: one line, exit 2)."""
+    func = click.option("--independent", is_flag=True,
+                        help="With several masks: one list per mask (the others left blank) "
+                             "instead of complete sentences.")(func)
+    func = click.option("--beam", default=4, show_default=True, type=int, metavar="N",
+                        help="Beam width of the word and sentence search.")(func)
+    return click.option("--max-pieces", default=3, show_default=True, type=int, metavar="N",
+                        help="Most vocabulary pieces per word (1 = one piece, as the HF fill-mask pipeline).")(func)
+
+
 @click.command()
 @text_arguments
-@click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(1, None),
-              help="Candidates per mask.")
+@top_k_option(help="Candidates per mask (complete sentences with several masks).")
+@fill_options
 @model_options
-@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
-@click.option("-b", "--batch-size", default=32, show_default=True, type=click.IntRange(1, None),
-              help="Sentences per forward pass (with `-`).")
-@click.option("-a", "--attention-dir", type=click.Path(file_okay=False), default=None,
-              help="Also write one attention diagram per head (and overview) here.")
+@json_option
+@batch_size_option()
+@output_option(what="the attention diagrams (one per head, and overview)")
+@click.option("-a", "--attention-dir", type=click.Path(file_okay=False), default=None, hidden=True)
 @attention_format_option
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write one self-contained interactive HTML view (predictions + all heads).")
 @overwrite_option
-def predict(text, input_file, top_k, model, lang, as_json, batch_size, attention_dir, fmt, html_path, overwrite):
+def predict(text, input_file, top_k, max_pieces, beam, independent, model, lang, as_json, batch_size, output,
+            attention_dir, fmt, html_path, overwrite):
     """Predict the words hidden behind [MASK] in TEXT.
 
-    Write [MASK] for each word to guess (it becomes the model's own mask token, e.g.
-    <mask> for RoBERTa). TEXT may be several words, `-` to read one sentence per line
-    from stdin, or nothing to be asked for it.
+    Each [MASK] stands for one whole word of up to --max-pieces vocabulary pieces (it
+    becomes the model's own mask token, e.g. <mask> for RoBERTa). With several masks the
+    output is the top complete sentences by joint probability (--independent: one list
+    per mask). Scores are probabilities: a word's is the product of its pieces' (each
+    with the later pieces masked; PLL-word-l2r, Kauf & Ivanova 2023).
 
     \b
     Examples:
-      mlmtool predict "The [MASK] sat on the mat." -k 3
-      mlmtool predict -m minilm "The [MASK] sat on the mat." --attention-dir out/
+      mlmtool predict "I brush my teeth with [MASK] every morning."
+      mlmtool predict "The [MASK] sat on the [MASK]." -k 3
+      mlmtool predict -m en-mini "The [MASK] sat on the mat." -o diagrams/ --html view.html
       printf 'A [MASK] day.\\nI like [MASK].\\n' | mlmtool predict - --json
     """
-    from ..analysis.predict import predict as run_predict
-
+    if attention_dir:
+        click.echo("Note: -a/--attention-dir is now -o/--output DIR.", err=True)
+        output = output or attention_dir
     texts = read_sentences(text, input_file)
-    if (attention_dir or html_path) and len(texts) > 1:
-        raise click.UsageError("--attention-dir and --html take one sentence, not several")
+    if (output or html_path) and len(texts) > 1:
+        raise click.UsageError("-o/--output and --html take one sentence, not several")
     if html_path:
         check_output_file(html_path, overwrite)
     lm = load_model(model, lang)
-    results = run_predict(lm, texts, top_k=top_k, batch_size=batch_size) if lm.has_mlm_head else None
-    if attention_dir or html_path:
-        from ..analysis.attention import attention
+    options = {"top_k": top_k, "max_pieces": max_pieces, "beam": beam, "independent": independent,
+               "batch_size": batch_size}
+    results, att = _run(lm, texts, options, with_attention=bool(output or html_path))
+    if output:
+        write_diagrams(lm, att, output, fmt, overwrite)
+    if html_path:
+        from ..render.html_view import render_view
 
-        att = attention(lm, texts[0])
-        if attention_dir:
-            write_diagrams(lm, att, attention_dir, fmt, overwrite)
-        if html_path:
-            from ..render.html_view import render_view
-
-            note = None if results else _no_head_line(lm)
-            render_view(att, results[0] if results else None, note=note).save(html_path)
-            click.echo(f"Wrote {html_path}", err=True)
+        render_view(att, results[0] if results else None, note=None if results else _no_head_line(lm)).save(html_path)
+        click.echo(f"Wrote {html_path}", err=True)
     if results is None:
-        if attention_dir or html_path:
-            click.echo(_no_head_line(lm), err=True)
-            return
-        lm.require_mlm_head()
+        click.echo(_no_head_line(lm), err=True)
+        return
     if as_json:
-        payload = [r.to_dict() for r in results]
-        click.echo(json.dumps(payload[0] if len(payload) == 1 and text != ("-",) else payload,
+        from ..analysis.predict import predict_json
+
+        click.echo(json.dumps(predict_json(results[0] if text and text != ("-",) else results),
                               ensure_ascii=False, indent=2))
         return
     _print_predictions(results)
 
 
+def _run(lm, texts: list[str], options: dict, with_attention: bool):
+    """``(predictions or None, attention or None)``: one first forward pass serves both.
+
+    A model without a masked-LM head gives attention only (predictions None) when attention
+    is asked for; otherwise it is an error (NoMLMHeadError, exit 2).
+    """
+    if not with_attention:
+        from ..analysis.predict import predict as run_predict
+
+        return run_predict(lm, texts, **options), None
+    from ..analysis.attention import attention, predict_with_attention
+
+    if not lm.has_mlm_head:
+        return None, attention(lm, texts[0])
+    prediction, att = predict_with_attention(lm, texts[0], **options)
+    return [prediction], att
+
+
 def _print_predictions(results) -> None:
-    """People's view: each filled sentence with its probability."""
+    """People's view: each filled sentence with its probability (pieces shown when several)."""
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(highlight=False, soft_wrap=True)
+
+    def line(sequence, score, words=()):
+        pieces = " ".join(f"[{' '.join(w.pieces)}]" for w in words if len(w.pieces) > 1)
+        console.print(f"{escape(sequence)}  [cyan]({score:.4f})[/cyan]" + (f"  [dim]{escape(pieces)}[/dim]"
+                                                                          if pieces else ""))
+
     for n, res in enumerate(results):
         if len(results) > 1:
             if n:
                 console.print()
             console.print(f"[bold]{escape(res.text)}[/bold]")
+        if res.sentences:
+            for sent in res.sentences:
+                line(sent.sequence, sent.score, sent.words)
+            continue
         for mask in res.masks:
             if len(res.masks) > 1:
                 console.print(f"[dim]mask {mask.index} of {len(res.masks)}:[/dim]")
             for cand in mask.candidates:
-                console.print(f"{escape(cand.sequence)}  [cyan]({cand.score:.4f})[/cyan]")
+                line(cand.sequence, cand.score, [cand])
