@@ -132,7 +132,8 @@ class Side:
         return float(self.rows[i][m, key[0]]) if len(key) == 1 else None
 
     def subset(self, index: Sequence[int], label: str) -> "Side":
-        """The same side restricted to the sentences ``index`` (from 0)."""
+        """The same side restricted to the sentences ``index`` (from 0); it shares the
+        per-sentence score tables, so words scored on the subset are known to ``self``."""
         pick = lambda xs: [xs[i] for i in index]  # noqa: E731
         return Side(label=label, model_name=self.model_name, texts=pick(self.texts), attention=pick(self.attention),
                     words=pick(self.words), predictions=pick(self.predictions), ids=pick(self.ids),
@@ -487,18 +488,28 @@ def score_words(lm: LoadedModel, side: Side, wanted: Sequence[tuple[int, int, Se
         side.known[i][m][word] += float(f.logits[0].float().log_softmax(-1)[piece_id])
 
 
-def _cross_words(a: Side, b: Side, pairs: Sequence[tuple[int, int]]) -> tuple[list, list]:
-    """Words each side proposed that the other must score: ``(for a, for b)`` as
-    ``(sentence, mask, ids)`` lists; ``pairs`` are ``(sentence of a, sentence of b)``."""
+def cross_score(a: Side, b: Side, lm_a: LoadedModel | None = None, lm_b: LoadedModel | None = None,
+                batch_size: int = 32) -> None:
+    """Score on each side the words of several pieces that only the other side proposed.
+
+    Sentence ``i`` of ``a`` is paired with sentence ``i`` of ``b``, mask ``m`` with mask ``m``.
+    A side whose model is not given (None: e.g. captured before training) is left as it is;
+    such words then have no score there.
+
+    Args:
+        a, b: sides from :func:`run_side`; lm_a, lm_b: their models, unchanged since.
+    """
     for_a, for_b = [], []
-    for i, j in pairs:
-        pa, pb = a.predictions[i], b.predictions[j]
+    for i, (pa, pb) in enumerate(zip(a.predictions, b.predictions)):
         if pa is None or pb is None:
             continue
         for m, (ma, mb) in enumerate(zip(pa.masks, pb.masks)):
             for_a.extend((i, m, c.ids) for c in mb.candidates)
-            for_b.extend((j, m, c.ids) for c in ma.candidates)
-    return for_a, for_b
+            for_b.extend((i, m, c.ids) for c in ma.candidates)
+    if lm_a is not None:
+        score_words(lm_a, a, for_a, batch_size)
+    if lm_b is not None:
+        score_words(lm_b, b, for_b, batch_size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -545,9 +556,7 @@ def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[s
                  batch_size=batch_size)
     b = run_side(lm_b, items, label=label_b, top_k=top_k, max_pieces=max_pieces, layerwise=layerwise,
                  batch_size=batch_size)
-    for_a, for_b = _cross_words(a, b, [(i, i) for i in range(len(items))])
-    score_words(lm_a, a, for_a, batch_size)
-    score_words(lm_b, b, for_b, batch_size)
+    cross_score(a, b, lm_a, lm_b, batch_size)
     return compare_sides(a, b, shown=shown)
 
 
@@ -606,8 +615,6 @@ def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
         MlmtoolError: an empty text, a text over the model's limit, no word in common, bad top_k.
     """
     both = run_side(lm, [text_a, text_b], top_k=top_k, max_pieces=max_pieces, layerwise=layerwise)
-    for_1, for_2 = _cross_words(both.subset([0], "text 1"), both.subset([1], "text 2"), [(0, 0)])
-    score_words(lm, both, [(0, m, w) for _, m, w in for_1] + [(1, m, w) for _, m, w in for_2])
     res_a, res_b = both.attention
     ua, ub = sentence_units(res_a, both.words[0] or None), sentence_units(res_b, both.words[1] or None)
     wa, wb = ua.word_index, ub.word_index
@@ -624,7 +631,8 @@ def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
     ia = [p[0] for p in pairs]
     ib = [p[1] for p in pairs]
     distance = js_distance(att_a[:, :, ia][..., ia], att_b[:, :, ib][..., ib])
-    a, b = both.subset([0], "text 1"), both.subset([1], "text 2")
+    a, b = both.subset([0], "text 1"), both.subset([1], "text 2")  # views: scores land in both
+    cross_score(a, b, lm, lm)
     alignment = [AlignedWord(i + 1, j + 1, names_a[i], names_b[j]) for i, j in word_pairs]
     return ComparisonResult(
         kind="texts", labels=("text 1", "text 2"), models=(lm.name, lm.name), texts_a=[text_a],
