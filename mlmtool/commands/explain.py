@@ -53,7 +53,7 @@ def explain(text, input_file, target, mask_index, model, lang, max_evals, output
     from rich.console import Console
 
     from ..analysis.explain import explain as run_explain
-    from ..render.shap_view import bar_chart, render_html, render_terminal
+    from ..render.shap_view import render_terminal
 
     if old_out is not None:  # the same meaning (a directory) under its earlier name
         click.echo("Note: --out is now -o/--output.", err=True)
@@ -68,7 +68,14 @@ def explain(text, input_file, target, mask_index, model, lang, max_evals, output
     else:
         Console(highlight=False, soft_wrap=True).print(render_terminal(result))
     if out is not None:
-        render_html(result).save(out / "explanation.html")
-        bar_chart(result).savefig(out / "explanation.png", dpi=150)
-        result.save(out / "explanation.json")
+        write_files(result, out)
         click.echo(f"Wrote {', '.join(OUTPUT_FILES)} to {out}/", err=True)
+
+
+def write_files(result, out) -> None:
+    """Write :data:`OUTPUT_FILES` (page, bar chart, JSON) of an ``ExplainResult`` into folder ``out``."""
+    from ..render.shap_view import bar_chart, render_html
+
+    render_html(result).save(out / OUTPUT_FILES[0])
+    bar_chart(result).savefig(out / OUTPUT_FILES[1], dpi=150)
+    result.save(out / OUTPUT_FILES[2])

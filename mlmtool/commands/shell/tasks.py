@@ -12,7 +12,6 @@ them as one line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ import click
 
 import mlmtool
 
+from ..explain import OUTPUT_FILES as EXPLAIN_FILES  # the files of `mlmtool explain -o DIR`
 from . import prompts
 
 
@@ -167,16 +167,15 @@ def task_embed(session: Session) -> None:
     click.echo("Wrote " + ", ".join(written))
 
 
-#: Files the explain task writes into its folder (as ``mlmtool explain -o DIR``).
-EXPLAIN_FILES = ("explanation.html", "explanation.png", "explanation.json")
 
 
 def task_explain(session: Session) -> None:
     """Explain a prediction with SHAP; print it and optionally write the HTML, PNG and JSON."""
     from rich.console import Console
 
-    from ...render.shap_view import bar_chart, render_html, render_terminal
+    from ...render.shap_view import render_terminal
     from ...tokens import USER_MASK
+    from ..explain import write_files as write_explain_files
 
     lm = session.lm
     if not lm.has_mlm_head:
@@ -191,10 +190,7 @@ def task_explain(session: Session) -> None:
     Console(highlight=False, soft_wrap=True).print(render_terminal(result))
     if folder:
         out = _prepare_dir(*folder)
-        render_html(result).save(out / EXPLAIN_FILES[0])
-        bar_chart(result).savefig(out / EXPLAIN_FILES[1], dpi=150)
-        (out / EXPLAIN_FILES[2]).write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n",
-                                            encoding="utf-8")
+        write_explain_files(result, out)
         session.outputs.append(str(out))
         click.echo(f"Wrote {', '.join(EXPLAIN_FILES)} to {out}/")
 
