@@ -274,3 +274,99 @@ def test_harness_sees_external_requests(page, browser_context, tmp_path):
     page.wait_for_load_state()
     assert browser_context.external == ["http://example.com/x.png"]
     browser_context.external.clear()
+
+
+def _cell_rgb(page, selector, i, j):
+    """The colour at the centre of cell (i, j) of a heatmap canvas drawn by view.js."""
+    return page.evaluate("""([sel, i, j]) => {
+        const c = document.querySelector(sel), d = c.dataset, k = c.width / parseFloat(c.style.width);
+        const x = (+d.left + (j + 0.5) * +d.cell) * k, y = (+d.top + (i + 0.5) * +d.cell) * k;
+        return Array.from(c.getContext('2d').getImageData(Math.floor(x), Math.floor(y), 1, 1).data).slice(0, 3);
+    }""", [selector, i, j])
+
+
+def _sums(page):
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.mlmv-sum-row')).map(r =>
+        [+r.dataset.head, r.dataset.rollout === undefined ? null : +r.dataset.rollout])""")
+
+
+def test_rollout_layerwise_and_selected_tokens_panels(page, browser_context, tiny_bert, tmp_path):
+    from mlmtool.analysis.attention import attention
+    from mlmtool.analysis.layerwise import layerwise_predictions
+    from mlmtool.analysis.predict import predict
+    from mlmtool.analysis.rollout import attention_rollout
+
+    text = "the [MASK] sat on the mat ."
+    att = attention(tiny_bert, text)
+    lw = layerwise_predictions(tiny_bert, text, top_k=3)
+    roll = attention_rollout(att)
+    open_view(page, render_view(att, predict(tiny_bert, text, top_k=3), layerwise=lw), tmp_path / "panels.html")
+    n = len(att.tokens)
+    half = roll.matrix.astype(np.float16).astype(np.float64)  # the page holds the rollout as float16
+
+    # rollout panel: title, and every cell's colour is the colour-mapped rollout value
+    assert page.locator(".mlmv-rollout-wrap").is_visible()
+    assert page.inner_text(".mlmv-rollout-title") == roll.title
+    levels = np.clip(np.rint(half * 255), 0, 255).astype(int)
+    for i, j in [(0, 0), (1, 2), (n - 1, 3), (4, 4)]:
+        assert _cell_rgb(page, ".mlmv-rollout", i, j) == viridis()[levels[i, j]].tolist()
+    geo = page.evaluate("() => Object.assign({}, document.querySelector('.mlmv-rollout').dataset)")
+    page.locator(".mlmv-rollout").scroll_into_view_if_needed()
+    box = page.locator(".mlmv-rollout").bounding_box()
+    cell = float(geo["cell"])
+    page.mouse.move(box["x"] + float(geo["left"]) + 2.5 * cell, box["y"] + float(geo["top"]) + 1.5 * cell)
+    assert page.inner_text(".mlmv-rollout-hover").endswith(f"({2}): {half[1, 2]:.3f}")
+
+    # layer-wise panel: one table per mask, layers 0..L as rows, with the ranks and pieces of the result
+    mask = lw.masks[0]
+    rows = page.locator(".mlmv-lw-row")
+    assert rows.count() == tiny_bert.num_layers + 1
+    assert rows.locator(".mlmv-rank").all_inner_texts() == [str(r.final_rank) for r in mask.by_layer]
+    first = rows.nth(0).locator(".mlmv-piece").all_inner_texts()
+    assert [p.rsplit(" ", 1)[0] for p in first] == [t.token for t in mask.by_layer[0].top]
+    assert page.locator(".mlmv-lw-mask h3").inner_text().startswith(f"Mask 1: final “{mask.final_token.strip()}”")
+
+    # selected tokens: nothing yet; one token = its row; two tokens = the sum of both rows
+    assert not page.locator(".mlmv-sum").is_visible()
+    page.click(".mlmv-chip[data-i='1']")
+    one = np.array(_sums(page))
+    head = lambda l, h: np.clip(np.rint(att.attention[l, h] * 255), 0, 255) / 255  # uint8 on the page
+    np.testing.assert_allclose(one[:, 0], head(0, 0)[1], atol=1e-5)
+    np.testing.assert_allclose(one[:, 1], half[1], atol=1e-5)
+    page.click(".mlmv-chip[data-i='3']")
+    two = np.array(_sums(page))
+    assert not np.allclose(two, one)  # the summed view changed
+    np.testing.assert_allclose(two[:, 0], head(0, 0)[1] + head(0, 0)[3], atol=1e-5)
+    np.testing.assert_allclose(two[:, 1], half[1] + half[3], atol=1e-5)
+    assert page.get_attribute(".mlmv", "data-picked") == "1,3"
+    assert page.locator(".mlmv-chip.mlmv-picked").count() == 2
+    # another head: the head column follows it, the rollout column stays
+    page.click(".mlmv-thumb[data-layer='2'][data-head='3']")
+    other = np.array(_sums(page))
+    np.testing.assert_allclose(other[:, 0], head(1, 2)[1] + head(1, 2)[3], atol=1e-5)
+    np.testing.assert_allclose(other[:, 1], two[:, 1])
+    assert page.inner_text(".mlmv-sum-head") == "Layer 2, Head 3"
+    # clicking a token again drops it; Clear drops all
+    page.click(".mlmv-chip[data-i='1']")
+    np.testing.assert_allclose(np.array(_sums(page))[:, 1], half[3], atol=1e-5)
+    page.click(".mlmv-picked-clear")
+    assert not page.locator(".mlmv-sum").is_visible() and page.locator(".mlmv-chip.mlmv-picked").count() == 0
+
+    assert page.problems == []
+    assert browser_context.external == []
+
+
+def test_panels_without_rollout_or_layerwise(page, browser_context, tmp_path):
+    res = fake_result(2, 2, ["[CLS]", XSS[0], "b", "[SEP]"], "x")
+    open_view(page, render_view(res, rollout=False), tmp_path / "plain.html")
+    assert not page.locator(".mlmv-rollout-wrap").is_visible()
+    assert not page.locator(".mlmv-layerwise").is_visible()
+    page.click(".mlmv-chip[data-i='1']")
+    page.click(".mlmv-chip[data-i='2']")
+    sums = _sums(page)
+    levels = np.clip(np.rint(res.attention[0, 0] * 255), 0, 255) / 255
+    np.testing.assert_allclose([s[0] for s in sums], levels[1] + levels[2], atol=1e-5)
+    assert all(s[1] is None for s in sums) and not page.locator(".mlmv-sum-roll").is_visible()
+    assert page.locator(".mlmv-sum-row .mlmv-tok").nth(1).inner_text() == XSS[0]  # shown as text
+    assert page.locator("img").count() == 0
+    assert page.problems == [] and browser_context.external == []

@@ -298,3 +298,38 @@ def test_prediction_for_another_text_is_refused(tiny_bert):
 
     with pytest.raises(ValueError, match="different texts"):
         render_view(attention(tiny_bert, "the cat sat ."), predict(tiny_bert, "the [MASK] sat .", top_k=2))
+
+
+def test_rollout_is_in_the_page_by_default_and_can_be_given_or_left_out():
+    from mlmtool.analysis.rollout import attention_flow, attention_rollout
+
+    res = fake_result(3, 2, ["[CLS]", "a", "b", "c", "[SEP]"], "a b c")
+    data = page_data(str(render_view(res)))
+    roll = data["rollout"]
+    ref = attention_rollout(res)
+    assert roll["method"] == "rollout" and roll["layers"] == [1, 3] and roll["title"] == ref.title
+    assert roll["matrix"]["dtype"] == "float16" and roll["matrix"]["shape"] == [1, 1, 5, 5]
+    back = decode_attention(roll["matrix"])[0, 0]
+    np.testing.assert_allclose(back, ref.matrix, rtol=2 ** -11, atol=1e-7)
+    flow = attention_flow(res, layers=(2, 3))
+    given = page_data(str(render_view(res, rollout=flow)))["rollout"]
+    assert given["method"] == "flow" and given["layers"] == [2, 3]
+    np.testing.assert_allclose(decode_attention(given["matrix"])[0, 0], flow.matrix, rtol=2 ** -11, atol=1e-7)
+    assert page_data(str(render_view(res, rollout=False)))["rollout"] is None
+    assert data["layerwise"] is None
+    other = fake_result(3, 2, ["[CLS]", "x", "[SEP]"], "x")
+    with pytest.raises(ValueError, match="rollout"):
+        render_view(res, rollout=attention_rollout(other))
+
+
+def test_layerwise_predictions_travel_as_plain_data(tiny_bert):
+    from mlmtool.analysis.attention import attention
+    from mlmtool.analysis.layerwise import layerwise_predictions
+
+    text = "the [MASK] sat on the [MASK] ."
+    lw = layerwise_predictions(tiny_bert, text, top_k=2)
+    data = page_data(str(render_view(attention(tiny_bert, text), layerwise=lw)))
+    assert data["layerwise"] == json.loads(json.dumps([
+        {k: m[k] for k in ("index", "position", "final_token", "by_layer")} for m in lw.to_dict()["masks"]]))
+    with pytest.raises(ValueError, match="layer-wise"):
+        render_view(attention(tiny_bert, "the cat ."), layerwise=lw)

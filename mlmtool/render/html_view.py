@@ -7,7 +7,12 @@ HTML document and ``view.save(path)`` writes it. The page shows the sentence, th
 candidates of each mask, a layers x heads grid of thumbnails, and for the clicked head a
 large token x token heatmap plus a BertViz-style two-column line view (Vig 2019, "A
 Multiscale Visualization of Attention in the Transformer Model"), with layer/head/role
-filters and SVG/PNG download of the selected head.
+filters and SVG/PNG download of the selected head. Three more panels: the attention rollout
+of all layers (Abnar & Zuidema 2020; computed from the attention given, or any
+:class:`~mlmtool.analysis.rollout.AttentionSummary` passed in, e.g. flow), the layer-wise
+predictions at each mask (when a :class:`~mlmtool.analysis.layerwise.LayerwisePrediction`
+is passed), and "selected tokens": click several tokens of the sentence to see their summed
+attention in the selected head and in the rollout.
 
 What it fixes compared with BertViz's ``head_view`` (``bertviz/head_view.py``):
 
@@ -296,9 +301,24 @@ def _predictions_payload(prediction) -> list[dict]:
             for m in prediction.masks]
 
 
+def _rollout_payload(summary, compress: bool) -> dict[str, Any]:
+    """A summary matrix for the page: title, method, layers (from 1) and float16 values."""
+    matrix = np.asarray(summary.matrix, dtype=np.float32)[None, None]  # [1, 1, S, S]
+    return {"method": summary.method, "title": summary.title, "layers": [int(x) for x in summary.layers],
+            "matrix": encode_attention(matrix, "float16", compress)}
+
+
+def _layerwise_payload(layerwise) -> list[dict]:
+    return [{"index": m.index, "position": m.position, "final_token": m.final_token,
+             "by_layer": [{"layer": r.layer, "final_rank": r.final_rank, "final_probability": r.final_probability,
+                           "top": [{"token": t.token, "probability": t.probability} for t in r.top]}
+                          for r in m.by_layer]}
+            for m in layerwise.masks]
+
+
 def view_payload(attention: AttentionResult, prediction=None, head_labels: dict | list | None = None,
                  title: str | None = None, note: str | None = None, precision: Precision = "uint8",
-                 compress: bool = True) -> dict[str, Any]:
+                 compress: bool = True, rollout=True, layerwise=None) -> dict[str, Any]:
     """The JSON data the view's JavaScript draws (``view.js``), as :func:`render_view` embeds it.
 
     ``mlmtool serve`` sends the same dict to its page (``POST /api/view``), so the static
@@ -307,8 +327,10 @@ def view_payload(attention: AttentionResult, prediction=None, head_labels: dict 
     Returns:
         A JSON-ready dict: ``version``, ``title``, ``model``, ``text``, ``tokens``,
         ``special``, ``masks`` (token positions from 0), ``layers``, ``heads``, ``labels``
-        (``{"L{l}H{h}": label}``, from 1), ``predictions``, ``note``, ``colormap`` and
-        ``attention`` (:func:`encode_attention`).
+        (``{"L{l}H{h}": label}``, from 1), ``predictions``, ``note``, ``colormap``,
+        ``attention`` (:func:`encode_attention`), ``rollout`` (``{method, title, layers,
+        matrix}`` with ``matrix`` a float16 ``[1, 1, S, S]`` :func:`encode_attention`, or
+        None) and ``layerwise`` (per mask ``{index, position, final_token, by_layer}``, or None).
     """
     att = attention.attention
     n = len(attention.tokens)
@@ -319,6 +341,15 @@ def view_payload(attention: AttentionResult, prediction=None, head_labels: dict 
     labels = head_labels_from(head_labels, attention.num_layers, attention.num_heads)
     title = title or f"mlmtool: {attention.model_name or 'attention'}"
     masks = sorted({m.position for m in prediction.masks}) if prediction is not None else []
+    if rollout is True:
+        from ..analysis.rollout import attention_rollout
+
+        rollout = attention_rollout(attention)
+    if rollout is not False and rollout is not None and \
+            (rollout.text != attention.text or len(rollout.tokens) != n):
+        raise ValueError("the rollout and the attention are for different texts")
+    if layerwise is not None and layerwise.text != attention.text:
+        raise ValueError("the layer-wise predictions and the attention are for different texts")
     payload = {
         "version": 1,
         "title": title,
@@ -334,13 +365,15 @@ def view_payload(attention: AttentionResult, prediction=None, head_labels: dict 
         "note": note,
         "colormap": _viridis_hex(),
         "attention": encode_attention(att, precision, compress),
+        "rollout": _rollout_payload(rollout, compress) if rollout not in (None, False) else None,
+        "layerwise": _layerwise_payload(layerwise) if layerwise is not None else None,
     }
     return payload
 
 
 def render_view(attention: AttentionResult, prediction=None, head_labels: dict | list | None = None,
                 title: str | None = None, note: str | None = None, precision: Precision = "uint8",
-                compress: bool = True) -> HTMLView:
+                compress: bool = True, rollout=True, layerwise=None) -> HTMLView:
     """Render the interactive view of one sentence.
 
     Args:
@@ -356,14 +389,21 @@ def render_view(attention: AttentionResult, prediction=None, head_labels: dict |
         precision: ``"uint8"`` (default, 1 byte per weight) or ``"float16"`` (2 bytes).
         compress: deflate the attention bytes (default True; the browser needs
             ``DecompressionStream``).
+        rollout: the summary panel's matrix: True (default) = the attention rollout of all
+            layers, computed here from ``attention`` (no model needed); an
+            :class:`~mlmtool.analysis.rollout.AttentionSummary` for the same text (rollout
+            of some layers, or flow); False = no rollout panel (the "selected tokens"
+            panel then sums the selected head only). Sent as float16.
+        layerwise: a :class:`~mlmtool.analysis.layerwise.LayerwisePrediction` for the same
+            text (the layer-wise panel), or None.
 
     Returns:
         An :class:`HTMLView` (``_repr_html_``, ``str()`` = document, ``.save(path)``).
 
     Raises:
         MlmtoolError: head labels name heads outside the model.
-        ValueError: ``attention.attention`` does not match the tokens, or ``prediction``
-            is for another text.
+        ValueError: ``attention.attention`` does not match the tokens, or ``prediction``,
+            ``rollout`` or ``layerwise`` is for another text.
 
     Example:
         >>> view = render_view(mlmtool.attention(lm, "The cat sat."))  # doctest: +SKIP
@@ -371,7 +411,8 @@ def render_view(attention: AttentionResult, prediction=None, head_labels: dict |
     """
     import jinja2
 
-    payload = view_payload(attention, prediction, head_labels, title, note, precision, compress)
+    payload = view_payload(attention, prediction, head_labels, title, note, precision, compress,
+                           rollout=rollout, layerwise=layerwise)
     title = payload["title"]
     root_id = f"mlmv-{uuid.uuid4().hex[:12]}"
     template, css, js = _assets()

@@ -3,8 +3,11 @@
  * mlmtoolView(rootId) reads the JSON block inside the root element, decodes the attention
  * (base64 -> optional deflate via DecompressionStream -> uint8 levels or float16), and draws:
  * a layers x heads grid of thumbnails, and for the selected head a large heatmap (canvas)
- * and a two-column line view (SVG, after BertViz's head view, Vig 2019). Every string from
- * the data is inserted with textContent / setAttribute, never as HTML.
+ * and a two-column line view (SVG, after BertViz's head view, Vig 2019). When the data has
+ * them: the rollout heatmap (data.rollout, Abnar & Zuidema 2020), the layer-wise predictions
+ * at each mask (data.layerwise), and always the "selected tokens" panel: click tokens of the
+ * sentence and see their summed attention in the selected head and in the rollout.
+ * Every string from the data is inserted with textContent / setAttribute, never as HTML.
  * Layers and heads are numbered from 1 on screen; arrays are indexed from 0.
  */
 function mlmtoolView(rootId) {
@@ -27,6 +30,8 @@ function mlmtoolView(rootId) {
   let values = null;   // Float32Array of weights when sent as float16 (else levels / 255)
   const thumbs = [];   // canvases [l*H + h], N x N pixels each
   let selected = null; // {l, h}, from 0
+  let roll = null;     // {levels, values} of the rollout matrix [N*N], or null
+  const picked = new Set();  // token indices (from 0) clicked in the sentence
 
   function fail(message) {
     const box = $(".mlmv-error");
@@ -64,25 +69,31 @@ function mlmtoolView(rootId) {
     return s * Math.pow(2, e - 15) * (1 + f / 1024);
   }
 
-  async function decode() {
-    const a = data.attention;
+  // one packed array (encode_attention) -> {levels: Uint8Array 0..255, values: Float32Array or null}
+  async function unpack(a, what) {
     let bytes = base64Bytes(a.data);
     if (a.compression === "deflate") bytes = await inflate(bytes);
     const count = a.shape.reduce((x, y) => x * y, 1);
     if (a.dtype === "uint8") {
-      if (bytes.length !== count) throw new Error("attention data has the wrong size");
-      levels = bytes;
-    } else {
-      if (bytes.length !== 2 * count) throw new Error("attention data has the wrong size");
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      values = new Float32Array(count);
-      levels = new Uint8Array(count);
-      for (let i = 0; i < count; i++) {
-        const v = halfToFloat(view.getUint16(2 * i, true));
-        values[i] = v;
-        levels[i] = Math.max(0, Math.min(255, Math.round(v * 255)));
-      }
+      if (bytes.length !== count) throw new Error(what + " data has the wrong size");
+      return {levels: bytes, values: null};
     }
+    if (bytes.length !== 2 * count) throw new Error(what + " data has the wrong size");
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const vals = new Float32Array(count), levs = new Uint8Array(count);
+    for (let i = 0; i < count; i++) {
+      const v = halfToFloat(view.getUint16(2 * i, true));
+      vals[i] = v;
+      levs[i] = Math.max(0, Math.min(255, Math.round(v * 255)));
+    }
+    return {levels: levs, values: vals};
+  }
+
+  async function decode() {
+    const att = await unpack(data.attention, "attention");
+    levels = att.levels;
+    values = att.values;
+    if (data.rollout) roll = await unpack(data.rollout.matrix, "rollout");
   }
 
   const base = (l, h) => (l * H + h) * N * N;
@@ -105,6 +116,8 @@ function mlmtoolView(rootId) {
   };
   const fmt = (w) => w.toFixed(3);
 
+  const rollValue = (i, j) => roll.values ? roll.values[i * N + j] : roll.levels[i * N + j] / data.rollout.matrix.scale;
+
   /* ---- sentence, tokens, predictions ---- */
   function drawHeader() {
     $(".mlmv-model").textContent = (data.model ? "Model: " + data.model + " \u00b7 " : "") +
@@ -119,6 +132,9 @@ function mlmtoolView(rootId) {
       chip.dataset.i = i;
       chip.addEventListener("mouseenter", () => focusToken("from", i));
       chip.addEventListener("mouseleave", () => focusToken(null));
+      chip.addEventListener("click", () => pick(i));
+      chip.setAttribute("role", "button");
+      chip.setAttribute("aria-pressed", "false");
       box.appendChild(chip);
     });
     if (data.note) {
@@ -256,7 +272,14 @@ function mlmtoolView(rootId) {
   let heat = null;  // geometry of the drawn heatmap
 
   function drawHeat(l, h) {
-    const canvas = $(".mlmv-heat");
+    heat = drawMatrix($(".mlmv-heat"), thumbs[l * H + h]);
+    heat.l = l;
+    heat.h = h;
+  }
+
+  // a token x token heatmap: `image` (an N x N canvas of colour levels) scaled up, with
+  // the token labels and the 0..1 colour bar; returns the geometry (CSS pixels)
+  function drawMatrix(canvas, image) {
     const ctx = canvas.getContext("2d");
     const cell = Math.max(3, Math.min(22, Math.floor(520 / N)));
     const showLabels = cell >= 9;
@@ -274,7 +297,7 @@ function mlmtoolView(rootId) {
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, width, height);
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(thumbs[l * H + h], left, top, side, side);
+    ctx.drawImage(image, left, top, side, side);
     ctx.font = font;
     ctx.fillStyle = "#1d1d1f";
     if (showLabels) {
@@ -297,22 +320,165 @@ function mlmtoolView(rootId) {
     ctx.textBaseline = "middle";
     ctx.font = "11px system-ui, sans-serif";
     [[1, "1"], [0.5, "0.5"], [0, "0"]].forEach(([v, s]) => ctx.fillText(s, barX + 16, top + (1 - v) * (side - 1)));
-    heat = {left, top, cell, width, height, l, h};
     Object.assign(canvas.dataset, {left, top, cell});  // CSS pixels, for tests and tools
+    return {left, top, cell, width, height};
   }
 
-  function onHeatMove(ev) {
-    if (!heat) return;
+  // the cell (i, j) under the mouse on a canvas drawn by drawMatrix, or null
+  function cellAt(ev, geo) {
+    if (!geo) return null;
     const r = ev.currentTarget.getBoundingClientRect();
     const x = ev.clientX - r.left, y = ev.clientY - r.top;
-    const i = Math.floor((y - heat.top) / heat.cell), j = Math.floor((x - heat.left) / heat.cell);
-    const cap = $(".mlmv-hover");
-    if (i < 0 || j < 0 || i >= N || j >= N) {
-      cap.textContent = "Rows: attending token; columns: token attended to. Hover a cell.";
+    const i = Math.floor((y - geo.top) / geo.cell), j = Math.floor((x - geo.left) / geo.cell);
+    return (i < 0 || j < 0 || i >= N || j >= N) ? null : [i, j];
+  }
+
+  const pairText = (i, j, w) => "\u201c" + tokens[i] + "\u201d (" + i + ") \u2192 \u201c" + tokens[j] +
+    "\u201d (" + j + "): " + fmt(w);
+
+  function onHeatMove(ev) {
+    const at = cellAt(ev, heat);
+    $(".mlmv-hover").textContent = at ? pairText(at[0], at[1], weight(heat.l, heat.h, at[0], at[1]))
+      : "Rows: attending token; columns: token attended to. Hover a cell.";
+  }
+
+  /* ---- the rollout (or flow) of all layers ---- */
+  let rollGeo = null;
+
+  function drawRollout() {
+    if (!roll) return;
+    const image = el("canvas");
+    image.width = N;
+    image.height = N;
+    const ctx = image.getContext("2d");
+    const img = ctx.createImageData(N, N);
+    for (let k = 0; k < N * N; k++) {
+      const c = 3 * roll.levels[k];
+      img.data[4 * k] = lut[c];
+      img.data[4 * k + 1] = lut[c + 1];
+      img.data[4 * k + 2] = lut[c + 2];
+      img.data[4 * k + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+    rollGeo = drawMatrix($(".mlmv-rollout"), image);
+    $(".mlmv-rollout-title").textContent = data.rollout.title;
+    const canvas = $(".mlmv-rollout");
+    canvas.addEventListener("mousemove", (ev) => {
+      const at = cellAt(ev, rollGeo);
+      $(".mlmv-rollout-hover").textContent = at ? pairText(at[0], at[1], rollValue(at[0], at[1]))
+        : "Rows: token after the last layer; columns: input token it draws on. Hover a cell.";
+    });
+    $(".mlmv-rollout-wrap").hidden = false;
+    $(".mlmv-sum-roll").textContent = data.rollout.method === "flow" ? "Flow" : "Rollout";
+  }
+
+  /* ---- layer-wise predictions at each mask ---- */
+  function drawLayerwise() {
+    if (!data.layerwise) return;
+    const body = $(".mlmv-layerwise-body");
+    for (const mask of data.layerwise) {
+      const part = el("div", "mlmv-lw-mask");
+      part.dataset.mask = mask.index;
+      const head = el("h3", null, "Mask " + mask.index + ": final \u201c" + mask.final_token.trim() + "\u201d ");
+      head.appendChild(el("small", null, "(token " + mask.position + ")"));
+      part.appendChild(head);
+      const table = el("table");
+      const hrow = el("tr");
+      ["Layer", "Top pieces", "Rank of final", "p(final)"].forEach((t) => hrow.appendChild(el("th", null, t)));
+      table.appendChild(hrow);
+      for (const row of mask.by_layer) {
+        const tr = el("tr", "mlmv-lw-row");
+        tr.dataset.layer = row.layer;
+        tr.appendChild(el("td", "mlmv-n", row.layer === 0 ? "0 (emb)" : String(row.layer)));
+        const cell = el("td");
+        row.top.forEach((t) => {
+          const piece = el("span", "mlmv-piece" + (t.token === mask.final_token ? " mlmv-final" : ""), t.token);
+          piece.appendChild(el("small", null, " " + (100 * t.probability).toFixed(1) + "%"));
+          cell.appendChild(piece);
+        });
+        tr.appendChild(cell);
+        tr.appendChild(el("td", "mlmv-n mlmv-rank", String(row.final_rank)));
+        const pc = el("td", "mlmv-n");
+        const bar = el("span", "mlmv-bar");
+        const fill = el("span");
+        fill.style.width = (100 * row.final_probability).toFixed(1) + "%";
+        bar.appendChild(fill);
+        pc.appendChild(bar);
+        pc.appendChild(document.createTextNode(" " + (100 * row.final_probability).toFixed(1) + " %"));
+        tr.appendChild(pc);
+        table.appendChild(tr);
+      }
+      part.appendChild(table);
+      body.appendChild(part);
+    }
+    $(".mlmv-layerwise").hidden = false;
+  }
+
+  /* ---- selected tokens: their summed attention in the selected head and in the rollout ---- */
+  function pick(i) {
+    if (picked.has(i)) picked.delete(i); else picked.add(i);
+    const chip = root.querySelector('.mlmv-chip[data-i="' + i + '"]');
+    if (chip) {
+      chip.classList.toggle("mlmv-picked", picked.has(i));
+      chip.setAttribute("aria-pressed", picked.has(i) ? "true" : "false");
+    }
+    drawPicked();
+  }
+
+  function clearPicked() {
+    picked.clear();
+    root.querySelectorAll(".mlmv-chip.mlmv-picked").forEach((c) => {
+      c.classList.remove("mlmv-picked");
+      c.setAttribute("aria-pressed", "false");
+    });
+    drawPicked();
+  }
+
+  function sumBar(value, count) {
+    const td = el("td", "mlmv-n");
+    const bar = el("span", "mlmv-bar");
+    const fill = el("span");
+    fill.style.width = (100 * Math.min(1, value / Math.max(1, count))).toFixed(1) + "%";
+    bar.appendChild(fill);
+    td.appendChild(bar);
+    td.appendChild(document.createTextNode(" " + fmt(value)));
+    return td;
+  }
+
+  function drawPicked() {
+    const list = Array.from(picked).sort((a, b) => a - b);
+    root.dataset.picked = list.join(",");
+    const table = $(".mlmv-sum"), body = table.querySelector("tbody");
+    while (body.firstChild) body.removeChild(body.firstChild);
+    if (!list.length || !levels) {
+      $(".mlmv-picked-list").textContent = "No token selected: click one or more tokens above.";
+      table.hidden = true;
       return;
     }
-    cap.textContent = "\u201c" + tokens[i] + "\u201d (" + i + ") \u2192 \u201c" + tokens[j] + "\u201d (" + j + "): " +
-      fmt(weight(heat.l, heat.h, i, j));
+    const where = selected ? headName(selected.l, selected.h) : "";
+    $(".mlmv-picked-list").textContent = "From " + list.map((i) => "\u201c" + tokens[i] + "\u201d (" + i + ")").join(" + ") +
+      ": summed over the " + list.length + " selected token" + (list.length > 1 ? "s" : "") +
+      (where ? ", in " + where : "") + (roll ? " and in the " + data.rollout.method : "") + ".";
+    $(".mlmv-sum-head").textContent = where || "Selected head";
+    $(".mlmv-sum-roll").hidden = !roll;
+    for (let j = 0; j < N; j++) {
+      let head = 0, total = 0;
+      for (const i of list) {
+        if (selected) head += weight(selected.l, selected.h, i, j);
+        if (roll) total += rollValue(i, j);
+      }
+      const tr = el("tr", "mlmv-sum-row");
+      tr.dataset.j = j;
+      tr.dataset.head = head.toFixed(6);
+      tr.appendChild(el("td", "mlmv-tok", tokens[j]));
+      tr.appendChild(sumBar(head, list.length));
+      if (roll) {
+        tr.dataset.rollout = total.toFixed(6);
+        tr.appendChild(sumBar(total, list.length));
+      }
+      body.appendChild(tr);
+    }
+    table.hidden = false;
   }
 
   function drawLines(l, h) {
@@ -401,6 +567,7 @@ function mlmtoolView(rootId) {
     $(".mlmv-detail-label").textContent = label ? "Role: " + label : "";
     drawHeat(l, h);
     drawLines(l, h);
+    drawPicked();
     root.dataset.selected = "L" + (l + 1) + "H" + (h + 1);
   }
 
@@ -457,12 +624,15 @@ function mlmtoolView(rootId) {
       if (selected) $(".mlmv-heat").toBlob((blob) => download(blob, fileName("png")), "image/png");
     });
     $(".mlmv-heat").addEventListener("mousemove", onHeatMove);
+    $(".mlmv-picked-clear").addEventListener("click", clearPicked);
   }
 
   drawHeader();
+  drawLayerwise();
   decode().then(() => {
     drawFilters();
     drawGrid();
+    drawRollout();
     bindButtons();
     select(0, 0);
     $(".mlmv-status").hidden = true;
