@@ -132,3 +132,5 @@ def finetune(corpus, as_json, **options):
                    f"load with transformers.AutoModelForMaskedLM.from_pretrained(\"{result.output}\")")
     else:
         click.echo(f"Saved to {result.output}/ ; try: mlmtool predict -m {result.output} \"... [MASK] ...\"")
+    if os.path.exists(os.path.join(result.output, "report.html")):
+        click.echo(f"What changed (held-out loss, predictions, heads): {result.output}/report.html and report.md")

@@ -47,6 +47,12 @@ def render_compare_heatmap(result: ComparisonResult, ax=None, title: str | None 
     where = f"{n} sentences" if n > 1 else ("aligned words" if result.kind == "texts" else "1 sentence")
     title = title or f"{result.labels[0]} vs {result.labels[1]}: attention change per head ({where})"
     top = float(np.nanmax(result.distance)) if result.distance.size else 0.0
+    if ax is None:  # room for the title and the colour bar's caption when there are few heads
+        from matplotlib.figure import Figure
+
+        layers, heads = result.distance.shape
+        ax = Figure(figsize=(max(6.0, 2.2 + 0.55 * heads), max(3.2, 1.5 + 0.45 * layers)), dpi=100,
+                    layout="constrained").add_subplot()
     return render_heatmap(result.distance, title, ax, vmin=0.0, vmax=max(top, 1e-6),
                           colorbar_label="Jensen-Shannon distance (0 = same)", fmt="{:.3f}")
 

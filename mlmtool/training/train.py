@@ -51,6 +51,7 @@ from .data import make_collator, read_corpus, split_corpus
 from .loss import EvalResult, LossTally, evaluate_mlm, install_masked_forward
 from .model import count_parameters, head_lr_optimizer, prepare_model, restore
 from .output import FinetuneResult, check_output, check_resume, save, write_state
+from .report import report_end, report_start
 
 __all__ = ["finetune", "FinetuneConfig", "FinetuneResult"]
 
@@ -100,6 +101,7 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
                                                seed=config.seed, mlm_probability=config.mlm_probability,
                                                whole_word_mask=config.whole_word_mask)
     emit(corpus.describe(max_length))
+    start_report = report_start(lm, eval_rows, config)  # the start model's predictions, before it is trained
     model = prepare_model(lm, config)
     tally = LossTally()
     undo = install_masked_forward(model, tally)  # before Trainer, which reads forward's signature
@@ -141,6 +143,7 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
         trainable_parameters=trainable, total_parameters=total, config=asdict(config))
     if acc.is_main_process:
         save(model, tok, result, output, partial)
+        report_end(output, start_report, before, after, emit)
     acc.wait_for_everyone()
     restore(lm, model)
     return result
