@@ -334,8 +334,8 @@ class _Slot:
     """One whole-word problem: fill the mask at ``position`` of ``ids``.
 
     ``first`` is the log-probability row ``[V]`` at the mask in ``ids`` itself (the one-piece
-    copy, already computed); ``k`` complete words are wanted. ``initial``: the mask opens the
-    text (for byte-level BPE a first word has no ``Ġ`` there).
+    copy, already computed); ``k`` complete words are wanted. ``initial``: the word needs no
+    word-start marker there (it opens the text, or follows a bare ``Ġ``/``▁`` token).
     """
 
     ids: list[int]
@@ -365,18 +365,47 @@ class _Vocabulary:
             is_cont = p.startswith("##") and len(p) > 2 if self.style == "wordpiece" else not p.startswith(self.style)
             (cont if is_cont else start)[i] = True
         self.piece_level = max_pieces == 1
-        self.start = torch.ones(size, dtype=torch.bool) if self.piece_level else start
-        self.start_initial = self.start | cont if self.style == "Ġ" and not self.piece_level else self.start
-        self.cont = cont
         self.tokenizer = tok
+        self.start = torch.ones(size, dtype=torch.bool) if self.piece_level else start
+        self.start_initial = self.start | cont if self.style != "wordpiece" and not self.piece_level else self.start
+        self.cont = cont
+        self._single_ok: dict[int, bool] = {}  # id -> the piece alone is a word (checked lazily)
 
     def text_initial(self, ids: Sequence[int], position: int) -> bool:
-        """True when only special tokens come before ``position`` (the mask opens the text)."""
-        return all(t in self.special for t in ids[:position])
+        """True when a word at ``position`` needs no word-start marker: only special tokens
+        come before it, or (BPE/SentencePiece) the token before it is a bare ``Ġ``/``▁``
+        (a mask token that does not take in the space before it)."""
+        if all(t in self.special for t in ids[:position]):
+            return True
+        return self.style != "wordpiece" and position > 0 and \
+            self.tokenizer.convert_ids_to_tokens(int(ids[position - 1])) == self.style
 
     def starts(self, initial: bool):
         """The pieces that may open a word: ``bool [V]``."""
         return self.start_initial if initial else self.start
+
+    def best_singles(self, row, k: int, initial: bool) -> list[tuple[tuple[int, ...], float]]:
+        """The ``k`` best one-piece words of the log-probability ``row [V]``, as ``((id,), log_prob)``.
+
+        A one-piece word must be text the tokenizer gives back as that same piece (no byte
+        fragment of a character, no accent an uncased tokenizer strips); piece-level fill
+        (``max_pieces=1``) takes every entry, as the HF pipeline.
+        """
+        allowed = self.starts(initial)
+        n_allowed = int(allowed.sum())
+        row = row.masked_fill(~allowed, -math.inf)
+        want = k if self.piece_level else 2 * k + 4
+        while True:
+            vals, idx = row.topk(min(want, n_allowed))
+            pairs = [(int(i), float(v)) for v, i in zip(vals.tolist(), idx.tolist()) if v > -math.inf]
+            if not self.piece_level:
+                unknown = [i for i, _ in pairs if i not in self._single_ok]
+                for i, ok in zip(unknown, self.canonical([[i] for i in unknown])):
+                    self._single_ok[i] = ok
+                pairs = [(i, v) for i, v in pairs if self._single_ok[i]]
+            if len(pairs) >= k or want >= n_allowed:
+                return [((i,), v) for i, v in pairs[:k]]
+            want *= 4
 
     def most_confident(self, rows) -> int:
         """Row index (from 0) of ``rows [U, V]`` whose best word-opening piece is the most probable."""
@@ -422,9 +451,7 @@ class _Search:
         found: list[list[tuple[tuple[int, ...], float]]] = []
         floor: list[float] = []  # the k-th best complete word so far: prefixes below it are dropped
         for slot in slots:
-            allowed = self.vocab.starts(slot.initial)
-            vals, idx = slot.first.masked_fill(~allowed, -math.inf).topk(min(slot.k, int(allowed.sum())))
-            words = [((int(i),), float(v)) for v, i in zip(vals.tolist(), idx.tolist()) if v > -math.inf]
+            words = self.vocab.best_singles(slot.first, slot.k, slot.initial)
             found.append(words)
             floor.append(words[-1][1] if len(words) >= slot.k else -math.inf)
         mask_id, limit = self.lm.mask_token_id, self.lm.max_length
@@ -474,15 +501,22 @@ def _prediction(lm: LoadedModel, text: str, ids: list[int], per_mask: list[list]
     n = len(positions)
     masks = []
     for m, (pos, words) in enumerate(zip(positions, per_mask)):
-        cands = []
+        cands, seen = [], set()
         for wid, lp in words:
             word, joins = _written(lm, wid, max_pieces)
-            cands.append(_candidate(lm, wid, lp, word, _sequence(lm, user_text, ids, {m: (word, joins)}, n)))
+            seq = _sequence(lm, user_text, ids, {m: (word, joins)}, n)
+            if max_pieces > 1 and seq in seen:
+                continue  # two piece sequences that print alike are shown once, at their best
+            seen.add(seq)
+            cands.append(_candidate(lm, wid, lp, word, seq))
         masks.append(MaskPrediction(index=m + 1, position=pos, candidates=cands))
-    joint = []
+    joint, seen = [], set()
     for state in sentences:
         written = {m: _written(lm, f[0], max_pieces) for m, f in enumerate(state.fills)}
         seq = _sequence(lm, user_text, ids, written, n)
+        if seq in seen:
+            continue
+        seen.add(seq)
         words = [_candidate(lm, f[0], f[1], written[m][0], seq) for m, f in enumerate(state.fills)]
         joint.append(SentenceCandidate(sequence=seq, score=math.exp(state.log_prob), log_prob=state.log_prob,
                                        words=words, order=[m + 1 for m in state.order]))
