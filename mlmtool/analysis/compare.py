@@ -10,7 +10,7 @@ Two forms, one result (:class:`ComparisonResult`):
 * :func:`compare_texts`: one model reads text 1 and text 2 (a minimal pair). Attention is
   first made word-level with the rule of ``mlmtool heads`` (Clark et al. 2019, section 4.1:
   the mean over a word's attending pieces, the sum over its attended pieces;
-  :func:`mlmtool.analysis.heads.word_attention`). Words are aligned position by position when
+  :func:`mlmtool.analysis.heads.metrics.word_attention`). Words are aligned position by position when
   both texts have the same number of words, otherwise with :func:`align_words`
   (``difflib.SequenceMatcher`` on the case-folded words). The distance of a head is the
   Jensen–Shannon distance of the aligned words' rows restricted to the aligned units (the
@@ -32,6 +32,12 @@ top-k words, the probability under each side and the change (B − A): a one-pie
 probability comes from the mask's softmax; a word of several pieces that only the other side
 proposed is scored on this side with the same rule fill ranks words by (PLL-word-l2r, Kauf &
 Ivanova 2023: each piece with the pieces to its right masked), in one more batched pass.
+With a mask, each side's layer-wise predictions (the logit lens of
+:mod:`mlmtool.analysis.layerwise`) come along, from one more pass over the masked sentences.
+
+:func:`run_side` keeps one side as plain data (:class:`Side`), so a model's side can be kept
+before the model changes (the fine-tuning report does this) and compared later with
+:func:`compare_sides`.
 
 Layers and heads count from 1 in :meth:`ComparisonResult.top`, :meth:`ComparisonResult.heads`
 and the JSON; from 0 inside the arrays (``distance[l, h]`` is layer ``l + 1``, head ``h + 1``).
@@ -75,7 +81,7 @@ JSON_VERSION = 1
 
 @dataclass
 class Side:
-    """What one model did on its sentences, from one batched forward pass (no model inside).
+    """What one model did on its sentences (plain data, no model inside): :func:`run_side`.
 
     Attributes:
         label: how the side is shown (the model's name, or ``"text 1"``).
