@@ -3,8 +3,9 @@
 Salazar, Liang, Nguyen & Kirchhoff 2020, "Masked Language Model Scoring" (ACL): each token
 of the sentence is masked in turn and the model's natural-log probability of the original
 token at that position is taken; the PLL is their sum, and the pseudo-perplexity
-``PPPL = exp(-PLL / N)`` over the ``N`` scored tokens. Special tokens (``[CLS]``, ``[SEP]``,
-``<s>``, ...) are not scored (as in Salazar et al. and minicons' ``MaskedLMScorer``).
+``PPPL = exp(-PLL / N)`` over the ``N`` scored tokens. The special tokens the tokenizer adds
+(``[CLS]``, ``[SEP]``, ``<s>``, ``</s>``) are not scored (as in Salazar et al. and minicons'
+``MaskedLMScorer``); every token of the text is, ``[UNK]`` included.
 
 ``variant="word-l2r"`` is Kauf & Ivanova 2023, "A Better Way to Do Masked Language Model
 Scoring" (ACL; minicons' ``PLL_metric="within_word_l2r"``): when a token is scored, the
@@ -60,7 +61,7 @@ class SentenceScore:
         text: the sentence.
         pll: pseudo-log-likelihood, the sum of ``tokens[i].log_prob`` (natural log, ``≤ 0``).
         pppl: pseudo-perplexity ``exp(-pll / len(tokens))`` (``≥ 1``).
-        tokens: every scored (non-special) token, in order.
+        tokens: every scored token (all but the added special tokens), in order.
         variant: ``"original"`` (Salazar et al. 2020) or ``"word-l2r"`` (Kauf & Ivanova 2023).
     """
 
@@ -170,11 +171,10 @@ def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = 
     tok = lm.tokenizer
     plans = []  # per sentence: (scored positions, mask sets)
     for i, ids in enumerate(encoding["input_ids"]):
-        special = tok.get_special_tokens_mask(ids, already_has_special_tokens=True)
-        scored = [p for p, s in enumerate(special) if not s]
+        words = _word_ids(encoding, i, ids, tok)
+        scored = [p for p, w in enumerate(words) if w is not None]
         if not scored:
             raise MlmtoolError(f"{'line %d: ' % (i + 1) if len(items) > 1 else ''}the text has no token to score")
-        words = _word_ids(encoding, i, special)
         plans.append((scored, [_mask_set(p, scored, words, variant) for p in scored]))
     log_probs: list[list[float]] = [[] for _ in items]
     for group in _groups([len(e) for e in encoding["input_ids"]], [len(p[0]) for p in plans], batch_size):
@@ -282,11 +282,14 @@ def _pair_row(pair, n: int) -> tuple[str, str, str, int]:
     return good, bad, phenomenon, line
 
 
-def _word_ids(encoding, i: int, special: list[int]) -> list[int | None]:
-    """Word index per token (None for special tokens); every token its own word for slow tokenizers."""
+def _word_ids(encoding, i: int, ids: list[int], tok) -> list[int | None]:
+    """Word index per token, None for the special tokens the tokenizer added ([CLS], [SEP],
+    <s>, </s>; an [UNK] in the text is scored, as in Salazar et al. and minicons). Slow
+    tokenizers have no word ids: every other token is then its own word."""
     if getattr(encoding, "is_fast", False):
         return list(encoding.word_ids(i))
-    return [None if s else p for p, s in enumerate(special)]
+    added = {tok.cls_token_id, tok.sep_token_id, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id} - {None}
+    return [None if t in added else p for p, t in enumerate(ids)]
 
 
 def _mask_set(p: int, scored: list[int], words: list[int | None], variant: str) -> list[int]:
