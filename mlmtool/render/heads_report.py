@@ -341,8 +341,10 @@ def _syntax_reading(syntax, relation: str) -> str:
     gain = acc - base
     if gain > 0.1:
         return line + f", so this head follows the relation, not just position ({100 * gain:+.0f} points)."
+    if gain >= 0.05:
+        return line + f": a small gain ({100 * gain:+.0f} points); position explains most of it."
     if gain >= 0.005:
-        return line + f": barely better ({100 * gain:+.0f} points), position explains most of it."
+        return line + f": barely better ({100 * gain:+.0f} points)."
     return line + ": no head beats position here."
 
 
