@@ -121,3 +121,74 @@ def test_layerwise_figure_draws_the_data(tiny_bert, tmp_path):
     assert len([ax for ax in one.axes if ax.images]) == 1
     with pytest.raises(ValueError):
         render_layerwise(res, mask=3)
+
+
+# ---- the command line: mlmtool predict --by-layer ----
+
+def _predict(runner, *args):
+    from mlmtool.cli import cli
+
+    return runner.invoke(cli, ["predict", *args])
+
+
+@pytest.fixture(scope="module")
+def headless_bert_dir(tmp_path_factory, tiny_bert_dir):
+    """The tiny BERT's encoder saved without its masked-LM head (``BertModel``)."""
+    from transformers import AutoTokenizer, BertModel
+
+    path = tmp_path_factory.mktemp("headless")
+    BertModel.from_pretrained(str(tiny_bert_dir)).save_pretrained(path)
+    AutoTokenizer.from_pretrained(str(tiny_bert_dir)).save_pretrained(path)
+    return path
+
+
+def test_cli_by_layer_table_json_and_png(runner, tiny_bert, tiny_bert_dir, tmp_path):
+    text = "the [MASK] sat on the mat ."
+    ref = layerwise_predictions(tiny_bert, text, top_k=3)
+    r = _predict(runner, "-m", str(tiny_bert_dir), text, "--by-layer", "-k", "3")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    final = ref.masks[0].final_token.strip()
+    assert f"final '{final}'" in r.stdout and "Layer" in r.stdout
+    for row in ref.masks[0].by_layer:  # one table row per layer: its label, pieces, rank and probability
+        label = f"{row.layer} (emb)" if row.layer == 0 else str(row.layer)
+        hits = [l for l in lines if l.strip("│ ").startswith(label + " ") and f"{row.final_probability:.4f}" in l]
+        assert len(hits) == 1, (label, r.stdout)
+        assert f"{row.top[0].token.strip()} {row.top[0].probability:.3f}" in hits[0]
+        assert f" {row.final_rank} " in hits[0]
+    r = _predict(runner, "-m", str(tiny_bert_dir), text, "--by-layer", "-k", "3", "--json")
+    data = json.loads(r.stdout)
+    assert data == json.loads(json.dumps(ref.to_dict()))
+    assert [row["layer"] for row in data["masks"][0]["by_layer"]] == [0, 1, 2]
+    png = tmp_path / "layers.png"
+    r = _predict(runner, "-m", str(tiny_bert_dir), text, "--by-layer", "--png", str(png))
+    assert r.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    before = png.read_bytes()
+    r = _predict(runner, "-m", str(tiny_bert_dir), text, "--by-layer", "--png", str(png))
+    assert r.exit_code == 2 and "--overwrite" in r.output and png.read_bytes() == before
+
+
+def test_cli_by_layer_reads_sentences_by_the_grammar(runner, tiny_bert_dir, tmp_path):
+    (tmp_path / "s.txt").write_text("the [MASK] ran .\ni like [MASK] .\n", encoding="utf-8")
+    r = _predict(runner, "-m", str(tiny_bert_dir), "-i", str(tmp_path / "s.txt"), "--by-layer", "--json")
+    assert r.exit_code == 0, r.output
+    assert [d["text"] for d in json.loads(r.stdout)] == ["the [MASK] ran .", "i like [MASK] ."]
+    r = _predict(runner, "-m", str(tiny_bert_dir), "-i", str(tmp_path / "s.txt"), "--by-layer", "--png", "x.png")
+    assert r.exit_code == 2 and "one sentence" in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["the [MASK] .", "--png", "x.png"], "add --by-layer"),
+    (["the [MASK] .", "--by-layer", "--html", "x.html"], "does not take --html"),
+    (["the cat .", "--by-layer"], "no [MASK] in the text"),
+])
+def test_cli_by_layer_bad_input(runner, tiny_bert_dir, args, message):
+    r = _predict(runner, "-m", str(tiny_bert_dir), *args)
+    assert r.exit_code == 2 and message in r.output
+
+
+def test_cli_by_layer_without_mlm_head_is_one_line(runner, headless_bert_dir):
+    r = _predict(runner, "-m", str(headless_bert_dir), "the [MASK] sat .", "--by-layer")
+    assert r.exit_code == 2, r.output
+    assert r.output.count("\n") == 1 and r.output.startswith("Error: --by-layer applies the masked-LM head")
+    assert "Traceback" not in r.output

@@ -9,6 +9,7 @@ import click
 from ._common import (batch_size_option, check_output_file, json_option, load_model, model_options,
                       output_option, overwrite_option, read_sentences, text_arguments, top_k_option)
 from ._diagrams import attention_format_option, write_diagrams
+from ._layerwise import by_layer_options
 
 
 def _no_head_line(lm) -> str:
@@ -29,6 +30,7 @@ def fill_options(func):
 
 
 @click.command()
+@by_layer_options
 @text_arguments
 @top_k_option(help="Candidates per mask (complete sentences with several masks).")
 @fill_options
