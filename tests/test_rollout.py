@@ -92,6 +92,7 @@ def test_rollout_rows_sum_to_one_and_match_the_paper_code(seed):
 
 @pytest.mark.parametrize("layers,n,heads,zeros,seed", [
     (1, 4, 2, 0.0, 0), (2, 3, 1, 0.0, 1), (3, 5, 2, 0.0, 2), (4, 4, 3, 0.5, 3), (3, 6, 2, 0.7, 4), (5, 5, 2, 0.3, 5),
+    (4, 10, 2, 0.0, 6), (3, 11, 2, 0.6, 7),
 ])
 def test_flow_equals_networkx_one_max_flow_per_pair(layers, n, heads, zeros, seed):
     att = random_attention(layers, heads, n, seed, zeros)
@@ -101,7 +102,12 @@ def test_flow_equals_networkx_one_max_flow_per_pair(layers, n, heads, zeros, see
     # integer capacities: each edge off by <= 0.5 / FLOW_SCALE, a cut has < n * layers edges
     tol = n * layers / FLOW_SCALE
     np.testing.assert_allclose(got.raw, expected, atol=tol)
-    np.testing.assert_allclose(flow_matrix(aug), expected, atol=tol)
+    # the pruned first pass (settling pairs at their bound) changes nothing, however hard it prunes
+    for prune_to in (0, 1, 2, 8):
+        np.testing.assert_allclose(flow_matrix(aug, prune_to=prune_to), expected, atol=tol)
+    np.testing.assert_array_equal(flow_matrix(aug, prune_to=1), flow_matrix(aug, prune_to=0))
+    # several calls per output token (few copies per graph) give the same values
+    np.testing.assert_array_equal(flow_matrix(aug, max_edges=1), flow_matrix(aug))
     # rows normalised as the paper's code does (flow_values[u] /= flow_values[u].sum())
     np.testing.assert_allclose(got.matrix, expected / expected.sum(1, keepdims=True), atol=10 * tol)
     np.testing.assert_allclose(got.matrix.sum(1), 1.0, atol=1e-9)

@@ -25,7 +25,10 @@ pair (about 65 s at 16 tokens on 12 layers). Here there is one max-flow per outp
 :func:`flow_matrix` builds one SciPy CSR graph, once, that holds a separate copy of the
 layers for every input token, so one call to :func:`scipy.sparse.csgraph.maximum_flow`
 (Dinic's algorithm, compiled) on integer-scaled capacities (:data:`FLOW_SCALE`) gives the
-exact per-pair values of a whole row; ``scripts/bench_flow.py`` measures both.
+exact per-pair values of a whole row. Before that, a pass over a pruned graph (each token's
+16 strongest edges in the layers between the first and the last) settles, exactly, every pair
+whose flow there already reaches the pair's upper bound (see :func:`flow_matrix`).
+``scripts/bench_flow.py`` measures both against the reference on the same input.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ MAX_FLOW_TOKENS = 64
 #: each edge is off by at most ``0.5 / FLOW_SCALE`` (5e-7), and a flow value by at most
 #: that times the edges of a minimum cut.
 FLOW_SCALE = 2 ** 20
+
+#: Edges kept per token in the first, pruned pass of :func:`flow_matrix` (see there).
+PRUNE_TO = 16
 
 METHODS = ("rollout", "flow")
 
@@ -164,7 +170,8 @@ def rollout_matrix(aug: np.ndarray) -> np.ndarray:
     return out
 
 
-def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE, max_edges: int = 4_000_000) -> np.ndarray:
+def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE, max_edges: int = 4_000_000,
+                prune_to: int = PRUNE_TO) -> np.ndarray:
     """Maximum flow from every token after the last layer to every input token.
 
     The graph (section "Attention flow" of Abnar & Zuidema 2020): node ``(l, i)`` for layer
@@ -182,6 +189,15 @@ def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE, max_edges: int = 4_000
     super-sink joined to every input token would not do: how a maximum flow splits
     between several sinks is not unique.)
 
+    Exact shortcut, first: no flow can exceed ``min(what (L, u) can send, what (0, v) can
+    receive)`` (the two one-layer cuts), and a flow found in a subgraph is a flow of the
+    graph. So the layers between the first and the last are first cut to each token's
+    ``prune_to`` strongest edges; every pair whose flow there already reaches that bound
+    has exactly that value, and only the other pairs are solved on the whole graph. At 64
+    tokens on 12 layers the bound is reached for over 99 % of the pairs of random and of
+    trained (en-mini) attention, which at least halves the time; either way the result is the same
+    integer max-flow.
+
     Args:
         aug: ``[L, S, S]`` non-negative capacities, layer 1 first.
         scale: capacities become ``round(c * scale)`` integers (default :data:`FLOW_SCALE`);
@@ -189,13 +205,12 @@ def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE, max_edges: int = 4_000
         max_edges: at most this many edges per max-flow call (memory: about 40 bytes
             each); more copies than fit are solved in several calls (default 4 million:
             64 tokens x 12 layers fit in one).
+        prune_to: edges kept per token in the first, pruned pass (default :data:`PRUNE_TO` = 16,
+            the fastest of 4-32 on random and on trained attention at 64 tokens; 0 = skip it).
 
     Returns:
         ``float64 [S, S]`` flow values in the units of ``aug``, rows not normalised.
     """
-    import scipy.sparse as sparse
-    from scipy.sparse.csgraph import maximum_flow
-
     aug = np.asarray(aug, dtype=np.float64)
     L, n, _ = aug.shape
     caps = np.rint(aug * scale).astype(np.int64)
@@ -204,52 +219,86 @@ def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE, max_edges: int = 4_000
     caps = caps.astype(np.int32)
     if L == 1:
         return caps[0] / scale  # one edge per pair: its capacity is the flow
+    todo = rollout_matrix(caps > 0) > 0  # [S, S]: pairs joined by at least one path
+    out = np.zeros((n, n), dtype=np.int64)
+    middle = caps[1:L - 1]  # [L-2, S, S]
+    if prune_to and L > 2 and n > prune_to:
+        bound = np.minimum(caps[L - 1].sum(1, dtype=np.int64)[:, None], caps[0].sum(0, dtype=np.int64)[None, :])
+        drop = np.argsort(-middle, axis=-1, kind="stable")[..., prune_to:]
+        pruned = middle.copy()
+        np.put_along_axis(pruned, drop, 0, axis=-1)
+        found = _copies_flow(caps, pruned, todo, max_edges)
+        done = todo & (found == bound)
+        out[done] = bound[done]
+        todo &= ~done
+    if todo.any():
+        found = _copies_flow(caps, middle, todo, max_edges)
+        out[todo] = found[todo]
+    return out / scale
+
+
+def _copies_flow(caps: np.ndarray, middle: np.ndarray, todo: np.ndarray, max_edges: int) -> np.ndarray:
+    """Integer max-flow of every pair in ``todo`` (``bool [S, S]``), one copy of the graph per sink.
+
+    Args:
+        caps: ``int32 [L, S, S]``; its first layer (into the sinks) and last (out of the
+            sources) are used as they are; middle: ``int32 [L-2, S, S]``, the layers between.
+
+    Returns:
+        ``int64 [S, S]`` flow values (0 outside ``todo``).
+    """
+    import scipy.sparse as sparse
+    from scipy.sparse.csgraph import maximum_flow
+
+    L, n, _ = caps.shape
     tokens = np.arange(n)
     # One copy of layers L-1 .. 1: local node (l - 1) * n + i for token i of layer l.
     per_copy = (L - 1) * n
-    ii, jj = np.meshgrid(tokens, tokens, indexing="ij")
     mid_rows, mid_cols, mid_caps = [], [], []
-    for l in range(2, L):  # layer l -> layer l - 1 uses aug[l - 1]
-        keep = caps[l - 1] > 0
-        mid_rows.append((l - 1) * n + ii[keep])
-        mid_cols.append((l - 2) * n + jj[keep])
-        mid_caps.append(caps[l - 1][keep])
+    for l in range(2, L):  # layer l -> layer l - 1 uses middle[l - 2] (= caps[l - 1])
+        i, j = np.nonzero(middle[l - 2])
+        mid_rows.append((l - 1) * n + i)
+        mid_cols.append((l - 2) * n + j)
+        mid_caps.append(middle[l - 2][i, j])
     mid_rows = np.concatenate(mid_rows) if mid_rows else np.zeros(0, dtype=np.int64)
     mid_cols = np.concatenate(mid_cols) if mid_cols else np.zeros(0, dtype=np.int64)
     mid_caps = np.concatenate(mid_caps) if mid_caps else np.zeros(0, dtype=np.int32)
-    copies = int(max(1, min(n, max_edges // (len(mid_caps) + 2 * n))))
+    width = int(todo.sum(1).max())
+    copies = int(max(1, min(width, max_edges // (len(mid_caps) + 2 * n))))
     # Global nodes: 0 = source, 1 + c * per_copy + local for copy c, the sink last.
     sink = 1 + copies * per_copy
     rows = [np.zeros(copies * n, dtype=np.int64)]
     cols = [1 + (np.arange(copies)[:, None] * per_copy + (L - 2) * n + tokens[None, :]).ravel()]
-    data = [np.ones(copies * n, dtype=np.int32)]  # source capacities, rewritten per output token
+    data = [np.ones(copies * n, dtype=np.int32)]  # source capacities, rewritten per call
     for c in range(copies):
         offset = 1 + c * per_copy
         rows += [offset + mid_rows, offset + tokens]
         cols += [offset + mid_cols, np.full(n, sink)]
-        data += [mid_caps, np.ones(n, dtype=np.int32)]  # layer 1 -> sink, rewritten per input token
+        data += [mid_caps, np.ones(n, dtype=np.int32)]  # layer 1 -> sink, rewritten per call
     graph = sparse.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
                               shape=(sink + 1, sink + 1), dtype=np.int32)
     graph.sort_indices()
     source_at = np.arange(graph.indptr[0], graph.indptr[1])  # copy-major, tokens in order
     layer1 = 1 + (np.arange(copies)[:, None] * per_copy + tokens[None, :])  # [copies, n] nodes
     sink_at = graph.indptr[layer1 + 1] - 1  # the sink is the last column of each of their rows
-    reach = rollout_matrix(caps > 0) > 0  # [S, S]: is there any path at all
-    out = np.zeros((n, n))
-    for first in range(0, n, copies):
-        sinks = np.arange(first, min(first + copies, n))
-        bottom = np.zeros((copies, n), dtype=np.int32)
-        bottom[:len(sinks)] = caps[0][:, sinks].T  # copy c drains through input token first + c
-        graph.data[sink_at] = bottom
-        for u in range(n):
-            if not reach[u, sinks].any():
-                continue
-            graph.data[source_at] = np.tile(caps[L - 1][u], copies)
+    top, bottom = caps[L - 1], caps[0]
+    out = np.zeros((n, n), dtype=np.int64)
+    for u in range(n):
+        sinks = np.nonzero(todo[u])[0]
+        for first in range(0, len(sinks), copies):
+            chunk = sinks[first:first + copies]
+            k = len(chunk)
+            source = np.zeros((copies, n), dtype=np.int32)
+            source[:k] = top[u]
+            drain = np.zeros((copies, n), dtype=np.int32)
+            drain[:k] = bottom[:, chunk].T  # copy c drains through input token chunk[c]
+            graph.data[source_at] = source.ravel()
+            graph.data[sink_at] = drain
             flow = maximum_flow(graph, 0, sink, method="dinic").flow
             a, b = flow.indptr[0], flow.indptr[1]
             per = np.bincount((flow.indices[a:b] - 1) // per_copy, weights=flow.data[a:b], minlength=copies)
-            out[u, sinks] = per[:len(sinks)]
-    return out / scale
+            out[u, chunk] = np.rint(per[:k]).astype(np.int64)
+    return out
 
 
 def attention_rollout(result: AttentionResult, layers: tuple[int, int] | None = None) -> AttentionSummary:
