@@ -21,7 +21,7 @@ from mlmtool.errors import NoMLMHeadError
 def test_last_layer_equals_predict(request, fixture, text):
     lm = request.getfixturevalue(fixture)
     res = layerwise_predictions(lm, text, top_k=4)
-    pred = predict(lm, text, top_k=4)
+    pred = predict(lm, text, top_k=4, max_pieces=1, independent=True)  # piece-level, as the HF pipeline
     assert res.num_layers == lm.num_layers and len(res.masks) == len(pred.masks)
     for mask, pm in zip(res.masks, pred.masks):
         assert len(mask.by_layer) == lm.num_layers + 1

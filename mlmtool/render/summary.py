@@ -37,7 +37,11 @@ def render_summary(summary: AttentionSummary) -> Image.Image:
 
 
 def render_summary_svg(summary: AttentionSummary) -> SVG:
-    """Like :func:`render_summary` but as SVG (each cell has a tooltip with its value)."""
+    """Like :func:`render_summary` but as SVG (each cell has a tooltip with its value).
+
+    Returns:
+        An :class:`~mlmtool.render.diagrams.SVG` string (``.save(path)`` writes it; Jupyter shows it).
+    """
     return matrix_svg(summary.tokens, summary.matrix, summary.title)
 
 
