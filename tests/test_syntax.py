@@ -41,33 +41,28 @@ def conllu(rows: list[list[tuple]], texts: list[str] | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def sentences(*specs: str) -> str:
+    """CoNLL-U from ``"form/UPOS/head/relation ..."`` per sentence (heads are word numbers)."""
+    return conllu([[(i, *word.rsplit("/", 3)) for i, word in enumerate(spec.split(), 1)] for spec in specs])
+
+
 # Sentences in the tiny vocabulary of conftest.py; "cats", "parks", "playing" are split words.
-TREEBANK = conllu([
-    [(1, "the", "DET", 2, "det"), (2, "cat", "NOUN", 3, "nsubj"), (3, "sat", "VERB", 0, "root"),
-     (4, "on", "ADP", 6, "case"), (5, "the", "DET", 6, "det"), (6, "mat", "NOUN", 3, "obl"),
-     (7, ".", "PUNCT", 3, "punct")],
-    [(1, "the", "DET", 3, "det"), (2, "big", "ADJ", 3, "amod"), (3, "dog", "NOUN", 4, "nsubj"),
-     (4, "ran", "VERB", 0, "root"), (5, "quickly", "ADV", 4, "advmod"), (6, "in", "ADP", 8, "case"),
-     (7, "the", "DET", 8, "det"), (8, "park", "NOUN", 4, "obl"), (9, ".", "PUNCT", 4, "punct")],
-    [(1, "she", "PRON", 2, "nsubj"), (2, "opened", "VERB", 0, "root"), (3, "the", "DET", 4, "det"),
-     (4, "door", "NOUN", 2, "obj"), (5, "and", "CCONJ", 6, "cc"), (6, "let", "VERB", 2, "conj"),
-     (7, "the", "DET", 8, "det"), (8, "cat", "NOUN", 6, "obj"), (9, "out", "ADP", 6, "compound:prt"),
-     (10, ".", "PUNCT", 2, "punct")],
-    [(1, "he", "PRON", 2, "nsubj"), (2, "walked", "VERB", 0, "root"), (3, "to", "ADP", 5, "case"),
-     (4, "the", "DET", 5, "det"), (5, "bank", "NOUN", 2, "obl"), (6, "of", "ADP", 8, "case"),
-     (7, "the", "DET", 8, "det"), (8, "river", "NOUN", 5, "nmod"), (9, ".", "PUNCT", 2, "punct")],
-    [(1, "the", "DET", 3, "det"), (2, "small", "ADJ", 3, "amod"), (3, "cats", "NOUN", 4, "nsubj"),
-     (4, "played", "VERB", 0, "root"), (5, "in", "ADP", 8, "case"), (6, "the", "DET", 8, "det"),
-     (7, "green", "ADJ", 8, "amod"), (8, "parks", "NOUN", 4, "obl"), (9, ".", "PUNCT", 4, "punct")],
-    [(1, "we", "PRON", 2, "nsubj"), (2, "read", "VERB", 0, "root"), (3, "a", "DET", 5, "det"),
-     (4, "good", "ADJ", 5, "amod"), (5, "book", "NOUN", 2, "obj"), (6, ".", "PUNCT", 2, "punct")],
-    [(1, "they", "PRON", 2, "nsubj"), (2, "walked", "VERB", 0, "root"), (3, "slowly", "ADV", 2, "advmod"),
-     (4, "to", "ADP", 7, "case"), (5, "the", "DET", 7, "det"), (6, "red", "ADJ", 7, "amod"),
-     (7, "car", "NOUN", 2, "obl"), (8, ".", "PUNCT", 2, "punct")],
-    [(1, "he", "PRON", 3, "nsubj"), (2, "was", "AUX", 3, "aux"), (3, "playing", "VERB", 0, "root"),
-     (4, "in", "ADP", 6, "case"), (5, "the", "DET", 6, "det"), (6, "house", "NOUN", 3, "obl"),
-     (7, "at", "ADP", 8, "case"), (8, "night", "NOUN", 3, "obl"), (9, ".", "PUNCT", 3, "punct")],
-])
+TREEBANK = sentences(
+    "the/DET/2/det cat/NOUN/3/nsubj sat/VERB/0/root on/ADP/6/case the/DET/6/det mat/NOUN/3/obl ./PUNCT/3/punct",
+    "the/DET/3/det big/ADJ/3/amod dog/NOUN/4/nsubj ran/VERB/0/root quickly/ADV/4/advmod in/ADP/8/case "
+    "the/DET/8/det park/NOUN/4/obl ./PUNCT/4/punct",
+    "she/PRON/2/nsubj opened/VERB/0/root the/DET/4/det door/NOUN/2/obj and/CCONJ/6/cc let/VERB/2/conj "
+    "the/DET/8/det cat/NOUN/6/obj out/ADP/6/compound:prt ./PUNCT/2/punct",
+    "he/PRON/2/nsubj walked/VERB/0/root to/ADP/5/case the/DET/5/det bank/NOUN/2/obl of/ADP/8/case "
+    "the/DET/8/det river/NOUN/5/nmod ./PUNCT/2/punct",
+    "the/DET/3/det small/ADJ/3/amod cats/NOUN/4/nsubj played/VERB/0/root in/ADP/8/case the/DET/8/det "
+    "green/ADJ/8/amod parks/NOUN/4/obl ./PUNCT/4/punct",
+    "we/PRON/2/nsubj read/VERB/0/root a/DET/5/det good/ADJ/5/amod book/NOUN/2/obj ./PUNCT/2/punct",
+    "they/PRON/2/nsubj walked/VERB/0/root slowly/ADV/2/advmod to/ADP/7/case the/DET/7/det red/ADJ/7/amod "
+    "car/NOUN/2/obl ./PUNCT/2/punct",
+    "he/PRON/3/nsubj was/AUX/3/aux playing/VERB/0/root in/ADP/6/case the/DET/6/det house/NOUN/3/obl "
+    "at/ADP/8/case night/NOUN/3/obl ./PUNCT/3/punct",
+)
 
 
 # ------------------------------------------------------------------------------------------
@@ -216,8 +211,8 @@ def test_probe_matches_naive_loop_on_random_attention():
 def test_baseline_is_the_most_common_offset():
     from mlmtool.analysis.heads.syntax import SyntaxScores
 
-    s = SyntaxScores("m", ["det"], ["relation"], np.array([10]), np.zeros((1, 2, 1, 1), int),
-                     [{1: 6, 2: 3, -1: 1}])
+    s = SyntaxScores("m", ["det"], offsets=[{1: 6, 2: 3, -1: 1}], kinds=["relation"], n=np.array([10]),
+                     correct=np.zeros((1, 2, 1, 1), int))
     assert s.baseline("det") == (0.6, 1)
     with pytest.raises(KeyError, match="was not probed"):
         s.baseline("nsubj")

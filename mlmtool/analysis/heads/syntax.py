@@ -347,11 +347,11 @@ class SyntaxScores:
         model_name: the model.
         relations: ``[G]`` the relations with at least ``min_count`` arcs (most frequent
             first), then the part-of-speech pairs (``ADV:VERB``).
+        offsets: ``[G]`` ``{governor position - dependent position: arcs}`` in words.
         kinds: ``[G]`` ``"relation"`` or ``"upos_pair"``.
         n: ``int [G]`` arcs evaluated per relation.
         correct: ``int [G, 2, L, H]`` arcs predicted right per direction (index 0 =
             ``dep->gov``) and head; indices from 0.
-        offsets: ``[G]`` ``{governor position - dependent position: arcs}`` in words.
         n_sentences: treebank sentences scored; n_skipped: sentences longer than the model's
             limit, left out.
         min_count: the threshold used; subtypes: whether relation subtypes were kept.
@@ -361,10 +361,10 @@ class SyntaxScores:
 
     model_name: str
     relations: list[str]
+    offsets: list[dict[int, int]]
     kinds: list[str]
     n: np.ndarray
     correct: np.ndarray
-    offsets: list[dict[int, int]]
     n_sentences: int = 0
     n_skipped: int = 0
     min_count: int = DEFAULT_MIN_COUNT
