@@ -64,12 +64,12 @@ def test_public_functions_document_what_they_raise_or_return():
 def test_facade_calls_work_after_the_compute_modules_are_imported(tiny_bert):
     """The first round's bug: after mlmtool.attention(...), mlmtool.predict was a module."""
     _import_everything()
-    att = mlmtool.attention(tiny_bert, "the cat sat on the mat .")
-    pred = mlmtool.predict(tiny_bert, "the [MASK] sat on the mat .", max_pieces=1) \
-        if "max_pieces" in inspect.signature(mlmtool.predict).parameters \
-        else mlmtool.predict(tiny_bert, "the [MASK] sat on the mat .")
+    text = "the [MASK] sat on the mat ."
+    att = mlmtool.attention(tiny_bert, text)
+    pred = mlmtool.predict(tiny_bert, text, max_pieces=1)
     assert att.attention.shape == (2, 4, 9, 9)
     assert abs(att.attention.sum(-1) - 1).max() < 1e-5  # rows are distributions
-    assert pred.masks and pred.to_dict()["text"] == "the [MASK] sat on the mat ."
+    assert pred.to_dict()["text"] == text
+    assert mlmtool.predict(tiny_bert, text, max_pieces=1).to_dict() == pred.to_dict()  # still a function
     view = mlmtool.render_view(att, pred)
     assert "<html" in str(view).lower() and view._repr_html_()
