@@ -44,8 +44,9 @@ from .attention import AttentionResult
 
 #: Longest text (tokens, special tokens included) :func:`attention_flow` accepts by default.
 #: The work grows about as ``seq**4`` (``seq**2`` max-flows, each on a graph of
-#: ``layers * seq**2`` edges): on 12 layers about 0.2 s at 16 tokens and 5-10 s at 64
-#: tokens on two CPU cores, so 128 tokens would take minutes. Rollout has no such limit.
+#: ``layers * seq**2`` edges): on 12 layers 0.1-0.2 s at 16 tokens and 4-5 s of CPU at 64
+#: tokens (``scripts/bench_flow.py``, random and trained attention), so 128 tokens would
+#: take over a minute. Rollout has no such limit.
 MAX_FLOW_TOKENS = 64
 
 #: Capacities are ``round(weight * FLOW_SCALE)`` integers (SciPy's max-flow needs integers):
@@ -348,7 +349,7 @@ def attention_flow(result: AttentionResult, layers: tuple[int, int] | None = Non
     if max_tokens is not None and n > max_tokens:
         raise MlmtoolError(
             f"attention flow takes at most {max_tokens} tokens (this text has {n}): it runs one "
-            f"max-flow per token pair, so its time grows as tokens^4 (about 10 s at 64 tokens); "
+            f"max-flow per token pair, so its time grows as tokens^4 (about 5 s at 64 tokens on 12 layers); "
             "use rollout for longer texts", param="max_tokens")
     span = check_layers(layers, result.num_layers)
     raw = flow_matrix(residual_attention(result.attention, span))

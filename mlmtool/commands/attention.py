@@ -58,7 +58,7 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
     column j the input token it draws on; rows sum to 1. Rollout multiplies the layers'
     head-averaged attention (plus the residual, 0.5 A + 0.5 I); flow is the maximum flow
     through the attention graph, one max-flow per token pair (at most 64 tokens: its time
-    grows as tokens^4, about 10 s at 64 tokens on 12 layers).
+    grows as tokens^4, about 5 s at 64 tokens on 12 layers).
 
     --json prints the summary matrix (or, without --summary, every head's weights) as JSON
     instead of writing files; give -o as well to have both.
@@ -91,7 +91,7 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
         if n > MAX_FLOW_TOKENS:
             raise MlmtoolError(f"--summary flow takes at most {MAX_FLOW_TOKENS} tokens and this text has {n}: "
                                "flow runs one max-flow per token pair, so its time grows as tokens^4 "
-                               "(about 10 s at 64); use --summary rollout for longer texts")
+                               "(about 5 s at 64 on 12 layers); use --summary rollout for longer texts")
     result = attention(lm, sentence)
     if summary is None:
         if write_files:
