@@ -79,7 +79,7 @@ def run() -> None:
     from mlmtool.analysis.heads.scores import head_labels
     from mlmtool.analysis.heads.sentences import default_sentences
     from mlmtool.models import load
-    from mlmtool.render.heads_report import save_heads_report
+    from mlmtool.render.heads_view import save_heads_report
 
     lm = load("minilm")
     sentences = default_sentences("en")[:N_SENTENCES]

@@ -66,7 +66,7 @@ def main() -> None:
 
     from mlmtool.analysis.heads.syntax import DIRECTIONS, prepare_treebank, read_conllu, score_syntax
     from mlmtool.models import load
-    from mlmtool.render.heads_report import save_heads_report
+    from mlmtool.render.heads_view import save_heads_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--treebank", default=str(UD / "en_ewt-ud-dev.conllu"))

@@ -1,4 +1,4 @@
-"""Tests for :mod:`mlmtool.embed`, :mod:`mlmtool.render.scatter` and ``mlmtool embed``."""
+"""Tests for :mod:`mlmtool.embed`, :mod:`mlmtool.render.embed_view` and ``mlmtool embed``."""
 
 from __future__ import annotations
 
@@ -222,10 +222,10 @@ def test_png_and_html_from_file_and_stdin(tiny_bert_dir, runner):
 
 
 def test_html_is_offline_and_escaped(tiny_bert):
-    from mlmtool.render.scatter import scatter_html
+    from mlmtool.render.embed_view import render_embedding_html
 
     texts = ['the cat sat on <script>alert("x")</script> mat', "the dog ran"]
-    page = str(scatter_html(project(word_vectors(tiny_bert, texts), "pca")))
+    page = str(render_embedding_html(project(word_vectors(tiny_bert, texts), "pca")))
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     urls = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page)
     assert urls == []  # nothing is loaded from the network
@@ -233,7 +233,7 @@ def test_html_is_offline_and_escaped(tiny_bert):
 
 
 def test_colour_by_word_groups_repeated_words(tiny_bert):
-    from mlmtool.render.scatter import _groups, categorical_colours, scatter_figure
+    from mlmtool.render.embed_view import _groups, categorical_colours, render_embedding
 
     proj = project(word_vectors(tiny_bert, ["the bank of the river", "the bank gave money"]), "pca")
     groups = _groups(proj, "word")
@@ -244,7 +244,7 @@ def test_colour_by_word_groups_repeated_words(tiny_bert):
     by_sentence = _groups(proj, "sentence")
     assert by_sentence.of_point == [0] * 5 + [1] * 4
     assert by_sentence.labels[0] == "1: the bank of the river"  # sentences counted from 1
-    fig = scatter_figure(proj, color="word")
+    fig = render_embedding(proj, color="word")
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["the", "bank", "other words"]
     assert "layer 2, PCA" in fig.axes[0].get_title()

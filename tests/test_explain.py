@@ -1,4 +1,4 @@
-"""Tests for :mod:`mlmtool.explain`, :mod:`mlmtool.render.shap_view` and ``mlmtool explain``."""
+"""Tests for :mod:`mlmtool.explain`, :mod:`mlmtool.render.explain_view` and ``mlmtool explain``."""
 
 from __future__ import annotations
 
@@ -319,20 +319,20 @@ def test_model_without_mlm_head_is_refused(tiny_bert_dir, tmp_path, runner):
 
 
 def test_renderers_take_data(cat_explanation):
-    from mlmtool.render.shap_view import bar_chart, render_html, render_terminal
+    from mlmtool.render.explain_view import render_explain_bars, render_explain_html, render_explain_text
     from rich.console import Console
 
     console = Console(record=True, width=120, color_system="truecolor")
-    console.print(render_terminal(cat_explanation))
+    console.print(render_explain_text(cat_explanation))
     text = console.export_text()
     assert "she opened the door and let the [MASK→cat] out ." in text
     ranked = [line.split()[1] for line in text.splitlines() if re.match(r"\s*\d+\s+\S+\s+[+-]", line)]
     order = np.argsort(-np.abs(cat_explanation.word_values))
     assert ranked == [cat_explanation.words[i] for i in order if not cat_explanation.word_is_mask[i]]
-    fig = bar_chart(cat_explanation)
+    fig = render_explain_bars(cat_explanation)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == [w for w in TEXT.split() if w != "[MASK]"]  # sentence order, both "the"s kept
-    assert str(render_html(cat_explanation)).startswith("<!DOCTYPE html>")
+    assert str(render_explain_html(cat_explanation)).startswith("<!DOCTYPE html>")
 
 
 @pytest.mark.slow

@@ -394,11 +394,11 @@ def test_nan_becomes_null_in_json():
 
 
 def test_analysis_markdown_and_heatmaps(tmp_path):
-    from mlmtool.render.heads_report import (analysis_markdown, render_metric_heatmap, report_filenames,
+    from mlmtool.render.heads_view import (render_heads_markdown, render_metric_heatmap, report_filenames,
                                              save_heads_report)
 
     scores = score_results(stub_corpus(), pairs=["cat:the"])
-    md = analysis_markdown(scores)
+    md = render_heads_markdown(scores)
     assert "Clark" in md and "L1-H1" in md
     for metric in PATTERNS:
         assert f"heatmap_{metric}.png" in md
@@ -435,7 +435,7 @@ def test_cli_writes_report(runner, tiny_bert_dir, sentence_file, tmp_path):
     result = _cli(runner, "-i", str(sentence_file), "-m", str(tiny_bert_dir), "-o", str(out), "-p", "cat:the",
                   "-k", "2")
     assert result.exit_code == 0, result.output
-    from mlmtool.render.heads_report import report_filenames
+    from mlmtool.render.heads_view import report_filenames
 
     assert sorted(p.name for p in out.iterdir()) == sorted(report_filenames([("cat", "the")]))
     data = json.loads((out / "heads.json").read_text(encoding="utf-8"))

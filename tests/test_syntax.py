@@ -357,12 +357,12 @@ def test_encode_words_keeps_the_treebanks_words(tiny_bert, tiny_roberta):
 
 
 def test_report_and_json(parse_attending_bert, tmp_path):
-    from mlmtool.render.heads_report import analysis_markdown, report_filenames, save_heads_report, syntax_filename
+    from mlmtool.render.heads_view import render_heads_markdown, report_filenames, save_heads_report, syntax_filename
     from mlmtool.render.html_view import head_labels_from
 
     lm, path = parse_attending_bert
     scores = score_syntax(lm, path, min_count=5)
-    md = analysis_markdown(scores)
+    md = render_heads_markdown(scores)
     assert "## Syntax: heads that follow the dependency tree" in md
     assert "| det | 13 | L1-H1 | 1.00 | L1-H2 | 1.00 | 0.62 (+1) | +0.38 |" in md
     assert "**nsubj**: L1-H1 (dep->gov) picks the governor for 100% of 8 arcs" in md

@@ -116,7 +116,7 @@ def _print_summary(result, top_heads: int) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..render.heads_report import head_name
+    from ..render.heads_view import head_name
 
     console = Console(highlight=False, soft_wrap=True)
     a, b = result.labels

@@ -85,7 +85,7 @@ def embed(text, input_file, method, layer, model, lang, color, keep_special, per
       mlmtool embed -i sentences.txt -o map/ --color word
     """
     from ..analysis.embed import project, word_vectors
-    from ..render.scatter import scatter_figure, scatter_html
+    from ..render.embed_view import render_embedding, render_embedding_html
 
     _file_name_hint(output)
     _several_sentences_hint(text)
@@ -119,9 +119,9 @@ def embed(text, input_file, method, layer, model, lang, color, keep_special, per
     for kind, paths in targets.items():
         for path in filter(None, paths):
             if kind == "png":
-                scatter_figure(proj, color=color).savefig(path, dpi=150)
+                render_embedding(proj, color=color).savefig(path, dpi=150)
             elif kind == "html":
-                scatter_html(proj, color=color).save(path)
+                render_embedding_html(proj, color=color).save(path)
             elif kind == "vectors":
                 vectors.save(path)
             else:

@@ -53,7 +53,7 @@ def explain(text, input_file, target, mask_index, model, lang, max_evals, output
     from rich.console import Console
 
     from ..analysis.explain import explain as run_explain
-    from ..render.shap_view import render_terminal
+    from ..render.explain_view import render_explain_text
 
     if old_out is not None:  # the same meaning (a directory) under its earlier name
         click.echo("Note: --out is now -o/--output.", err=True)
@@ -66,7 +66,7 @@ def explain(text, input_file, target, mask_index, model, lang, max_evals, output
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
-        Console(highlight=False, soft_wrap=True).print(render_terminal(result))
+        Console(highlight=False, soft_wrap=True).print(render_explain_text(result))
     if out is not None:
         write_files(result, out)
         click.echo(f"Wrote {', '.join(OUTPUT_FILES)} to {out}/", err=True)
@@ -74,8 +74,8 @@ def explain(text, input_file, target, mask_index, model, lang, max_evals, output
 
 def write_files(result, out) -> None:
     """Write :data:`OUTPUT_FILES` (page, bar chart, JSON) of an ``ExplainResult`` into folder ``out``."""
-    from ..render.shap_view import bar_chart, render_html
+    from ..render.explain_view import render_explain_bars, render_explain_html
 
-    render_html(result).save(out / OUTPUT_FILES[0])
-    bar_chart(result).savefig(out / OUTPUT_FILES[1], dpi=150)
+    render_explain_html(result).save(out / OUTPUT_FILES[0])
+    render_explain_bars(result).savefig(out / OUTPUT_FILES[1], dpi=150)
     result.save(out / OUTPUT_FILES[2])

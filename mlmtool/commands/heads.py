@@ -85,7 +85,7 @@ def heads(text, input_file, model, lang, output, old_out, treebank, min_count, s
     """
     from ..analysis.heads.run import score_heads
     from ..analysis.heads.sentences import default_sentences
-    from ..render.heads_report import report_filenames, save_heads_report
+    from ..render.heads_view import report_filenames, save_heads_report
 
     if old_out is not None:
         click.echo("Note: --out is now -o/--output.", err=True)
@@ -133,7 +133,7 @@ def _treebank_scores(text, input_file, treebank, min_count, subtypes, pairs, wor
         ``(HeadScores with .syntax, output directory, the model)``.
     """
     from ..analysis.heads.syntax import frequent_relations, read_conllu, relation_counts, score_syntax
-    from ..render.heads_report import report_filenames
+    from ..render.heads_view import report_filenames
 
     if text or input_file:
         raise click.UsageError("give sentences as TEXT / -i FILE or a treebank with --conllu, not both")
@@ -152,7 +152,7 @@ def _print_summary(scores, threshold: float, top_k: int) -> None:
     from rich.table import Table
 
     from ..analysis.heads.metrics import PATTERNS
-    from ..render.heads_report import head_name
+    from ..render.heads_view import head_name
 
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"{escape(scores.model_name)}: top heads over {len(scores.sentences)} sentences "
@@ -181,7 +181,7 @@ def _print_syntax(console, syntax) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..render.heads_report import head_name
+    from ..render.heads_view import head_name
 
     table = Table(title=f"syntax probe over {syntax.n_sentences} treebank sentences "
                         "(accuracy = share of arcs whose governor the head picks)")

@@ -1,25 +1,9 @@
-"""Renderers: take plain results (never a model) and return images, SVG or HTML objects.
+"""Renderers: take plain results (never a model) and return images, figures, SVG or HTML objects.
 
-Saving is a separate step (``image.save(path)``, :func:`save_attention_diagrams`).
+One module per thing drawn: ``diagrams`` (attention head diagrams), ``html_view`` (the
+interactive page), ``summary`` (rollout / flow), ``layerwise``, ``heads_view``,
+``embed_view``, ``explain_view``, ``score_view``, ``compare_view``. Every function is named
+``render_*`` and returns a value; saving is a separate step (``image.save(path)``,
+``figure.savefig(path)``, :func:`mlmtool.save_attention_diagrams`). Import the public names
+from :mod:`mlmtool`; this package re-exports nothing.
 """
-
-from .diagrams import (
-    SVG,
-    render_head,
-    render_head_svg,
-    render_overview,
-    render_overview_svg,
-    save_attention_diagrams,
-)
-from .html_view import HTMLView, render_view
-
-__all__ = [
-    "SVG",
-    "HTMLView",
-    "render_view",
-    "render_head",
-    "render_head_svg",
-    "render_overview",
-    "render_overview_svg",
-    "save_attention_diagrams",
-]

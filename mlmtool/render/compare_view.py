@@ -3,7 +3,7 @@
 Both take a :class:`~mlmtool.analysis.compare.ComparisonResult` (plain data), never a model.
 
 * :func:`render_compare_heatmap` draws ``result.distance`` with the heads report's
-  :func:`~mlmtool.render.heads_report.render_heatmap` and returns the matplotlib ``Figure``.
+  :func:`~mlmtool.render.heads_view.render_heatmap` and returns the matplotlib ``Figure``.
 * :func:`render_compare_html` returns an :class:`~mlmtool.render.html_view.HTMLView`: one
   self-contained page (JavaScript and CSS from ``mlmtool/templates/compare.{html,js,css}``
   inlined, a Content-Security-Policy that forbids every request) with both sides' head
@@ -25,7 +25,7 @@ from importlib import resources
 import numpy as np
 
 from ..analysis.compare import CITATION, METHOD, ComparisonResult
-from .heads_report import render_heatmap
+from .heads_view import render_heatmap
 from .html_view import HTMLView, encode_attention, json_for_script
 
 #: File name ``mlmtool compare -o DIR`` gives the heatmap.

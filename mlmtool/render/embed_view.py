@@ -14,34 +14,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from ..analysis.embed import Projection
-from ._document import TextDocument
+from ._document import HTML, template
 
 #: Colour modes: one colour per sentence, or per word (words seen once are grey).
 COLOR_MODES = ("sentence", "word")
 
 _GREY = "#9e9e9e"
-
-
-class HTML(TextDocument):
-    """An HTML document as a string that Jupyter displays and that can save itself."""
-
-    def _repr_html_(self) -> str:
-        return str(self)
-
-
-def template(name: str):
-    """The Jinja2 template ``mlmtool/templates/<name>`` (autoescaping on)."""
-    from jinja2 import Environment
-
-    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    text = resources.files("mlmtool").joinpath("templates", name).read_text(encoding="utf-8")
-    return env.from_string(text)
 
 
 def categorical_colours(n: int) -> list[str]:
@@ -113,7 +95,7 @@ def _axis_labels(proj: Projection) -> tuple[str, str]:
     return "x", "y"
 
 
-def scatter_figure(proj: Projection, color: str = "sentence", ax=None, labels: bool = True):
+def render_embedding(proj: Projection, color: str = "sentence", ax=None, labels: bool = True):
     """Draw the projected words as labelled points with matplotlib.
 
     Args:
@@ -157,7 +139,7 @@ def scatter_figure(proj: Projection, color: str = "sentence", ax=None, labels: b
     return fig
 
 
-def scatter_html(proj: Projection, color: str = "sentence", width: int = 860,
+def render_embedding_html(proj: Projection, color: str = "sentence", width: int = 860,
                  height: int = 600) -> HTML:
     """An interactive, self-contained HTML scatter of the projected words.
 

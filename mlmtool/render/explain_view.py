@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis.explain import ExplainResult
-from .scatter import HTML, template
+from ._document import HTML, template
 
 #: shap's plot colours (``shap.plots.colors.red_rgb`` / ``blue_rgb``).
 RED = (255, 0, 81)
@@ -63,7 +63,7 @@ def _word_rows(result: ExplainResult) -> list[dict]:
     return rows
 
 
-def render_terminal(result: ExplainResult, top: int = 10):
+def render_explain_text(result: ExplainResult, top: int = 10):
     """A rich renderable: the sentence with words shaded by SHAP value, and a ranked table.
 
     Args:
@@ -107,14 +107,14 @@ def render_terminal(result: ExplainResult, top: int = 10):
     return Group(head, sentence, legend, Text(""), table)
 
 
-def render_html(result: ExplainResult) -> HTML:
+def render_explain_html(result: ExplainResult) -> HTML:
     """A self-contained HTML page of the explanation (inline CSS, no scripts, works offline).
 
     Shows the sentence with shaded words (hover for the exact value), a table of every word
     with a signed bar, the base and full probabilities and the model's top predictions.
 
     Returns:
-        :class:`mlmtool.render.scatter.HTML` (``_repr_html_``, ``.save(path)``).
+        :class:`mlmtool.render.embed_view.HTML` (``_repr_html_``, ``.save(path)``).
     """
     rows = _word_rows(result)
     scale = _scale(result) or 1.0
@@ -129,7 +129,7 @@ def render_html(result: ExplainResult) -> HTML:
     return HTML(page)
 
 
-def bar_chart(result: ExplainResult, ax=None):
+def render_explain_bars(result: ExplainResult, ax=None):
     """Horizontal bar chart of each word's SHAP value, words in sentence order (top to bottom).
 
     Args:

@@ -2,7 +2,7 @@
 
 Everything here takes a :class:`mlmtool.analysis.heads.scores.HeadScores` (plain data, never a model).
 Heatmap functions return a matplotlib ``Figure`` (drawn into ``ax`` when given, the Captum
-``plt_fig_axis`` habit); :func:`analysis_markdown` returns the report as a string; writing
+``plt_fig_axis`` habit); :func:`render_heads_markdown` returns the report as a string; writing
 files is :func:`save_heads_report`. Layers and heads are numbered from 1 everywhere here
 (``L2-H9`` = layer 2, head 9); the arrays inside ``HeadScores`` count from 0.
 
@@ -112,7 +112,15 @@ def render_heatmap(matrix: np.ndarray, title: str, ax=None, vmin: float | None =
 
 
 def render_metric_heatmap(scores: HeadScores, metric: str, ax=None):
-    """Heatmap of one metric of :data:`mlmtool.analysis.heads.metrics.METRICS` (entropy in bits, others 0..1)."""
+    """Layers × heads heatmap of one metric of :data:`mlmtool.analysis.heads.metrics.METRICS`.
+
+    Args:
+        scores: from :func:`mlmtool.score_heads`; metric: a metric name (entropy is in bits,
+            the others are shares in 0..1); ax: an optional matplotlib axes to draw into.
+
+    Returns:
+        The matplotlib ``Figure`` (see :func:`render_heatmap`); layers and heads labelled from 1.
+    """
     title = f"{scores.model_name}: {_what(scores, metric)} ({len(scores.sentences)} sentences)"
     if metric == "entropy":
         return render_heatmap(scores.score(metric), title, ax, vmin=0.0, vmax=None,
@@ -159,8 +167,16 @@ def render_syntax_heatmap(syntax, relation: str, axes=None):
     return fig
 
 
-def render_labels(scores: HeadScores, labels: np.ndarray, ax=None):
-    """A layers × heads grid with each head's label written in a cell coloured by label."""
+def render_head_labels(scores: HeadScores, labels: np.ndarray, ax=None):
+    """A layers × heads grid with each head's label written in a cell coloured by label.
+
+    Args:
+        scores: from :func:`mlmtool.score_heads`; labels: ``str [layers, heads]`` from
+            :func:`mlmtool.head_labels`; ax: an optional matplotlib axes to draw into.
+
+    Returns:
+        The matplotlib ``Figure``; layers and heads labelled from 1.
+    """
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
@@ -238,7 +254,7 @@ def _reading(scores: HeadScores, metric: str, layer: int, head: int, value: floa
     return line + READINGS[metric].format(**specials)
 
 
-def analysis_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHOLD,
+def render_heads_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHOLD,
                       broad_threshold: float = DEFAULT_BROAD_THRESHOLD, top_k: int = 3,
                       images: bool = True) -> str:
     """The ``analysis.md`` report as markdown text.
@@ -461,10 +477,10 @@ def save_heads_report(scores: HeadScores, out_dir: str | Path, threshold: float 
     """
     out = Path(out_dir)
     paths = [out / REPORT_NAME, out / JSON_NAME]
-    paths[0].write_text(analysis_markdown(scores, threshold, broad_threshold, top_k), encoding="utf-8")
+    paths[0].write_text(render_heads_markdown(scores, threshold, broad_threshold, top_k), encoding="utf-8")
     payload = scores.to_dict(threshold, broad_threshold)
     paths[1].write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
-    figures = [(LABELS_NAME, render_labels(scores, scores.labels(threshold, broad_threshold)))]
+    figures = [(LABELS_NAME, render_head_labels(scores, scores.labels(threshold, broad_threshold)))]
     figures += [(heatmap_filename(m), render_metric_heatmap(scores, m)) for m in HEATMAP_METRICS]
     figures += [(pair_filename(i, p.source, p.target), render_pair_heatmap(scores, p))
                 for i, p in enumerate(scores.pairs, 1)]

@@ -14,7 +14,7 @@ import math
 from typing import Sequence
 
 from ..analysis.score import SentenceScore
-from .scatter import HTML
+from ._document import HTML
 
 #: Surprisal (nats) at which the colour reaches full red.
 RED_AT = 8.0
@@ -83,7 +83,7 @@ def render_score_html(scores: SentenceScore | Sequence[SentenceScore], title: st
     Hovering a bar shows the token's probability.
 
     Returns:
-        :class:`mlmtool.render.scatter.HTML` (``_repr_html_``, ``str()``, ``.save(path)``).
+        :class:`mlmtool.render.embed_view.HTML` (``_repr_html_``, ``str()``, ``.save(path)``).
     """
     scores = _as_list(scores)
     scale = _scale(scores)

@@ -152,11 +152,11 @@ def task_embed(session: Session) -> None:
     proj = mlmtool.project(vectors, method=method)
     for note in proj.notes:
         click.echo(f"Note: {note}")
-    fig = mlmtool.scatter_figure(proj)
+    fig = mlmtool.render_embedding(proj)
     fig.savefig(png, dpi=150)
     written = [png]
     if html:
-        mlmtool.scatter_html(proj).save(html)
+        mlmtool.render_embedding_html(proj).save(html)
         written.append(html)
     session.outputs += written
     extra = ""
@@ -173,7 +173,7 @@ def task_explain(session: Session) -> None:
     """Explain a prediction with SHAP; print it and optionally write the HTML, PNG and JSON."""
     from rich.console import Console
 
-    from ...render.shap_view import render_terminal
+    from ...render.explain_view import render_explain_text
     from ...tokens import USER_MASK
     from ..explain import write_files as write_explain_files
 
@@ -187,7 +187,7 @@ def task_explain(session: Session) -> None:
     if click.confirm("Write explanation.html / .png / .json to a folder?", default=False):
         folder = prompts.output_dir("Folder", "explain")
     result = mlmtool.explain(lm, text, target=target or None, progress=None)
-    Console(highlight=False, soft_wrap=True).print(render_terminal(result))
+    Console(highlight=False, soft_wrap=True).print(render_explain_text(result))
     if folder:
         out = _prepare_dir(*folder)
         write_explain_files(result, out)
@@ -198,7 +198,7 @@ def task_explain(session: Session) -> None:
 def task_heads(session: Session) -> None:
     """Score every head on standard patterns, write the report, keep the labels for HTML pages."""
     from ...analysis.heads import default_sentences
-    from ...render.heads_report import save_heads_report
+    from ...render.heads_view import save_heads_report
     from .._common import read_sentences
 
     lm = session.lm
