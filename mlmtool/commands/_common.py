@@ -208,8 +208,3 @@ def check_output_file(path: str | Path, overwrite: bool = False) -> Path:
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def read_texts(args, prompt: bool = True) -> list[str]:  # TRANSITIONAL: removed once every command uses read_sentences
-    """Old reader kept only while commands move to :func:`read_sentences`."""
-    return read_sentences(args if args != () else (), None, prompt=prompt)
