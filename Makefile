@@ -32,7 +32,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(PY) scripts/bench.py
+	$(PY) -m scripts.benchmarks.bench
 
 ## en-mini: rebuild the shipped offline English model (Debian and npm corpora, 7 stages, ~8.5 h on 2 cores)
 en-mini: $(STAMP)

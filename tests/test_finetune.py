@@ -453,11 +453,7 @@ def test_minilm_becomes_a_fill_mask_model(tmp_path, minilm):
     from mlmtool.models import load
     from mlmtool.analysis.predict import predict
 
-    sys_path = Path(__file__).resolve().parent.parent / "scripts"
-    import sys
-
-    sys.path.insert(0, str(sys_path))
-    from bench_finetune import stdlib_docstrings
+    from scripts.benchmarks.bench_finetune import stdlib_docstrings
 
     corpus = tmp_path / "docs.txt"
     corpus.write_text(stdlib_docstrings(60_000), encoding="utf-8")

@@ -28,7 +28,7 @@ layers for every input token, so one call to :func:`scipy.sparse.csgraph.maximum
 exact per-pair values of a whole row. Before that, a pass over a pruned graph (each token's
 16 strongest edges in the layers between the first and the last) settles, exactly, every pair
 whose flow there already reaches the pair's upper bound (see :func:`flow_matrix`).
-``scripts/bench_flow.py`` measures both against the reference on the same input.
+``scripts/benchmarks/bench_flow.py`` measures both against the reference on the same input.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from .attention import AttentionResult
 #: Longest text (tokens, special tokens included) :func:`attention_flow` accepts by default.
 #: The work grows about as ``seq**4`` (``seq**2`` max-flows, each on a graph of
 #: ``layers * seq**2`` edges): on 12 layers 0.1-0.2 s at 16 tokens and 4-5 s of CPU at 64
-#: tokens (``scripts/bench_flow.py``, random and trained attention), so 128 tokens would
+#: tokens (``scripts/benchmarks/bench_flow.py``, random and trained attention), so 128 tokens would
 #: take over a minute. Rollout has no such limit.
 MAX_FLOW_TOKENS = 64
 

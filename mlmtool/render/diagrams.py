@@ -7,7 +7,7 @@ names and the arguments of these functions.
 
 Speed: drawing is vectorised with NumPy into 8-bit palette images (Pillow), with the token
 labels drawn once per sentence and reused for every head, so all 144 heads of BERT-base for
-a 20-token sentence take well under a second (``scripts/bench.py`` measures it against one
+a 20-token sentence take well under a second (``scripts/benchmarks/bench.py`` measures it against one
 matplotlib figure per head).
 """
 

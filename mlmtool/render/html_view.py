@@ -24,7 +24,7 @@ What it fixes compared with BertViz's ``head_view`` (``bertviz/head_view.py``):
   1/510) or IEEE half floats, deflate-compressed (``zlib``, RFC 1950) and base64-encoded,
   and decoded in the browser with ``DecompressionStream`` (Chrome 80, Firefox 113, Safari
   16.4). BertViz writes every weight as a JSON float: ~52 MB at 128 tokens for BERT-base;
-  ``scripts/bench_html.py`` measures both.
+  ``scripts/benchmarks/bench_html.py`` measures both.
 * **Safe**: token strings travel as JSON inside ``<script type="application/json">`` with
   ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as ``\\uXXXX``, and the page inserts them
   with ``textContent`` only, so a sentence such as ``<script>alert(1)</script>`` is shown

@@ -10,7 +10,7 @@ shell over it. The parts, one module each in :mod:`mlmtool.training`:
   BERT (15 %; 80 % mask / 10 % random / 10 % kept; or whole words).
 * ``loss``: the MLM head runs at masked positions only (through the forward core,
   :func:`mlmtool.core.forward.run_batch`), the speed-up over a plain
-  ``AutoModelForMaskedLM`` (``scripts/bench_finetune.py``); held-out loss is measured on a
+  ``AutoModelForMaskedLM`` (``scripts/benchmarks/bench_finetune.py``); held-out loss is measured on a
   fixed, seeded masking of the held-out chunks, so numbers before, during and after
   training (and between runs) are comparable; perplexity = ``exp(mean cross-entropy per
   masked token)``.

@@ -16,7 +16,7 @@ steps (target: mlmtool no worse than plain; the two should agree to rounding).
 
 Corpus: docstrings of the Python standard library (English prose found on every machine
 with Python), or the file in ``MLMTOOL_BENCH_CORPUS``. ``MLMTOOL_BENCH_STEPS`` (default 20)
-sets N. Run: ``python scripts/bench.py --only finetune``.
+sets N. Run: ``python -m scripts.benchmarks.bench --only finetune``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Targets: >= 50x the reference at 16 tokens; 64 tokens in under 10 s. The referen
 about a minute at 16 tokens, so by default it runs on the first ``--ref-rows`` output tokens
 (every input token each) and its time is scaled to all rows (each row is about the same
 amount of work: one max-flow per input token on the same graph); ``--full`` runs all pairs.
-Run: ``python scripts/bench_flow.py [--full]`` or ``python scripts/bench.py --only flow``.
+Run: ``python -m scripts.benchmarks.bench_flow [--full]`` or ``python -m scripts.benchmarks.bench --only flow``.
 """
 
 from __future__ import annotations

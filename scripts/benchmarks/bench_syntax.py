@@ -15,7 +15,7 @@ sentences). Target: mlmtool under 60 s on 2 cores for the 2,001 sentences.
 Also prints, for the closing note, the best head per relation and direction against the
 fixed-offset baseline (Clark et al. 2019 Table 1).
 
-Usage: ``python scripts/bench_syntax.py [--treebank FILE] [--ref-sentences N] [--out DIR]``
+Usage: ``python -m scripts.benchmarks.bench_syntax [--treebank FILE] [--ref-sentences N] [--out DIR]``
 (``--out`` keeps analysis.md, heads.json and the heatmaps).
 """
 

@@ -12,7 +12,7 @@ MiniLM-sized masked LM, which is what is timed. The difference is the prediction
   and ``model(...).logits`` (vocabulary projection at every position).
 
 Printed: seconds for each, the ratio, and the largest difference between the two sets of
-SHAP values (they must agree). Run: ``python scripts/bench.py --only explain``.
+SHAP values (they must agree). Run: ``python -m scripts.benchmarks.bench --only explain``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """mlmtool benchmarks: every speed/size target, each printed with its reference ratio.
 
-Each section lives in ``scripts/bench_<name>.py`` and defines ``run() -> None``, which
+Each section lives in ``scripts/benchmarks/bench_<name>.py`` and defines ``run() -> None``, which
 measures mlmtool and its reference in the same run and prints both and the ratio. Run all
-sections, or some: ``python scripts/bench.py [--only predict,attention,...]``.
+sections, or some: ``python -m scripts.benchmarks.bench [--only predict,attention,...]``.
 
 Targets are in the printed lines; nothing here is a test (timings belong in benchmarks).
 """
@@ -34,7 +34,6 @@ def main(argv=None) -> int:
         print(f"error: unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(sections())}",
               file=sys.stderr)
         return 2
-    sys.path.insert(0, str(HERE))
     for name in chosen:
         print(f"== {name} ==", flush=True)
         start = time.perf_counter()

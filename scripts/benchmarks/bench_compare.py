@@ -8,7 +8,7 @@ pass per sentence and model (HF ``output_attentions=True``), then a Python loop 
 and heads calling scipy per head, timed on the first 20 sentences (it takes ~1 s a sentence
 on 2 busy cores) and compared per sentence. Both give the same distances (checked here).
 
-Run: ``python scripts/bench_compare.py`` (or ``python scripts/bench.py --only compare``).
+Run: ``python -m scripts.benchmarks.bench_compare`` (or ``python -m scripts.benchmarks.bench --only compare``).
 """
 
 from __future__ import annotations
