@@ -25,9 +25,12 @@ word) lowers every ``n``-piece word. A word is kept only in the tokenizer's own
 segmentation (``play ##ing`` is dropped when ``playing`` is one piece), so no word is
 listed twice. ``score = exp(log_prob)``.
 
-The beam keeps ``beam`` prefixes per span length at each step, and a prefix whose
+The beam keeps the ``beam`` best unfinished prefixes per mask at each step (over all span
+lengths: each prefix's log-probability bounds every word it can become); a prefix whose
 log-probability is already below the ``k``-th best complete word is dropped (later pieces
-can only lower it), so the search stops early when one-piece words are confident.
+can only lower it), so the search stops early when one-piece words are confident. Words
+completed at a step cost no more forward passes and all that may enter the top ``k`` are
+kept.
 
 **Several masks.** With two or more masks the top-k complete sentences are found by a beam
 search over the masks, the most confident mask first (Jiang et al. 2020, "X-FACTR:
@@ -60,8 +63,9 @@ from ..tokens import USER_MASK, fill_text, marker_style, piece
 
 #: Default number of pieces a word may have.
 DEFAULT_MAX_PIECES = 3
-#: Default beam width (prefixes per span length, and sentences kept per mask filled).
-DEFAULT_BEAM = 4
+#: Default beam width (unfinished prefixes per mask and step, and sentences kept after
+#: each mask is filled).
+DEFAULT_BEAM = 2
 #: How an unfilled mask is written in a printed sentence (a cloze blank, never the mask token).
 BLANK = "___"
 #: Sentences processed together through one search (bounds the memory of kept log-probs).
@@ -179,8 +183,8 @@ def fill_words(lm: LoadedModel, texts: str | list[str], top_k: int = 5, *,
         top_k: candidates per mask, and complete sentences with several masks (default 5).
         max_pieces: the most vocabulary pieces one word may have (default 3; 1 = piece-level,
             equal to the HF fill-mask pipeline).
-        beam: beam width (default 4): prefixes kept per span length and step, and sentences
-            kept after each mask is filled.
+        beam: beam width (default 2): unfinished prefixes kept per mask and step, and
+            sentences kept after each mask is filled.
         independent: with several masks, only each mask's own list (no joint sentences).
         batch_size: sequences per forward pass (default 32); all sequences of one search step
             are bucketed by length across sentences.
@@ -464,29 +468,34 @@ class _Search:
                 ids, p = slots[s].ids, slots[s].position
                 seqs.append(ids[:p] + list(prefix) + [mask_id] * (n - len(prefix)) + ids[p + 1:])
                 cols.append([p + len(prefix)])
-            grown: dict[tuple[int, int], list[tuple[tuple[int, ...], float]]] = {}
+            grown: dict[int, list[tuple[int, tuple[int, ...], float]]] = {}
+            done: list[tuple[int, tuple[int, ...], float]] = []
             for f in iter_forward(self.lm, seqs, positions=cols, batch_size=self.batch_size):
                 s, n, prefix, lp = hyps[f.index]
                 allowed = self.vocab.cont if prefix else self.vocab.starts(slots[s].initial)
-                vals, idx = f.logits[0].log_softmax(-1).masked_fill(~allowed, -math.inf).topk(self.beam)
+                last = len(prefix) + 1 == n
+                width = max(self.beam, slots[s].k) if last else self.beam
+                vals, idx = f.logits[0].log_softmax(-1).masked_fill(~allowed, -math.inf).topk(
+                    min(width, int(allowed.shape[0])))
                 for v, i in zip(vals.tolist(), idx.tolist()):
                     if lp + v <= floor[s]:
                         break  # sorted: the rest are lower still
-                    grown.setdefault((s, n), []).append((prefix + (int(i),), lp + v))
-            hyps, done = [], []
-            for (s, n), options in grown.items():
-                options.sort(key=lambda o: -o[1])
-                for prefix, lp in options[: self.beam]:
-                    (done if len(prefix) == n else hyps).append((s, n, prefix, lp))
-            for (s, _, prefix, lp), ok in zip(done, self.vocab.canonical([list(d[2]) for d in done])):
+                    if last:  # a complete word costs no more forward passes: keep every one that may count
+                        done.append((s, prefix + (int(i),), lp + v))
+                    else:
+                        grown.setdefault(s, []).append((n, prefix + (int(i),), lp + v))
+            for (s, word, lp), ok in zip(done, self.vocab.canonical([list(d[1]) for d in done])):
                 if ok:
-                    found[s].append((prefix, lp))
+                    found[s].append((word, lp))
             for s in {d[0] for d in done}:
                 found[s].sort(key=lambda w: -w[1])
                 del found[s][slots[s].k:]
                 if len(found[s]) >= slots[s].k:
                     floor[s] = found[s][-1][1]
-            hyps = [h for h in hyps if h[3] > floor[h[0]]]
+            hyps = []
+            for s, options in grown.items():  # the beam: the best prefixes of this mask, any span length
+                options.sort(key=lambda o: -o[2])
+                hyps += [(s, n, prefix, lp) for n, prefix, lp in options[: self.beam] if lp > floor[s]]
         return found
 
 

@@ -33,7 +33,7 @@ def predict(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size:
         batch_size: sequences per forward pass (default 32), bucketed by length.
         max_pieces: the most vocabulary pieces one word may have (default 3); 1 gives
             piece-level fill, equal to the HF fill-mask pipeline.
-        beam: beam width of the whole-word and several-mask search (default 4).
+        beam: beam width of the whole-word and several-mask search (default 2).
         independent: with several masks, only each mask's own list (the others left
             masked, as the HF pipeline), no joint sentences.
 

@@ -19,13 +19,16 @@ def _no_head_line(lm) -> str:
 
 
 def fill_options(func):
-    """``--max-pieces N``, ``--beam N`` and ``--independent`` (checked by the library: one line, exit 2)."""
+    """``--max-pieces N``, ``--beam N`` and ``--independent``, defaults from the library
+    (:mod:`mlmtool.analysis.fill`, which imports no torch); values are checked there (one line, exit 2)."""
+    from ..analysis.fill import DEFAULT_BEAM, DEFAULT_MAX_PIECES
+
     func = click.option("--independent", is_flag=True,
                         help="With several masks: one list per mask (the others left blank) "
                              "instead of complete sentences.")(func)
-    func = click.option("--beam", default=4, show_default=True, type=int, metavar="N",
-                        help="Beam width of the word and sentence search.")(func)
-    return click.option("--max-pieces", default=3, show_default=True, type=int, metavar="N",
+    func = click.option("--beam", default=DEFAULT_BEAM, show_default=True, type=int, metavar="N",
+                        help="Beam width: unfinished words kept per mask and step, sentences kept per mask.")(func)
+    return click.option("--max-pieces", default=DEFAULT_MAX_PIECES, show_default=True, type=int, metavar="N",
                         help="Most vocabulary pieces per word (1 = one piece, as the HF fill-mask pipeline).")(func)
 
 
