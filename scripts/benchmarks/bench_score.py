@@ -14,8 +14,8 @@ Sentences: the first ones of 6-30 words from the UD English EWT dev treebank whe
 ``shared/data/ud`` is beside the repository, else seeded generated sentences. Model:
 ``en-mini`` (the offline fill-mask model), CPU.
 
-Run: ``python scripts/bench_score.py [--sentences 500] [--fill-sentences 200]`` or
-``python scripts/bench.py --only score``.
+Run: ``python -m scripts.benchmarks.bench_score [--sentences 500] [--fill-sentences 200]`` or
+``python -m scripts.benchmarks.bench --only score``.
 """
 
 from __future__ import annotations
