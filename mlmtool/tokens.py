@@ -93,8 +93,8 @@ def word_pieces(word_ids: list[int | None]) -> list[list[int]]:
     """Group token positions by word.
 
     Args:
-        word_ids: ``[seq]`` word index per token from a fast tokenizer's
-            ``encoding.word_ids(i)``; None marks special tokens.
+        word_ids: ``[seq]`` word index per token (:func:`word_ids_of`); None marks special
+            tokens.
 
     Returns:
         One list of token positions per word, in text order; special tokens are left out.
@@ -107,17 +107,119 @@ def word_pieces(word_ids: list[int | None]) -> list[list[int]]:
     return [groups[w] for w in sorted(groups)]
 
 
-def word_strings(text: str, encoding, batch_index: int = 0) -> list[str]:
-    """The surface string of each word of ``encoding`` (same order as :func:`word_pieces`).
+def word_ids_of(encoding, batch_index: int, tokenizer) -> list[int | None]:
+    """Word index per token of one encoded text, for fast and slow tokenizers alike.
 
-    Uses the fast tokenizer's character offsets, so case and accents are the user's.
+    A fast tokenizer's encoding knows its words (``encoding.word_ids(i)``, from the
+    pre-tokenizer). A slow one (e.g. ``BertJapaneseTokenizer``: MeCab words, then WordPiece)
+    does not, so the words are read off the pieces, with the rule :func:`piece` uses: a
+    WordPiece ``##`` continuation joins the previous word; with byte-level BPE (``Ġ``) or
+    SentencePiece (``▁``) a piece without the word-start marker does. The special tokens the
+    tokenizer adds (``[CLS]``, ``[SEP]``, ``<s>``, ``</s>``, padding) get None; a mask or
+    ``[UNK]`` in the text is a word of its own.
+
+    Args:
+        encoding: a ``BatchEncoding`` of a batch of texts (special tokens included).
+        batch_index: the text's index in it.
+        tokenizer: the tokenizer that made it.
+
+    Returns:
+        ``[seq]`` word index (0, 1, ... in text order) or None per token. E.g. the pieces
+        ``[CLS] 東京 ##都 に [SEP]`` → ``[None, 0, 0, 1, None]``.
     """
-    out = []
-    seen = set()
-    for wid in encoding.word_ids(batch_index):
-        if wid is None or wid in seen:
+    if getattr(encoding, "is_fast", False):
+        return list(encoding.word_ids(batch_index))
+    ids = [int(t) for t in encoding["input_ids"][batch_index]]
+    added = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id,
+             tokenizer.pad_token_id} - {None}
+    whole = set(tokenizer.all_special_ids)  # [MASK], [UNK]: never continue or get continued
+    style = marker_style(tokenizer)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    out: list[int | None] = []
+    word = -1
+    for k, (t, tid) in enumerate(zip(tokens, ids)):
+        if tid in added:
+            out.append(None)
             continue
-        seen.add(wid)
-        span = encoding.word_to_chars(batch_index, wid)
-        out.append(text[span.start:span.end])
+        prev = ids[k - 1] if k else None
+        joins = (t.startswith("##") and len(t) > 2) if style == "wordpiece" else not t.startswith(style)
+        if not (joins and out and out[-1] is not None and prev not in whole and tid not in whole):
+            word += 1
+        out.append(word)
     return out
+
+
+def _piece_string(tokenizer, tokens: list[str]) -> str:
+    """The text of one word's pieces: WordPiece ``##`` removed and nothing inserted (so
+    Japanese and Chinese words stay as written); BPE/SentencePiece through the tokenizer."""
+    if marker_style(tokenizer) == "wordpiece":
+        return "".join(t[2:] if t.startswith("##") and len(t) > 2 else t for t in tokens)
+    return tokenizer.convert_tokens_to_string(tokens).strip()
+
+
+def _fold(text: str) -> str:
+    """Lower-case ``text`` keeping its length (one character per character), for matching."""
+    return "".join((c.lower() or c)[0] for c in text)
+
+
+def _align_words(text: str, words: list[str]) -> list[str]:
+    """Each of ``words`` (the pieces' text, in order) as it is written in ``text``.
+
+    Found words (case-insensitive, left to right) take the text's spelling; a word not
+    found (``[UNK]``, stripped accents) takes the text between its found neighbours when it
+    is alone there, else keeps the pieces' text.
+    """
+    folded = _fold(text)
+    out = list(words)
+    cursor, pending = 0, []
+
+    def settle(end: int) -> None:
+        gap = text[cursor:end].strip()
+        if len(pending) == 1 and gap:
+            out[pending[0]] = gap
+
+    for k, w in enumerate(words):
+        p = folded.find(_fold(w), cursor) if w else -1
+        if p < 0:
+            pending.append(k)
+            continue
+        settle(p)
+        pending = []
+        out[k] = text[p:p + len(w)]
+        cursor = p + len(w)
+    settle(len(text))
+    return out
+
+
+def word_strings(text: str, encoding, batch_index: int = 0, tokenizer=None) -> list[str]:
+    """The surface string of each word of ``encoding`` (same order as :func:`word_pieces`
+    of :func:`word_ids_of`).
+
+    A fast tokenizer's character offsets give the user's own text (case, accents). A slow
+    tokenizer has no offsets: a word is then its pieces joined (``##`` removed, no spaces
+    inserted, so Japanese stays as written), matched back into ``text`` for its case.
+
+    Args:
+        text: the text that was encoded (with the model's mask token).
+        encoding: its ``BatchEncoding``; batch_index: the text's index in it.
+        tokenizer: the tokenizer; needed for a slow tokenizer's encoding.
+
+    Raises:
+        ValueError: a slow tokenizer's encoding without ``tokenizer``.
+    """
+    if getattr(encoding, "is_fast", False):
+        out = []
+        seen = set()
+        for wid in encoding.word_ids(batch_index):
+            if wid is None or wid in seen:
+                continue
+            seen.add(wid)
+            span = encoding.word_to_chars(batch_index, wid)
+            out.append(text[span.start:span.end].strip())  # a mask with lstrip=True spans its space
+        return out
+    if tokenizer is None:
+        raise ValueError("word_strings needs the tokenizer for a slow tokenizer's encoding")
+    ids = encoding["input_ids"][batch_index]
+    tokens = tokenizer.convert_ids_to_tokens([int(t) for t in ids])
+    groups = word_pieces(word_ids_of(encoding, batch_index, tokenizer))
+    return _align_words(text, [_piece_string(tokenizer, [tokens[p] for p in g]) for g in groups])

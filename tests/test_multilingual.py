@@ -31,14 +31,6 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 pytestmark = pytest.mark.skipif(not UD.is_dir(), reason="UD treebanks not in ../shared/data/ud")
 
-#: embed and explain ask the tokenizer's encoding for word_ids(), which a slow tokenizer (the
-#: registry's ja model, MeCab + WordPiece) does not have: a known bug, reported; strict, so the
-#: mark must go when it is fixed.
-SLOW_WORD_IDS = pytest.mark.xfail(strict=True, raises=ValueError,
-                                  reason="word_ids() is not available for slow tokenizers (BertJapaneseTokenizer)")
-LANGS_WORD_IDS = [pytest.param(lang, marks=SLOW_WORD_IDS) if lang == "ja" else lang for lang in LANGS]
-
-
 def treebank(lang: str) -> Path:
     return UD / f"{FILES[lang]}-ud-dev.conllu"
 
@@ -216,6 +208,11 @@ def test_attention_tokens_and_rows(lang, models):
     np.testing.assert_allclose(res.attention.sum(-1), 1.0, atol=1e-5)
     words = "".join(t[2:] if t.startswith("##") else t for t, s in zip(res.tokens, res.special) if not s)
     assert words == tree.text.replace(" ", "")
+    if lang == "ja":  # slow tokenizer: a ## piece joins the previous word, so the words are MeCab's
+        n_words = max(w for w in res.word_ids if w is not None) + 1
+        assert n_words == len(lm.tokenizer.word_tokenizer.tokenize(tree.text))
+        assert all(w is None or (w == res.word_ids[p - 1]) == t.startswith("##")
+                   for p, (t, w) in enumerate(zip(res.tokens, res.word_ids)))
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -250,7 +247,7 @@ def test_cli_heads_conllu_japanese(runner, model_dirs, tmp_path):
     assert shown and all(s.replace("\\", "") in texts for s in shown)  # examples verbatim, no spaces added
 
 
-@pytest.mark.parametrize("lang", LANGS_WORD_IDS)
+@pytest.mark.parametrize("lang", LANGS)
 def test_embed_words_are_the_texts_words(lang, models):
     from mlmtool.analysis.embed import word_vectors
 
@@ -259,9 +256,12 @@ def test_embed_words_are_the_texts_words(lang, models):
     vectors = word_vectors(lm, [tree.text])
     assert vectors.vectors.shape == (len(vectors.words), 32)
     assert "".join(vectors.words) == tree.text.replace(" ", "")
+    assert all(w and " " not in w and w in tree.text for w in vectors.words)  # the text's words, no spaces inserted
+    if lang == "ja":  # slow tokenizer: the words are MeCab's, each a WordPiece word and its ## continuations
+        assert vectors.words == lm.tokenizer.word_tokenizer.tokenize(tree.text)
 
 
-@pytest.mark.parametrize("lang", LANGS_WORD_IDS)
+@pytest.mark.parametrize("lang", LANGS)
 def test_explain_on_real_sentences(lang, models):
     from mlmtool.analysis.explain import explain
 
@@ -270,6 +270,36 @@ def test_explain_on_real_sentences(lang, models):
     text = masked(tree, k)
     res = explain(lm, text, max_evals=40)
     assert res.word_values.sum() + res.base_value == pytest.approx(res.full_value, abs=1e-5)
-    others = "".join(w for w, m in zip(res.words, res.word_is_mask) if not m)
-    assert others == text.replace("[MASK]", "").replace(" ", "")
-    assert sum(res.word_is_mask) == 1
+    others = [w for w, m in zip(res.words, res.word_is_mask) if not m]
+    assert "".join(others) == text.replace("[MASK]", "").replace(" ", "")
+    assert all(w and " " not in w and w in text for w in others)  # the text's words, no spaces inserted
+    assert sum(res.word_is_mask) == 1 and res.words[res.word_is_mask.index(True)] == "[MASK]"
+    added = ("[CLS]", "[SEP]", "<s>", "</s>")
+    assert [p for g in res.word_tokens for p in g] == [p for p, t in enumerate(res.tokens) if t not in added]
+    if lang == "ja":
+        before, after = text.split("[MASK]")
+        mecab = lm.tokenizer.word_tokenizer.tokenize
+        assert res.words == mecab(before) + ["[MASK]"] + mecab(after)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_explain_target_resolves_to_the_words_pieces(lang, models):
+    from mlmtool.analysis.explain import resolve_target
+    from mlmtool.errors import MlmtoolError
+
+    lm = models(lang)
+    tree, k = example_sentence(lang, lm)
+    text, noun = masked(tree, k), tree.tokens[k]
+    pieces = lm.tokenizer(tree.text, add_special_tokens=False)["input_ids"]
+    own = lm.tokenizer(noun, add_special_tokens=False)["input_ids"]  # the noun's pieces (ja: no offsets)
+    assert any(pieces[p:p + len(own)] == own for p in range(len(pieces)))
+    if len(own) == 1:
+        assert resolve_target(lm, text, noun) == own[0]
+    else:
+        with pytest.raises(MlmtoolError, match=f"is {len(own)} tokens"):
+            resolve_target(lm, text, noun)
+    # a one-piece word of another sentence, written at the mask, is that piece
+    word = next(t for other in trees(lang)[:50] for t, u in zip(other.tokens, other.upos)
+                if u == "NOUN" and len(lm.tokenizer(t, add_special_tokens=False)["input_ids"]) == 1
+                and lm.tokenizer.unk_token_id not in lm.tokenizer(t, add_special_tokens=False)["input_ids"])
+    assert resolve_target(lm, text, word) == lm.tokenizer(word, add_special_tokens=False)["input_ids"][0]

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.forward import encode, iter_forward
 from ..models import LoadedModel
-from ..tokens import display_token
+from ..tokens import display_token, word_ids_of
 
 
 @dataclass
@@ -110,7 +110,7 @@ def attention_from(lm: LoadedModel, text: str, encoding, i: int, weights: np.nda
             index in it; weights: ``float32 [L, H, S, S]`` for that text.
     """
     ids = encoding["input_ids"][i]
-    word_ids = _word_ids(encoding, i, ids, lm.tokenizer)
+    word_ids = word_ids_of(encoding, i, lm.tokenizer)
     return AttentionResult(text=text, tokens=[display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(ids)],
                            attention=np.ascontiguousarray(weights, dtype=np.float32), word_ids=word_ids,
                            special=[w is None for w in word_ids], model_name=lm.name)
@@ -147,19 +147,3 @@ def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int =
                                 attentions=True, **options)
     out = [(preds[i], attention_from(lm, items[i], encoding, i, first[i].attentions)) for i in range(len(items))]
     return out[0] if single else out
-
-
-def _word_ids(encoding, i: int, ids: list[int], tok) -> list[int | None]:
-    """Word index per token (None for special tokens).
-
-    Fast tokenizers know it; for slow ones (e.g. MeCab-based Japanese BERT) every
-    non-special token counts as its own word.
-    """
-    if getattr(encoding, "is_fast", False):
-        return list(encoding.word_ids(i))
-    mask = tok.get_special_tokens_mask(ids, already_has_special_tokens=True)
-    out, w = [], 0
-    for m in mask:
-        out.append(None if m else w)
-        w += not m
-    return out

@@ -1,7 +1,7 @@
 """Contextual word embeddings: hidden states → one vector per word → a 2-D map.
 
 The model runs once here (:func:`word_vectors`); :func:`project` turns the vectors into 2-D
-points with scikit-learn (PCA or t-SNE); renderers (:mod:`mlmtool.render.scatter`) take the
+points with scikit-learn (PCA or t-SNE); renderers (:mod:`mlmtool.render.embed_view`) take the
 resulting :class:`Projection` and never see the model.
 
 A word split into several sub-word pieces (``play ##ing``) becomes the mean of its pieces'
@@ -23,7 +23,7 @@ import numpy as np
 from ..core.forward import encode, iter_forward
 from ..errors import MlmtoolError
 from ..models import LoadedModel
-from ..tokens import display_token, to_model_text, word_pieces, word_strings
+from ..tokens import display_token, to_model_text, word_ids_of, word_pieces, word_strings
 
 #: Projection methods, as the CLI spells them.
 METHODS = ("pca", "tsne")
@@ -39,8 +39,8 @@ class WordVectors:
     Attributes:
         vectors: ``float32 [points, hidden]``; row ``i`` is the mean hidden state of the
             pieces of word ``i`` at layer :attr:`layer`.
-        words: ``[points]`` label of each point: the word as the user wrote it (from the
-            tokenizer's character offsets), or the special token (``[CLS]``) when kept.
+        words: ``[points]`` label of each point: the word as the user wrote it
+            (:func:`mlmtool.tokens.word_strings`), or the special token (``[CLS]``) when kept.
         sentence_index: ``[points]`` which sentence each point comes from, counted from 0
             (the index into :attr:`sentences`).
         sentences: the input sentences, as given.
@@ -182,12 +182,13 @@ def word_vectors(lm: LoadedModel, texts: str | list[str], layer: int | None = No
     tok = lm.tokenizer
     for f in iter_forward(lm, encoded, hidden_states=True, batch_size=batch_size):
         i, hidden = f.index, f.hidden_states[layer]  # [S, D]
-        groups = word_pieces(encoding.word_ids(i))
-        labels = word_strings(model_texts[i], encoding, i)
+        word_ids = word_ids_of(encoding, i, tok)
+        groups = word_pieces(word_ids)
+        labels = word_strings(model_texts[i], encoding, i, tok)
         vecs = [hidden[g].mean(axis=0) for g in groups]
         special = [False] * len(groups)
         if keep_special:
-            vecs, labels, special = _with_specials(tok, encoded[i], encoding.word_ids(i), hidden, vecs, labels)
+            vecs, labels, special = _with_specials(tok, encoded[i], word_ids, hidden, vecs, labels)
         per_text[i] = (vecs, labels, special)
     vectors, words, sent, special = [], [], [], []
     for i, (vecs, labels, spec) in enumerate(per_text):  # type: ignore[misc]

@@ -36,7 +36,7 @@ import numpy as np
 from ..core.forward import encode, forward, iter_forward
 from ..errors import MlmtoolError
 from ..models import LoadedModel
-from ..tokens import USER_MASK, display_token, piece, to_model_text, word_pieces, word_strings
+from ..tokens import USER_MASK, display_token, piece, to_model_text, word_ids_of, word_pieces, word_strings
 
 
 @dataclass
@@ -105,7 +105,9 @@ def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1)
     """The vocabulary id of ``target`` as it would be written at the ``mask_index``-th mask.
 
     The target replaces the mask in the text and the text is re-tokenized, so the
-    tokenizer's own rules decide (lower-casing, BPE's leading-space marker ``Ġ``).
+    tokenizer's own rules decide (lower-casing, BPE's leading-space marker ``Ġ``). A fast
+    tokenizer's character offsets find the target's pieces; a slow one's (no offsets) are
+    the pieces that differ from the masked text's.
 
     Raises:
         MlmtoolError: the target is empty or is several tokens for this model (the message
@@ -119,9 +121,18 @@ def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1)
     for _ in range(mask_index):
         start = model_text.find(lm.mask_token, start + 1)
     filled = model_text[:start] + word + model_text[start + len(lm.mask_token):]
-    enc = lm.tokenizer(filled, return_offsets_mapping=True, add_special_tokens=True)
-    span = [i for i, (a, b) in enumerate(enc["offset_mapping"])
-            if b > a and a < start + len(word) and b > start]
+    if getattr(lm.tokenizer, "is_fast", False):
+        enc = lm.tokenizer(filled, return_offsets_mapping=True, add_special_tokens=True)
+        span = [i for i, (a, b) in enumerate(enc["offset_mapping"])
+                if b > a and a < start + len(word) and b > start]
+    else:  # no offsets (e.g. MeCab + WordPiece): the pieces that differ from the masked text's
+        enc = lm.tokenizer(filled, add_special_tokens=True)
+        ids, masked_ids = list(enc["input_ids"]), list(lm.tokenizer(model_text, add_special_tokens=True)["input_ids"])
+        head = next((k for k, (a, b) in enumerate(zip(ids, masked_ids)) if a != b), min(len(ids), len(masked_ids)))
+        tail = 0
+        while tail < min(len(ids), len(masked_ids)) - head and ids[-1 - tail] == masked_ids[-1 - tail]:
+            tail += 1
+        span = list(range(head, len(ids) - tail))
     pieces = [lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][i]) for i in span]
     if len(span) != 1 or lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][span[0]]) == lm.tokenizer.unk_token:
         if pieces == [lm.tokenizer.unk_token] or not pieces:
@@ -217,7 +228,7 @@ def word_hierarchy(word_of, breaks=None) -> np.ndarray:
 
 def _make_masker(lm: LoadedModel, encoding, ids: list[int]) -> TokenMasker:
     """:class:`TokenMasker` for one encoded sentence (tokens of words, masks excepted)."""
-    word_ids = encoding.word_ids(0)
+    word_ids = word_ids_of(encoding, 0, lm.tokenizer)
     hideable = [i for i, w in enumerate(word_ids) if w is not None and ids[i] != lm.mask_token_id]
     word_of = [word_ids[i] for i in hideable]
     tokens = lm.tokenizer.convert_ids_to_tokens([ids[i] for i in hideable])
@@ -328,8 +339,8 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     values = np.zeros(len(ids), dtype=np.float64)  # [seq]; kept tokens stay exactly 0
     values[free] = np.asarray(exp.values[0], dtype=np.float64).reshape(-1)
     base = float(np.asarray(exp.base_values).reshape(-1)[0])
-    groups = word_pieces(encoding.word_ids(0))
-    words = word_strings(model_text, encoding, 0)
+    groups = word_pieces(word_ids_of(encoding, 0, lm.tokenizer))
+    words = word_strings(model_text, encoding, 0, lm.tokenizer)
     if lm.mask_token != USER_MASK:
         words = [USER_MASK if w == lm.mask_token else w for w in words]
     word_values = np.array([values[g].sum() for g in groups], dtype=np.float64)
