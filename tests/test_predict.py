@@ -4,7 +4,6 @@ translation, batching, errors, and the masked-LM head only at masked positions.
 Whole-word and joint fill have their own tests in test_fill.py."""
 
 import pytest
-import torch
 from transformers import pipeline
 
 from mlmtool.errors import MlmtoolError

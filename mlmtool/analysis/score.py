@@ -31,7 +31,7 @@ from typing import Sequence
 from ..core.forward import encode, iter_forward
 from ..errors import MlmtoolError
 from ..models import LoadedModel
-from ..tokens import display_token
+from ..tokens import display_token, word_ids_of
 
 #: The scoring variants: Salazar et al. 2020 and Kauf & Ivanova 2023.
 VARIANTS = ("original", "word-l2r")
@@ -170,8 +170,8 @@ def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = 
     encoding = encode(lm, items)
     tok = lm.tokenizer
     plans = []  # per sentence: (scored positions, mask sets)
-    for i, ids in enumerate(encoding["input_ids"]):
-        words = _word_ids(encoding, i, ids, tok)
+    for i in range(len(items)):
+        words = word_ids_of(encoding, i, tok)  # None = a special token the tokenizer added
         scored = [p for p, w in enumerate(words) if w is not None]
         if not scored:
             raise MlmtoolError(f"{'line %d: ' % (i + 1) if len(items) > 1 else ''}the text has no token to score")
@@ -280,16 +280,6 @@ def _pair_row(pair, n: int) -> tuple[str, str, str, int]:
     if not good or not bad:
         raise MlmtoolError(f"pair {line or n}: the {'good' if not good else 'bad'} sentence is empty")
     return good, bad, phenomenon, line
-
-
-def _word_ids(encoding, i: int, ids: list[int], tok) -> list[int | None]:
-    """Word index per token, None for the special tokens the tokenizer added ([CLS], [SEP],
-    <s>, </s>; an [UNK] in the text is scored, as in Salazar et al. and minicons). Slow
-    tokenizers have no word ids: every other token is then its own word."""
-    if getattr(encoding, "is_fast", False):
-        return list(encoding.word_ids(i))
-    added = {tok.cls_token_id, tok.sep_token_id, tok.bos_token_id, tok.eos_token_id, tok.pad_token_id} - {None}
-    return [None if t in added else p for p, t in enumerate(ids)]
 
 
 def _mask_set(p: int, scored: list[int], words: list[int | None], variant: str) -> list[int]:
