@@ -451,8 +451,8 @@ def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None,
                                                         batch_size=batch_size)):
             lens[i] = res
     model_texts = [to_model_text(t, lm.mask_token) for t in texts]
-    words = [[w.replace(lm.mask_token, USER_MASK) for w in word_strings(t, encoding, i)]
-             if getattr(encoding, "is_fast", False) else [] for i, t in enumerate(model_texts)]
+    words = [[w.replace(lm.mask_token, USER_MASK) for w in word_strings(t, encoding, i, lm.tokenizer)]
+             for i, t in enumerate(model_texts)]
     return Side(label=label or lm.name, model_name=lm.name, texts=texts, attention=attention, words=words,
                 predictions=predictions, ids=ids, rows=rows, known=known, vocab=lm.tokenizer.get_vocab(),
                 has_mlm_head=lm.has_mlm_head, layerwise=lens)

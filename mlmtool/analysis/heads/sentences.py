@@ -145,14 +145,13 @@ def prepare_sentences(lm, sentences: Sequence[str]) -> PreparedSentences:
         :class:`PreparedSentences` (order kept); surface words come from the fast
         tokenizer's character offsets, so case and accents are the user's.
     """
-    from ...tokens import to_model_text, word_strings
+    from ...tokens import to_model_text, word_ids_of, word_strings
 
     texts = [s.strip() for s in sentences if s and s.strip()]
     out = PreparedSentences([], [], [], [])
     if not texts:
         return out
     model_texts = [to_model_text(t, lm.mask_token) for t in texts]
-    fast = getattr(lm.tokenizer, "is_fast", False)
     enc = lm.tokenizer(model_texts, add_special_tokens=True, truncation=False)
     for i, ids in enumerate(enc["input_ids"]):
         if len(ids) > lm.max_length:
@@ -160,20 +159,6 @@ def prepare_sentences(lm, sentences: Sequence[str]) -> PreparedSentences:
             continue
         out.texts.append(texts[i])
         out.ids.append(list(ids))
-        if fast:
-            out.words.append(word_strings(model_texts[i], enc, i))
-            out.word_ids.append(list(enc.word_ids(i)))
-        else:
-            out.words.append(None)
-            out.word_ids.append(slow_word_ids(lm.tokenizer, ids))
-    return out
-
-
-def slow_word_ids(tokenizer, ids: Sequence[int]) -> list[int | None]:
-    """Word index per token for a slow tokenizer: every non-special token is its own word."""
-    mask = tokenizer.get_special_tokens_mask(list(ids), already_has_special_tokens=True)
-    out, w = [], 0
-    for m in mask:
-        out.append(None if m else w)
-        w += not m
+        out.words.append(word_strings(model_texts[i], enc, i, lm.tokenizer))
+        out.word_ids.append(word_ids_of(enc, i, lm.tokenizer))
     return out
