@@ -60,20 +60,10 @@ def test_pll_equals_a_hand_written_loop(fixture, variant, request):
 
 def test_same_pll_as_minicons(tiny_bert):
     """Peer check: minicons' MaskedLMScorer (Misra 2022) on the same model and sentences."""
-    scorer = pytest.importorskip("minicons.scorer")
+    pytest.importorskip("minicons.scorer")
+    from scripts.benchmarks.bench_score import minicons_scorer
 
-    class _Tokenizer:  # minicons 0.3 calls batch_encode_plus, which transformers 5 removed
-        def __init__(self, tok):
-            self._tok = tok
-
-        def __getattr__(self, name):
-            return getattr(self._tok, name)
-
-        def batch_encode_plus(self, *args, **kwargs):
-            return self._tok(*args, **kwargs)
-
-    peer = scorer.MaskedLMScorer(tiny_bert.model, tokenizer=tiny_bert.tokenizer, device="cpu")
-    peer.tokenizer = _Tokenizer(tiny_bert.tokenizer)
+    peer = minicons_scorer(tiny_bert)
     for variant, metric in (("original", "original"), ("word-l2r", "within_word_l2r")):
         theirs = peer.sequence_score(SENTENCES, reduction=lambda x: x.sum(0).item(), PLL_metric=metric)
         ours = [s.pll for s in score_sentences(tiny_bert, SENTENCES, variant=variant)]
@@ -120,19 +110,16 @@ def test_to_dict_and_errors(tiny_bert):
     assert err.value.param == "variant"
 
 
-def test_read_pairs_names_the_bad_line(tmp_path):
+@pytest.mark.parametrize("content,message", [
+    ("# comment\n\nthe cat sat .\tthe cat sit .\tagreement\nno tab here\n", "^p.tsv line 4: no TAB"),
+    ("the cat sat .\tthe cat sit .\n  \tthe dog .\n", "^p.tsv line 2: the good sentence is empty"),
+    ("the cat sat .\t \n", "^p.tsv line 1: the bad sentence is empty"),
+    ("# only a comment\n", "no minimal pairs"),
+])
+def test_read_pairs_names_the_bad_line(tmp_path, content, message):
     path = tmp_path / "p.tsv"
-    path.write_text("# comment\n\nthe cat sat .\tthe cat sit .\tagreement\nno tab here\n", encoding="utf-8")
-    with pytest.raises(MlmtoolError, match="^p.tsv line 4: no TAB"):
-        read_pairs(path)
-    path.write_text("the cat sat .\tthe cat sit .\n  \tthe dog .\n", encoding="utf-8")
-    with pytest.raises(MlmtoolError, match="^p.tsv line 2: the good sentence is empty"):
-        read_pairs(path)
-    path.write_text("the cat sat .\t \n", encoding="utf-8")
-    with pytest.raises(MlmtoolError, match="line 1: the bad sentence is empty"):
-        read_pairs(path)
-    path.write_text("# only a comment\n", encoding="utf-8")
-    with pytest.raises(MlmtoolError, match="no minimal pairs"):
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(MlmtoolError, match=message):
         read_pairs(path)
 
 
