@@ -101,14 +101,20 @@ def test_attention_is_quantised_like_the_static_view(client, tiny_bert):
     assert np.abs(decode_attention(half) - ref.attention).max() <= 2 ** -11
 
 
+def static_page_data(view) -> dict:
+    """The JSON block a static page (``render_view``) embeds for view.js."""
+    m = re.search(r'<script type="application/json" class="mlmv-data">(.*?)</script>', view.fragment, re.S)
+    return json.loads(m.group(1))
+
+
 def test_view_is_the_static_views_data(client, tiny_bert):
-    from mlmtool.render.html_view import view_payload
-    from mlmtool.server.app import view_inputs
+    from mlmtool.commands.view import build_view
 
     body = post(client, "/api/view", {"text": SENTENCE, "top_k": 4}).json()
-    att, pred, note = view_inputs(tiny_bert, SENTENCE, 4)
-    assert note is None
-    assert body == {**view_payload(att, pred, note=None, title="mlmtool: bert"), "model": "bert"}
+    static = static_page_data(build_view(tiny_bert, SENTENCE, top_k=4)[0])
+    skip = ("title", "model")
+    assert {k: v for k, v in body.items() if k not in skip} == {k: v for k, v in static.items() if k not in skip}
+    assert body["model"] == "bert" and body["title"] == "mlmtool: bert"
     assert len(body["predictions"][0]["candidates"]) == 4
     # predictions on the page are those of /api/predict
     api = post(client, "/api/predict", {"text": SENTENCE, "top_k": 4}).json()
@@ -116,6 +122,46 @@ def test_view_is_the_static_views_data(client, tiny_bert):
     # no mask: attention only, with the note of `mlmtool view`
     plain = post(client, "/api/view", {"text": "the cat sat ."}).json()
     assert plain["predictions"] is None and "No [MASK]" in plain["note"]
+
+
+def test_fill_options_are_the_cli_flags(client, runner, tiny_bert_dir):
+    """Same names and defaults as `mlmtool predict`, and the same answers with each set."""
+    from mlmtool.commands.predict import predict as predict_cmd
+    from mlmtool.server.app import PredictRequest
+
+    import click
+
+    ctx = click.Context(predict_cmd)
+    flags = {p.name: p.get_default(ctx) for p in predict_cmd.params}
+    for name in ("top_k", "max_pieces", "beam", "independent"):
+        assert PredictRequest.model_fields[name].default == flags[name], name
+    two = "the [MASK] sat on the [MASK] ."
+    for body, args in (({"max_pieces": 1}, ["--max-pieces", "1"]), ({"independent": True}, ["--independent"]),
+                       ({"beam": 2, "top_k": 2}, ["--beam", "2", "-k", "2"])):
+        got = post(client, "/api/predict", {"text": two, **body}).json()
+        assert got == cli_json(runner, "predict", "-m", str(tiny_bert_dir), "--json", *args, two)
+
+
+def test_score_is_the_cli_json(client, runner, tiny_bert_dir, tmp_path):
+    one = "the cat sat on the mat ."
+    assert post(client, "/api/score", {"text": one}).json() == \
+        cli_json(runner, "score", "-m", str(tiny_bert_dir), "--json", one)
+    texts = [one, "the dog ran in the park ."]
+    (tmp_path / "s.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert post(client, "/api/score", {"texts": texts, "variant": "word-l2r"}).json() == \
+        cli_json(runner, "score", "-m", str(tiny_bert_dir), "--json", "--variant", "word-l2r", "-i", str(tmp_path / "s.txt"))
+    pairs = [["the cat sat .", "the cat sit .", "agreement"], ["a dog ran .", "a dog run ."]]
+    (tmp_path / "p.tsv").write_text("\n".join("\t".join(p) for p in pairs) + "\n", encoding="utf-8")
+    assert post(client, "/api/score", {"pairs": pairs}).json() == \
+        cli_json(runner, "score", "-m", str(tiny_bert_dir), "--json", "--pairs", str(tmp_path / "p.tsv"))
+
+
+def test_compare_is_the_cli_json(client, runner, tiny_bert_dir):
+    a, b = "the doctor said he [MASK] .", "the doctor said she [MASK] ."
+    got = post(client, "/api/compare", {"texts": [a, b]}).json()
+    assert got == cli_json(runner, "compare", "-m", str(tiny_bert_dir), "--json", a, b)
+    same = post(client, "/api/compare", {"texts": [SENTENCE], "models": ["bert", "bert"]}).json()
+    assert same["kind"] == "models" and max(h["distance"] for h in same["heads"]) == 0.0
 
 
 def test_view_of_a_model_without_mlm_head(tiny_bert):
@@ -255,6 +301,41 @@ def test_gate_refuses_beyond_max_waiting():
         t.join()
 
 
+def test_closed_gate_refuses_waiting_and_later_requests():
+    """Ctrl-C closes the gates: whoever waits is refused at once (503), the holder finishes."""
+    gate, outcome = ModelGate(), []
+    release = threading.Event()
+
+    def holder():
+        with gate.hold():
+            release.wait()
+            outcome.append("holder done")
+
+    def waiter(urgent):
+        try:
+            with gate.hold(urgent=urgent):
+                outcome.append("ran")
+        except BusyError as exc:
+            outcome.append((exc.status, str(exc)))
+
+    first = threading.Thread(target=holder)
+    first.start()
+    while not gate._busy:
+        time.sleep(0.001)
+    waiting = [threading.Thread(target=waiter, args=(u,)) for u in (True, False)]
+    for t in waiting:
+        t.start()
+    while gate._urgent_waiting < 1:
+        time.sleep(0.001)
+    gate.close()
+    for t in waiting:
+        t.join(5)
+    release.set()
+    first.join()
+    waiter(True)
+    assert outcome.count((503, "the server is stopping")) == 3 and outcome[-2] == "holder done"
+
+
 def test_guarded_model_takes_the_gate_per_call_and_counts_rows(tiny_bert):
     from mlmtool.analysis.predict import predict
 
@@ -303,6 +384,17 @@ BAD = [
     ("/api/embed", {"texts": ["the cat sat ."], "layer": 9}, 400, ["layer must be between 0"]),
     ("/api/embed", {"texts": ["a"]}, 400, ["at least 3 words"]),
     ("/api/embed", {"texts": ["the cat sat ."], "method": "umap"}, 422, ["method"]),
+    ("/api/predict", {"text": SENTENCE, "max_pieces": 9}, 422, ["max_pieces", "between 1 and 8"]),
+    ("/api/predict", {"text": SENTENCE, "beam": 17}, 422, ["beam", "max_beam"]),
+    ("/api/score", {}, 422, ["exactly one of text, texts and pairs"]),
+    ("/api/score", {"text": "the cat .", "texts": ["a"]}, 422, ["got text, texts"]),
+    ("/api/score", {"pairs": [["only one"]]}, 422, ["pairs[0]"]),
+    ("/api/score", {"texts": ["the cat ."] * 33}, 422, ["max_sentences"]),
+    ("/api/score", {"text": "the cat .", "variant": "best"}, 422, ["variant"]),
+    ("/api/compare", {"texts": [SENTENCE]}, 422, ["one model compares two texts"]),
+    ("/api/compare", {"texts": [SENTENCE], "models": ["bert"]}, 422, ["two loaded models"]),
+    ("/api/compare", {"texts": [SENTENCE], "models": ["bert", "/tmp/x"]}, 400, ["not loaded"]),
+    ("/api/compare", {"texts": [SENTENCE], "models": ["bert", "roberta"]}, 400, ["vocabular"]),
     ("/api/explain", {"text": "the cat sat ."}, 400, ["no [MASK]"]),
     ("/api/explain", {"text": SENTENCE, "max_evals": 10 ** 6}, 422, ["max_evals"]),
     ("/api/explain", {"text": SENTENCE, "mask": 2}, 422, ["mask must be between 1 and 1"]),
@@ -438,7 +530,7 @@ def test_page_is_the_static_view_with_its_own_scripts_only(client):
 def test_docs_page_is_offline_and_lists_every_endpoint(client):
     spec = client.get("/openapi.json").json()
     paths = set(spec["paths"])
-    assert {"/api/predict", "/api/attention", "/api/view", "/api/embed", "/api/explain",
+    assert {"/api/predict", "/api/attention", "/api/view", "/api/embed", "/api/explain", "/api/score", "/api/compare",
             "/api/explain/{job_id}", "/api/heads", "/api/models"} <= paths
     r = client.get("/docs")
     assert r.status_code == 200 and "<script" not in r.text.lower()
@@ -537,9 +629,10 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.05)
 
-    def stop(self, timeout: float = 10.0) -> tuple[int, float, str]:
+    def stop(self, timeout: float = 10.0, close_client: bool = True) -> tuple[int, float, str]:
         """Ctrl-C; returns (exit status, seconds it took, stderr)."""
-        self.http.close()
+        if close_client:
+            self.http.close()
         start = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
         try:
@@ -607,7 +700,13 @@ def test_real_server_bad_requests(server):
             s.sendall(b"0\r\n\r\n")
         except OSError:
             pass  # the server may answer and close before the whole body is sent
-        reply = s.recv(65536).decode("latin-1")
+        reply = b""
+        while b"max_body_bytes" not in reply:  # the head and the body may come in separate packets
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        reply = reply.decode("latin-1")
     assert reply.startswith("HTTP/1.1 413") and "max_body_bytes" in reply
     # the server is still fine
     assert http.post("/api/predict", json={"text": SENTENCE}).status_code == 200
@@ -620,7 +719,26 @@ def test_ctrl_c_stops_within_seconds_even_during_shap(tiny_bert_dir, tmp_path):
                                               "max_evals": 2000}).json()
     while srv.http.get(job["url"]).json()["status"] == "queued":
         time.sleep(0.05)
-    rc, took, err = srv.stop(timeout=15)
+    busy = threading.Event()
+
+    def keep_asking():  # predict requests in flight and keep-alive connections open at Ctrl-C
+        import httpx
+
+        while not busy.is_set():
+            try:
+                srv.http.post("/api/predict", json={"text": SENTENCE})
+            except httpx.HTTPError:
+                return
+
+    clients = [threading.Thread(target=keep_asking) for _ in range(4)]
+    for t in clients:
+        t.start()
+    time.sleep(0.5)
+    rc, took, err = srv.stop(timeout=15, close_client=False)
+    busy.set()
+    for t in clients:
+        t.join(30)
+    srv.http.close()
     assert rc == 0 and took < 8, (rc, took, err)
     assert "Traceback" not in err and err.strip().endswith("mlmtool serve: stopped")
 

@@ -75,13 +75,17 @@ def serve(models, lang, host, port, open_browser, cors, heads_files):
 
         app = create_app(loaded, heads=heads, cors=list(cors) or None,
                          allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+        _warm_up(loaded)
         _run(app, sock, host, ", ".join(loaded), open_browser)
     finally:
         sock.close()
 
 
 def _run(app, sock, host: str, names: str, open_browser: bool) -> None:
-    """Serve ``app`` on the bound socket until Ctrl-C (graceful, at most 2 s for open requests)."""
+    """Serve ``app`` on the bound socket until Ctrl-C (graceful: the requests that are running
+    finish, at most 3 s; the waiting ones are refused), then end the process."""
+    import os
+    import sys
     import threading
     import time
 
@@ -90,9 +94,17 @@ def _run(app, sock, host: str, names: str, open_browser: bool) -> None:
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # Ctrl-C: requests waiting for a model are refused at once (503), the ones running
+            # finish, and the SHAP worker stops at its next model call.
+            for gate in app.state.gates.values():
+                gate.close()
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+                            timeout_graceful_shutdown=3)
+    server = Server(config)
     click.echo(f"mlmtool serve: {url} ({names}; Ctrl-C stops)")
     if open_browser:
         def launch():
@@ -110,6 +122,37 @@ def _run(app, sock, host: str, names: str, open_browser: bool) -> None:
     finally:
         app.state.jobs.close()
     click.echo("mlmtool serve: stopped", err=True)
+    # Every request has been answered and the socket is closed; nothing is left to save. End
+    # the process now: the interpreter's teardown of torch and transformers takes 1.5-6 s on
+    # a small machine, and a SHAP job in progress (a daemon thread) is abandoned either way.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _warm_up(loaded: dict) -> None:
+    """Import what the requests use and run each model once, before the start line.
+
+    So the first request does not pay for them, and never waits on Python's import lock
+    behind the SHAP worker's first (slow) import of shap.
+    """
+    import importlib
+
+    from ..errors import MlmtoolError
+
+    for module in ("attention", "embed", "predict", "score", "compare"):
+        importlib.import_module(f"mlmtool.analysis.{module}")
+    importlib.import_module("mlmtool.render.html_view")
+    from ..analysis.attention import attention
+    from ..analysis.predict import predict
+
+    for lm in loaded.values():
+        try:
+            attention(lm, "a")
+            if lm.has_mlm_head:
+                predict(lm, f"a {lm.mask_token}")
+        except MlmtoolError:  # e.g. a tokenizer without the word "a": nothing to warm
+            pass
 
 
 def _is_loopback(host: str) -> bool:

@@ -5,22 +5,22 @@ returns a FastAPI application; ``mlmtool serve`` runs it under uvicorn, tests dr
 FastAPI's ``TestClient``. Every answer is computed by the library functions the command
 line uses, and serialised by the same ``to_dict()``:
 
-=====================  ====================================================================
-``GET /``              the page (:mod:`mlmtool.server.page`): the static view's own
-                       template and JavaScript, fed from ``POST /api/view``
-``GET /api/models``    the loaded models and the server's limits
-``POST /api/predict``  ``{text, model?, top_k?}`` → exactly ``mlmtool predict --json``
-``POST /api/attention`` ``{text, model?, precision?}`` → tokens and the attention of every
-                       head, quantised as in the static view (:func:`encode_attention`)
-``POST /api/view``     ``{text, model?, top_k?}`` → the data the view draws
-                       (:func:`mlmtool.render.html_view.view_payload`)
-``POST /api/embed``    ``{texts, model?, layer?, method?, ...}`` → ``mlmtool embed --json``
-``POST /api/explain``  ``{text, model?, target?, mask?, max_evals?}`` → 202 and a job;
-                       ``GET /api/explain/{id}`` polls it (progress, then the result of
-                       ``mlmtool explain --json``)
-``GET /api/heads``     ``?model=`` → the heads.json given at start (``--heads``)
-``GET /docs``          the API's documentation, from ``/openapi.json``, served offline
-=====================  ====================================================================
+* ``GET /``: the page (:mod:`mlmtool.server.page`): the static view's own template and
+  JavaScript, fed from ``POST /api/view``;
+* ``GET /api/models``: the loaded models and the server's limits;
+* ``POST /api/predict`` ``{text, model?, top_k?, max_pieces?, beam?, independent?}``: exactly
+  ``mlmtool predict --json`` (:func:`~mlmtool.analysis.predict.predict_json`);
+* ``POST /api/attention`` ``{text, model?, precision?}``: tokens and the attention of every
+  head, quantised as in the static view (:func:`~mlmtool.render.html_view.encode_attention`);
+* ``POST /api/view`` ``{text, model?, top_k?, ...}``: the data the view draws
+  (:func:`~mlmtool.render.html_view.view_payload`), computed as ``mlmtool view`` does;
+* ``POST /api/embed`` ``{texts, model?, layer?, method?, ...}``: ``mlmtool embed --json``;
+* ``POST /api/score`` ``{text | texts | pairs, model?, variant?}``: ``mlmtool score --json``;
+* ``POST /api/compare`` ``{texts, models: [A, B] | model, top_k?}``: ``mlmtool compare --json``;
+* ``POST /api/explain`` ``{text, model?, target?, mask?, max_evals?, seed?}``: 202 and a job;
+  ``GET /api/explain/{id}`` polls it (progress, then ``mlmtool explain --json``'s result);
+* ``GET /api/heads?model=``: the heads.json given at start (``--heads``);
+* ``GET /docs``: the API's documentation, from ``/openapi.json``, served offline.
 
 Safety rules (a server, even on localhost): no request names a file or a model that was not
 loaded at start (request bodies reject unknown fields); bodies are limited to
@@ -29,7 +29,7 @@ loaded at start (request bodies reject unknown fields); bodies are limited to
 one of ``allowed_hosts`` (DNS-rebinding protection; loopback names by default); no CORS
 header is sent unless ``cors`` names origins. Every error is JSON ``{"error": message}``
 with a 4xx status (400 library error, 404, 405, 413 too large, 415 not JSON, 422 invalid,
-429 busy); an unexpected bug answers 500 with a one-line JSON message and its traceback
+429 busy; 503 only while the server stops); an unexpected bug answers 500 with a one-line JSON message and its traceback
 goes to the server log only. Concurrency: :mod:`mlmtool.server.worker`.
 """
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -47,6 +48,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..analysis.fill import DEFAULT_BEAM, DEFAULT_MAX_PIECES
 from ..errors import MlmtoolError
 from .worker import BusyError, ExplainJobs, ModelGate, guarded
 
@@ -67,7 +69,9 @@ class Limits:
         max_text_chars: characters per text (default 2,000), HTTP 422; the model's own
             token limit applies too (HTTP 400).
         max_top_k: candidates per mask (default 100).
-        max_sentences: sentences per ``/api/embed`` request (default 32).
+        max_pieces: pieces per predicted word (default 8); max_beam: beam width (default 16).
+        max_sentences: sentences (or minimal pairs) per ``/api/embed``, ``/api/score`` or
+            ``/api/compare`` request (default 32).
         max_evals: SHAP evaluation budget per explanation (default 2,000).
         max_explain_jobs: SHAP jobs queued or running at once (default 4), HTTP 429.
         max_waiting: requests waiting for one model at once (default 64), HTTP 429.
@@ -76,6 +80,8 @@ class Limits:
     max_body_bytes: int = 64 * 1024
     max_text_chars: int = 2000
     max_top_k: int = 100
+    max_pieces: int = 8
+    max_beam: int = 16
     max_sentences: int = 32
     max_evals: int = 2000
     max_explain_jobs: int = 4
@@ -99,12 +105,27 @@ class _Body(BaseModel):
                                                 "default: the first one.")
 
 
-class PredictRequest(_Body):
+class _Fill(_Body):
+    """The options of ``mlmtool predict`` (same names, same defaults)."""
+
+    top_k: int = Field(5, description="Candidates per mask, or complete sentences with several masks "
+                                      "(1 to max_top_k).")
+    max_pieces: int = Field(DEFAULT_MAX_PIECES, description="Most vocabulary pieces per word (1 = one piece, "
+                                                            "as the HF fill-mask pipeline; up to max_pieces).")
+    beam: int = Field(DEFAULT_BEAM, description="Beam width of the word and sentence search (up to max_beam).")
+    independent: bool = Field(False, description="With several masks: one list per mask instead of "
+                                                 "complete sentences.")
+
+    def options(self) -> dict:
+        return {"top_k": self.top_k, "max_pieces": self.max_pieces, "beam": self.beam,
+                "independent": self.independent}
+
+
+class PredictRequest(_Fill):
     """One sentence with [MASK] (or the model's own mask token)."""
 
     text: str = Field(..., description="One sentence; [MASK] marks each word to guess.",
                       examples=["The [MASK] sat on the mat."])
-    top_k: int = Field(5, description="Candidates per mask (1 to max_top_k).")
 
 
 class AttentionRequest(_Body):
@@ -115,11 +136,10 @@ class AttentionRequest(_Body):
         "uint8", description="uint8: round(weight * 255), error at most 1/510; float16: half floats.")
 
 
-class ViewRequest(_Body):
+class ViewRequest(_Fill):
     """One sentence for the page ([MASK] optional)."""
 
     text: str = Field(..., description="One sentence.", examples=["The [MASK] sat on the mat."])
-    top_k: int = Field(5, description="Candidates per mask (1 to max_top_k).")
 
 
 class EmbedRequest(_Body):
@@ -147,13 +167,39 @@ class ExplainRequest(_Body):
     seed: int = Field(0, description="Seed for SHAP's tie-breaking.")
 
 
+class ScoreRequest(_Body):
+    """Sentences to score by pseudo-log-likelihood, or minimal pairs (give exactly one of the three)."""
+
+    text: str | None = Field(None, description="One sentence: the answer is one score, as "
+                                               "`mlmtool score --json TEXT`.", examples=["The cats sleep."])
+    texts: list[str] | None = Field(None, description="1 to max_sentences sentences: a list of scores.")
+    pairs: list[list[str]] | None = Field(None, description="1 to max_sentences [good, bad] or [good, bad, "
+                                                            "phenomenon]: accuracy, as `mlmtool score --pairs`.")
+    variant: Literal["original", "word-l2r"] = Field("original", description="Salazar et al. 2020, or "
+                                                                             "Kauf & Ivanova 2023.")
+
+
+class CompareRequest(_Body):
+    """Two models on the same sentence(s), or one model on two sentences."""
+
+    model: str | None = Field(None, description="One model: compare two texts with it (default the first).")
+    models: list[str] | None = Field(None, description="Two loaded models [A, B]: compare them on texts.")
+    texts: list[str] = Field(..., description="Two models: 1 to max_sentences sentences; one model: exactly two.",
+                             examples=[["The doctor said he [MASK].", "The doctor said she [MASK]."]])
+    top_k: int = Field(5, description="Candidates per mask (1 to max_top_k).")
+
+
 # ---- the shared computations -------------------------------------------------------
 
-def predict_payload(lm, text: str, top_k: int = 5) -> dict:
-    """What ``mlmtool predict --json TEXT`` prints for one sentence, as a dict."""
-    from ..analysis.predict import predict
+def predict_payload(lm, text: str, **options) -> dict:
+    """What ``mlmtool predict --json TEXT`` prints for one sentence, as a dict: the same
+    :func:`~mlmtool.analysis.predict.predict` and :func:`~mlmtool.analysis.predict.predict_json`.
 
-    return predict(lm, text, top_k=top_k).to_dict()
+    ``options``: ``top_k``, ``max_pieces``, ``beam``, ``independent`` (the command's flags).
+    """
+    from ..analysis.predict import predict, predict_json
+
+    return predict_json(predict(lm, text, **options))  # type: ignore[return-value]
 
 
 def attention_payload(result, precision: str = "uint8") -> dict:
@@ -167,11 +213,15 @@ def attention_payload(result, precision: str = "uint8") -> dict:
             "attention": encode_attention(result.attention, precision)}  # type: ignore[arg-type]
 
 
-def view_inputs(lm, text: str, top_k: int = 5):
+def view_inputs(lm, text: str, **options):
     """``(attention, prediction or None, note or None)`` for the page, by the rule of
-    ``mlmtool view``: predictions when the text has a mask and the model an MLM head."""
-    from ..analysis.attention import attention
-    from ..analysis.predict import predict
+    ``mlmtool view``: predictions when the text has a mask and the model an MLM head, the
+    attention from the predictions' first forward pass
+    (:func:`~mlmtool.analysis.attention.predict_with_attention`).
+
+    ``options``: ``top_k``, ``max_pieces``, ``beam``, ``independent``.
+    """
+    from ..analysis.attention import attention, predict_with_attention
     from ..tokens import USER_MASK, to_model_text
 
     ids = lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
@@ -181,8 +231,10 @@ def view_inputs(lm, text: str, top_k: int = 5):
     elif not lm.has_mlm_head:
         note = (f"No predictions: model '{lm.name}' has no trained masked-LM head, and predictions "
                 "need an MLM head. The attention below does not.")
-    prediction = predict(lm, text, top_k=top_k) if note is None else None
-    return attention(lm, text), prediction, note
+    if note is not None:
+        return attention(lm, text), None, note
+    prediction, result = predict_with_attention(lm, text, **options)
+    return result, prediction, None
 
 
 # ---- the app -------------------------------------------------------------------------
@@ -265,6 +317,26 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
                            field)
         return value
 
+    @contextmanager
+    def hold_all(*names: str):
+        """Hold the gates of several models, always in name order (no deadlock)."""
+        with ExitStack() as stack:
+            for n in sorted(set(names)):
+                stack.enter_context(gates[n].hold())
+            yield
+
+    def check_fill(req) -> dict:
+        check_range(req.top_k, 1, limits.max_top_k, "top_k", "max_top_k")
+        check_range(req.max_pieces, 1, limits.max_pieces, "max_pieces", "max_pieces")
+        check_range(req.beam, 1, limits.max_beam, "beam", "max_beam")
+        return req.options()
+
+    def check_count(items: list, field: str) -> list:
+        if not 1 <= len(items) <= limits.max_sentences:
+            raise ApiError(422, f"{field} must hold 1 to {limits.max_sentences} items (the limit "
+                                f"max_sentences), got {len(items)}", field)
+        return items
+
     # ---- errors: always JSON, never a traceback ----
     def error(status: int, message: str, param: str | None = None) -> JSONResponse:
         body: dict[str, Any] = {"error": message, "status": status}
@@ -283,7 +355,7 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
 
     @app.exception_handler(BusyError)
     async def _busy(request: Request, exc: BusyError):
-        return error(429, str(exc))
+        return error(exc.status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -335,10 +407,10 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
     @app.post("/api/predict", summary="Fill [MASK]: the same JSON as `mlmtool predict --json`")
     def api_predict(req: PredictRequest):
         check_text(req.text)
-        check_range(req.top_k, 1, limits.max_top_k, "top_k", "max_top_k")
+        options = check_fill(req)
         _, lm, gate = pick(req.model)
         with gate.hold():
-            return predict_payload(lm, req.text, req.top_k)
+            return predict_payload(lm, req.text, **options)
 
     @app.post("/api/attention", summary="Attention of every layer and head, quantised as in the static view")
     def api_attention(req: AttentionRequest):
@@ -355,10 +427,10 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
         from ..render.html_view import view_payload
 
         check_text(req.text)
-        check_range(req.top_k, 1, limits.max_top_k, "top_k", "max_top_k")
+        options = check_fill(req)
         name, lm, gate = pick(req.model)
         with gate.hold():
-            att, prediction, note = view_inputs(lm, req.text, req.top_k)
+            att, prediction, note = view_inputs(lm, req.text, **options)
         payload = view_payload(att, prediction, head_labels=labels.get(name), note=note,
                                title=f"mlmtool: {name}")
         payload["model"] = name
@@ -368,15 +440,59 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
     def api_embed(req: EmbedRequest):
         from ..analysis.embed import project, word_vectors
 
-        if not 1 <= len(req.texts) <= limits.max_sentences:
-            raise ApiError(422, f"texts must hold 1 to {limits.max_sentences} sentences (the limit "
-                                f"max_sentences), got {len(req.texts)}", "texts")
-        for i, t in enumerate(req.texts):
+        for i, t in enumerate(check_count(req.texts, "texts")):
             check_text(t, f"texts[{i}]")
         _, lm, gate = pick(req.model)
         with gate.hold():
             vectors = word_vectors(lm, req.texts, layer=req.layer, keep_special=req.keep_special)
         return project(vectors, method=req.method, perplexity=req.perplexity, seed=req.seed).to_dict()
+
+    @app.post("/api/score", summary="Pseudo-log-likelihood of sentences, or minimal pairs: `mlmtool score --json`")
+    def api_score(req: ScoreRequest):
+        from ..analysis.score import score_pairs, score_sentences
+
+        given = [f for f in ("text", "texts", "pairs") if getattr(req, f) is not None]
+        if len(given) != 1:
+            raise ApiError(422, "give exactly one of text, texts and pairs"
+                           + (f" (got {', '.join(given)})" if given else ""))
+        _, lm, gate = pick(req.model)
+        if req.pairs is not None:
+            for i, pair in enumerate(check_count(req.pairs, "pairs")):
+                if len(pair) not in (2, 3):
+                    raise ApiError(422, f"pairs[{i}] must be [good, bad] or [good, bad, phenomenon]", "pairs")
+                for j, t in enumerate(pair):
+                    check_text(t, f"pairs[{i}][{j}]")
+            with gate.hold():
+                # "line" = the pair's place in the list, from 1 (a file's line number in the CLI)
+                rows = [(p[0], p[1], p[2] if len(p) > 2 else "", i + 1) for i, p in enumerate(req.pairs)]
+                return score_pairs(lm, rows, variant=req.variant).to_dict()
+        texts = [check_text(req.text)] if req.text is not None else check_count(req.texts, "texts")
+        for i, t in enumerate(texts):
+            check_text(t, f"texts[{i}]")
+        with gate.hold():
+            scores = score_sentences(lm, texts, variant=req.variant)
+        return scores[0].to_dict() if req.text is not None else [s.to_dict() for s in scores]
+
+    @app.post("/api/compare", summary="Two models on a text, or one model on two texts: "
+                                      "`mlmtool compare --json`")
+    def api_compare(req: CompareRequest):
+        from ..analysis.compare import compare_models, compare_texts
+
+        for i, t in enumerate(check_count(req.texts, "texts")):
+            check_text(t, f"texts[{i}]")
+        check_range(req.top_k, 1, limits.max_top_k, "top_k", "max_top_k")
+        if req.models is not None:
+            if req.model is not None or len(req.models) != 2:
+                raise ApiError(422, "models must name two loaded models [A, B] (and then no model)", "models")
+            (na, lm_a, _), (nb, lm_b, _) = pick(req.models[0]), pick(req.models[1])
+            with hold_all(na, nb):
+                return compare_models(lm_a, lm_b, req.texts, top_k=req.top_k).to_dict()
+        if len(req.texts) != 2:
+            raise ApiError(422, f"one model compares two texts, not {len(req.texts)}; give models [A, B] to "
+                                "compare two models", "texts")
+        name, lm, _ = pick(req.model)
+        with hold_all(name):
+            return compare_texts(lm, req.texts[0], req.texts[1], top_k=req.top_k).to_dict()
 
     @app.post("/api/explain", status_code=202,
               summary="Start a SHAP explanation (seconds); poll GET /api/explain/{id} for progress and result")

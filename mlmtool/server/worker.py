@@ -41,7 +41,11 @@ log = logging.getLogger("mlmtool.server")
 
 
 class BusyError(Exception):
-    """Too many requests are waiting (the server answers HTTP 429 with this message)."""
+    """Too many requests are waiting (HTTP 429), or the server is stopping (``status`` 503)."""
+
+    def __init__(self, message: str, status: int = 429):
+        super().__init__(message)
+        self.status = status
 
 
 class ModelGate:
@@ -63,17 +67,30 @@ class ModelGate:
         self._cond = threading.Condition()
         self._busy = False
         self._urgent_waiting = 0
+        self._closed = False
         self.max_waiting = max_waiting
         self.runs = 0
+
+    def close(self) -> None:
+        """Refuse every later or waiting ``hold`` (the server is stopping); the holder finishes."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BusyError("the server is stopping", status=503)
 
     @contextmanager
     def hold(self, urgent: bool = True) -> Iterator[None]:
         """Hold the gate for the ``with`` block.
 
         Raises:
-            BusyError: ``urgent`` and ``max_waiting`` requests already wait.
+            BusyError: ``urgent`` and ``max_waiting`` requests already wait, or the gate is
+                closed (the server is stopping).
         """
         with self._cond:
+            self._check_open()
             if urgent:
                 if self._busy and self._urgent_waiting >= self.max_waiting:
                     raise BusyError(f"the server is busy ({self.max_waiting} requests are waiting "
@@ -82,11 +99,13 @@ class ModelGate:
                 try:
                     while self._busy:
                         self._cond.wait()
+                        self._check_open()
                 finally:
                     self._urgent_waiting -= 1
             else:
                 while self._busy or self._urgent_waiting:
                     self._cond.wait()
+                    self._check_open()
             self._busy = True
             self.runs += 1
         try:
