@@ -90,10 +90,18 @@ def test_batching_changes_nothing_and_projects_one_position_per_copy(tiny_bert, 
         assert all(batch == rows for batch, rows in calls)  # the head sees one row per masked copy
         copies = [len(s.tokens) for s in got]
         assert sum(b for b, _ in calls) == sum(copies)
-        if budget == 1:  # a sentence's copies are never split: one pass per sentence
-            assert sorted(b for b, _ in calls) == sorted(copies)
+        if budget == 12:  # no sentence has more than 12 copies: whole sentences share passes of <= 12
+            assert all(b <= 12 for b, _ in calls) and len(calls) < len(copies)
         if budget == 1000:
             assert len(calls) == 1
+
+
+def test_groups_keep_a_sentence_in_one_pass_unless_it_is_longer_than_the_budget():
+    from mlmtool.analysis.score import _groups
+
+    # lengths 10, 5, 8, 3 with 8, 3, 6, 1 copies, 10 copies per pass: longest first
+    assert _groups([10, 5, 8, 3], [8, 3, 6, 1], 10) == [[(0, 0, 8)], [(2, 0, 6), (1, 0, 3), (3, 0, 1)]]
+    assert _groups([27, 4], [25, 2], 10) == [[(0, 0, 10)], [(0, 10, 20)], [(0, 20, 25)], [(1, 0, 2)]]
 
 
 def test_to_dict_and_errors(tiny_bert):

@@ -22,8 +22,9 @@ without dividing by the length (dividing would favour long words, whose later pi
 nearly certain); the probabilities are not renormalised over the allowed pieces, so the
 model's own doubt that the slot holds ``n`` pieces (mass on pieces that would start a new
 word) lowers every ``n``-piece word. A word is kept only in the tokenizer's own
-segmentation (``play ##ing`` is dropped when ``playing`` is one piece), so no word is
-listed twice. ``score = exp(log_prob)``.
+segmentation (``play ##ing`` is dropped when ``playing`` is one piece; a one-piece word
+must be text the tokenizer reads back as that piece), so no word is listed twice.
+``score = exp(log_prob)``.
 
 The beam keeps the ``beam`` best unfinished prefixes per mask at each step (over all span
 lengths: each prefix's log-probability bounds every word it can become); a prefix whose
@@ -36,9 +37,11 @@ kept.
 search over the masks, the most confident mask first (Jiang et al. 2020, "X-FACTR:
 Multilingual Factual Knowledge Retrieval from Pretrained Language Models", EMNLP, the
 "confidence" decoding): in each state the mask whose best one-slot piece is the most probable
-is filled with each of its best words, and the states with the highest joint
-log-probability (the sum of each word's ``log_prob`` in the context where it was filled)
-are kept. Every printed sentence has all its masks filled.
+is filled with each of its ``beam`` best words, and the ``beam`` states with the highest
+joint log-probability (the sum of each word's ``log_prob`` in the context where it was
+filled) are kept; the same words reached in two orders count once, at their best. Every
+printed sentence has all its masks filled. Each mask's own list (the other masks left
+masked, as the HF pipeline) comes with it, from the same first pass.
 
 ``max_pieces=1`` is piece-level fill: exactly the HF pipeline's top-k (any vocabulary entry,
 continuation pieces and special tokens included), as :func:`mlmtool.predict` always gave.

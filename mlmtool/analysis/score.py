@@ -12,8 +12,8 @@ Scoring" (ACL; minicons' ``PLL_metric="within_word_l2r"``): when a token is scor
 tokens to its right *in the same word* are masked too, so a word of several pieces is not
 scored as near-certain from its own other pieces.
 
-Batched: every masked copy of a sentence goes through one forward pass, sentences of
-similar length share a pass (bucketed), and the vocabulary projection runs only at the one
+Batched: every masked copy of a sentence goes through one forward pass (unless there are
+more than ``batch_size``), sentences of similar length share a pass (bucketed), and the vocabulary projection runs only at the one
 masked position of each copy (:func:`mlmtool.core.forward.iter_forward` with one position
 per copy), so no ``[copies, S, V]`` logits tensor is ever built.
 
@@ -141,7 +141,7 @@ class PairsResult:
 
 
 def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = "original",
-                    batch_size: int = 128) -> SentenceScore | list[SentenceScore]:
+                    batch_size: int = 256) -> SentenceScore | list[SentenceScore]:
     """Pseudo-log-likelihood and pseudo-perplexity of each sentence (see the module docstring).
 
     Args:
@@ -149,8 +149,9 @@ def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = 
         texts: one sentence or a list.
         variant: ``"original"`` (default; Salazar et al. 2020) or ``"word-l2r"`` (Kauf &
             Ivanova 2023: the later pieces of the same word are masked too).
-        batch_size: masked copies per forward pass (default 128); a sentence's copies are
-            never split across passes, so a sentence longer than this has a pass of its own.
+        batch_size: masked copies per forward pass (default 256); sentences of similar
+            length share a pass, and all the copies of a sentence go through one pass unless
+            they are more than ``batch_size`` (then they are cut, to bound the memory).
 
     Returns:
         A :class:`SentenceScore` for a string, else a list in input order.
@@ -179,9 +180,9 @@ def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = 
     log_probs: list[list[float]] = [[] for _ in items]
     for group in _groups([len(e) for e in encoding["input_ids"]], [len(p[0]) for p in plans], batch_size):
         copies, cols, owner = [], [], []
-        for i in group:
+        for i, start, end in group:
             ids = encoding["input_ids"][i]
-            for p, masked in zip(*plans[i]):
+            for p, masked in list(zip(*plans[i]))[start:end]:
                 copy = list(ids)
                 for q in masked:
                     copy[q] = lm.mask_token_id
@@ -210,7 +211,7 @@ def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = 
     return out[0] if single else out
 
 
-def score_pairs(lm: LoadedModel, pairs: Sequence, variant: str = "original", batch_size: int = 128) -> PairsResult:
+def score_pairs(lm: LoadedModel, pairs: Sequence, variant: str = "original", batch_size: int = 256) -> PairsResult:
     """Score minimal pairs: a pair is right when the good sentence has the higher PLL.
 
     Args:
@@ -290,17 +291,25 @@ def _mask_set(p: int, scored: list[int], words: list[int | None], variant: str) 
     return [p] + [q for q in scored if q > p and words[q] == words[p]]
 
 
-def _groups(lengths: list[int], copies: list[int], budget: int) -> list[list[int]]:
-    """Sentences grouped for one forward pass each: sorted by length (longest first), as many
-    as fit ``budget`` masked copies, at least one per group (bucketing)."""
+def _groups(lengths: list[int], copies: list[int], budget: int) -> list[list[tuple[int, int, int]]]:
+    """Masked copies grouped for one forward pass each, as ``(sentence, first copy, end)``.
+
+    Sentences are taken longest first (bucketing: a pass holds sentences of similar length)
+    and as many whole sentences as fit ``budget`` copies share a pass; only a sentence with
+    more copies than ``budget`` (more tokens than ``batch_size``) is cut over several passes,
+    which bounds the memory of one pass.
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    groups: list[list[int]] = []
-    used = 0
+    groups: list[list[tuple[int, int, int]]] = []
+    used = budget
     for i in order:
-        if groups and used + copies[i] <= budget:
-            groups[-1].append(i)
+        if copies[i] > budget:
+            groups += [[(i, a, min(a + budget, copies[i]))] for a in range(0, copies[i], budget)]
+            used = budget
+        elif used + copies[i] <= budget:
+            groups[-1].append((i, 0, copies[i]))
             used += copies[i]
         else:
-            groups.append([i])
+            groups.append([(i, 0, copies[i])])
             used = copies[i]
     return groups

@@ -19,8 +19,8 @@ from ._common import (check_output_file, json_option, load_model, model_options,
                    "same word masked too).")
 @model_options
 @json_option
-@click.option("-b", "--batch-size", default=128, show_default=True, type=click.IntRange(1, None),
-              help="Masked copies per forward pass (a sentence's copies are never split).")
+@click.option("-b", "--batch-size", default=256, show_default=True, type=click.IntRange(1, None),
+              help="Masked copies per forward pass (a sentence's copies share one pass when they fit).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write the token bars as one self-contained HTML page.")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
