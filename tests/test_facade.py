@@ -73,3 +73,20 @@ def test_facade_calls_work_after_the_compute_modules_are_imported(tiny_bert):
     assert mlmtool.predict(tiny_bert, text, max_pieces=1).to_dict() == pred.to_dict()  # still a function
     view = mlmtool.render_view(att, pred)
     assert "<html" in str(view).lower() and view._repr_html_()
+
+
+@pytest.mark.slow
+def test_readme_python_examples_run(tmp_path, monkeypatch, capsys):
+    """Every ```python block of the README runs as written (en-mini, offline), so it cannot drift."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "the README has a Python tour"
+    monkeypatch.chdir(tmp_path)
+    for n, block in enumerate(blocks):
+        exec(compile(block, f"README.md python block {n + 1}", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    assert printed[0] == "door" and 0 < float(printed[1]) <= 1  # the top word and its probability
+    assert (tmp_path / "l2h9.png").stat().st_size > 0 and (tmp_path / "view.html").stat().st_size > 0
