@@ -203,7 +203,10 @@ def test_cli_pairs_and_bad_input(runner, tiny_bert_dir, tmp_path):
     assert len(json.loads(r.output)["pairs"]) == 2
     bad = tmp_path / "bad.tsv"
     bad.write_text("the cat sat .\tcat the sat .\nno tab\n", encoding="utf-8")
+    long = tmp_path / "long.tsv"
+    long.write_text("# long\nthe cat sat .\tcat the sat .\na dog .\t" + "dog " * 80 + "\n", encoding="utf-8")
     for args, needle in ((["--pairs", str(bad)], "bad.tsv line 2: no TAB"),
+                         (["--pairs", str(long)], "line 3, bad sentence: the text is 82 tokens long"),
                          ([""], "the text is empty"),
                          (["cat " * 80], "at most 64")):
         r = runner.invoke(cli, ["score", "-m", str(tiny_bert_dir), *args])

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..core.forward import encode, iter_forward
+from ..core.forward import check_length, encode, iter_forward
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import display_token, word_ids_of
@@ -224,12 +224,18 @@ def score_pairs(lm: LoadedModel, pairs: Sequence, variant: str = "original", bat
         A :class:`PairsResult` (``.correct``, ``.total``, ``.accuracy``, ``.by_phenomenon()``).
 
     Raises:
-        MlmtoolError: no pairs, or as :func:`score_sentences`.
+        MlmtoolError: no pairs, an empty side, a sentence longer than the model's limit (the
+            message names the pair's line), or as :func:`score_sentences`.
     """
     rows = [_pair_row(p, n + 1) for n, p in enumerate(pairs)]
     if not rows:
         raise MlmtoolError("no minimal pairs to score")
-    scores = score_sentences(lm, [s for r in rows for s in r[:2]], variant=variant, batch_size=batch_size)
+    sentences = [s for r in rows for s in r[:2]]
+    lengths = [len(ids) for ids in lm.tokenizer(sentences, truncation=False)["input_ids"]]
+    for n, (_, _, _, line) in enumerate(rows):  # name the pair, not its place in the flat list
+        for side, length in (("good", lengths[2 * n]), ("bad", lengths[2 * n + 1])):
+            check_length(lm, length, f"{'line' if line else 'pair'} {line or n + 1}, {side} sentence: ")
+    scores = score_sentences(lm, sentences, variant=variant, batch_size=batch_size)
     out = []
     for n, (good, bad, phenomenon, line) in enumerate(rows):
         g, b = scores[2 * n].pll, scores[2 * n + 1].pll
