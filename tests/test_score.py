@@ -185,6 +185,13 @@ def test_cli_score(runner, tiny_bert_dir, tiny_bert, tmp_path):
     r = runner.invoke(cli, ["score", "-m", str(tiny_bert_dir), "-", "--json", "--variant", "word-l2r"],
                       input="the cats sat .\n\na dog .\n")
     assert [d["text"] for d in json.loads(r.output)] == ["the cats sat .", "a dog ."]
+    # several quoted sentences are one sentence each (the form); bare words are one sentence
+    r = runner.invoke(cli, ["score", "-m", str(tiny_bert_dir), "the cat sat .", "a dog ran .", "--json"])
+    both = json.loads(r.output)
+    assert [d["text"] for d in both] == ["the cat sat .", "a dog ran ."]
+    assert both[1]["pll"] == pytest.approx(score_sentences(tiny_bert, "a dog ran .").pll, abs=1e-6)
+    r = runner.invoke(cli, ["score", "-m", str(tiny_bert_dir), "the", "cat", "sat", ".", "--json"])
+    assert json.loads(r.output)["text"] == "the cat sat ."
     html, png = tmp_path / "s.html", tmp_path / "s.png"
     r = runner.invoke(cli, ["score", "-m", str(tiny_bert_dir), "the cat sat .", "--html", str(html), "--png", str(png)])
     assert r.exit_code == 0 and "PLL" in r.output and "█" in r.output

@@ -34,9 +34,13 @@ def score(text, input_file, pairs_file, variant, model, lang, as_json, batch_siz
     (natural log, higher = more acceptable), PPPL = exp(-PLL / tokens). The terminal shows
     one bar per token, its length -log p.
 
+    TEXT is one sentence; several quoted sentences are scored one by one; `-` and -i FILE
+    read one sentence per line.
+
     \b
     Examples:
       mlmtool score "The cats sleep on the sofa."
+      mlmtool score "The keys are on the table." "The keys is on the table."
       mlmtool score -i sentences.txt --json
       mlmtool score --pairs datasets/minimal_pairs.tsv
     """
@@ -47,7 +51,9 @@ def score(text, input_file, pairs_file, variant, model, lang, as_json, batch_siz
             raise click.UsageError("--html and --png draw sentence scores; they do not go with --pairs")
         _score_pairs(pairs_file, variant, model, lang, as_json, batch_size)
         return
-    texts = read_sentences(text, input_file)
+    # several quoted sentences ("A b." "C d.") are one sentence each; bare words are one sentence
+    several = len(text) > 1 and all(" " in t.strip() for t in text)
+    texts = list(text) if several else read_sentences(text, input_file)
     for path in (html_path, png_path):
         if path:
             check_output_file(path, overwrite)
@@ -67,7 +73,8 @@ def score(text, input_file, pairs_file, variant, model, lang, as_json, batch_siz
         click.echo(f"Wrote {png_path}", err=True)
     if as_json:
         payload = [s.to_dict() for s in scores]
-        click.echo(json.dumps(payload[0] if text and text != ("-",) else payload, ensure_ascii=False, indent=2))
+        one = text and text != ("-",) and not several  # one TEXT sentence: an object, else a list
+        click.echo(json.dumps(payload[0] if one else payload, ensure_ascii=False, indent=2))
         return
     from rich.console import Console
 
