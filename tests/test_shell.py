@@ -288,7 +288,11 @@ def test_finetune_trains_a_copy_then_switches(runner, tiny_bert, tiny_bert_dir, 
     assert (tmp_path / "ft" / "config.json").is_file() and (tmp_path / "ft2" / "config.json").is_file()
     assert f"  {before.sequence}  ({before.score:.4f})" in r.output  # the session's weights were not trained
     assert "Model: ft2 (2 layers x 4 heads, masked-LM head)" in r.output
-    assert load_calls == [(str(tiny_bert_dir), "en"), ("ft2", "en")]
+    # the shell loads the start model once and ft2 when asked to switch; finetune's report
+    # (ft/report.html, ft2/report.html) reads each saved model back once
+    assert load_calls == [(str(tiny_bert_dir), "en"), ("ft", "en"),  # start model; ft's report
+                          ("ft2", "en"), ("ft2", "en")]  # ft2's report; the switch to ft2
+    assert (tmp_path / "ft" / "report.html").is_file() and (tmp_path / "ft2" / "report.html").is_file()
 
 
 @pytest.mark.slow
