@@ -13,7 +13,7 @@ _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 @click.command()
-@click.option("-m", "--model", "models", multiple=True, metavar="NAME|DIR|HUB_ID",
+@click.option("-m", "--model", "models", envvar="MLMTOOL_MODEL", multiple=True, metavar="NAME|DIR|HUB_ID",
               help="A model to load at start (repeat for several; the first is the default). "
                    "[default: the registry's model for --lang]")
 @click.option("-l", "--lang", envvar="MLMTOOL_LANG", default="en", show_default=True, type=click.Choice(LANGS),
@@ -37,9 +37,10 @@ def serve(models, lang, host, port, open_browser, cors, heads_files):
     The page (http://127.0.0.1:8000/ by default): type a sentence, press Enter, see the
     predictions for each [MASK], every attention head, the large head view and line view,
     and a SHAP explanation on request; the URL (?text=...&model=...) shares a view. The JSON
-    API (POST /api/predict, /api/attention, /api/view, /api/embed, /api/explain; GET
-    /api/models, /api/heads) answers what the commands print with --json; /docs
-    describes it. Nothing is loaded from the internet. Ctrl-C stops the server.
+    API (POST /api/predict, /api/attention, /api/view, /api/embed, /api/score,
+    /api/compare, /api/explain; GET /api/models, /api/heads) answers what the commands
+    print with --json; /docs describes it. Nothing is loaded from the internet. Only this
+    machine can connect unless --host says otherwise. Ctrl-C stops the server.
 
     \b
     Examples:
