@@ -879,3 +879,31 @@ def test_page_shap_panel(page, browser, server):
     assert words == ["the", "[MASK]", "sat", "on", "the", "mat", "."]
     assert page.inner_text("#app-explain-sum").startswith("p(\u201c")
     assert page.problems == [] and browser.external == []
+
+
+SECTIONS = """() => Array.from(document.querySelectorAll('.mlmv section[aria-label], .mlmv figure'))
+    .filter(e => e.offsetParent !== null).map(e => e.getAttribute('aria-label') || e.className)"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_page_shows_every_panel_of_the_static_view(page, browser, server, tiny_bert):
+    """One front-end, two deliveries: the same panels, the same pixels in the grid."""
+    from mlmtool.commands.view import build_view
+
+    page.goto(server.url)
+    run_sentence(page, SENTENCE)
+    app_sections = page.evaluate(SECTIONS)
+    app_pixels = page.evaluate("() => Array.from(document.querySelectorAll('.mlmv-thumb canvas'))"
+                               ".map(c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data))")
+    static = browser.new_page()
+    try:
+        static.set_content(str(build_view(tiny_bert, SENTENCE)[0]))
+        static.wait_for_selector(".mlmv[data-ready='1']", timeout=30_000)
+        assert static.evaluate(SECTIONS) == app_sections and len(app_sections) >= 4
+        assert static.evaluate("() => Array.from(document.querySelectorAll('.mlmv-thumb canvas'))"
+                               ".map(c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data))"
+                               ) == app_pixels
+    finally:
+        static.close()
+    assert page.problems == [] and browser.external == []
