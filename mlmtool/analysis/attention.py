@@ -147,3 +147,32 @@ def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int =
                                 attentions=True, **options)
     out = [(preds[i], attention_from(lm, items[i], encoding, i, first[i].attentions)) for i in range(len(items))]
     return out[0] if single else out
+
+
+def view_inputs(lm: LoadedModel, text: str, **options):
+    """What the interactive page shows for ``text``: ``(attention, prediction or None, note or None)``.
+
+    Predictions when the text has a mask and the model a trained MLM head, with the
+    attention from the predictions' first forward pass (:func:`predict_with_attention`);
+    otherwise the attention alone and a one-line note saying why. The one rule of
+    ``mlmtool view``, ``predict --html`` and ``mlmtool serve``.
+
+    Args:
+        options: ``top_k``, ``max_pieces``, ``beam``, ``independent`` (as :func:`mlmtool.predict`).
+
+    Raises:
+        MlmtoolError: an empty text or one longer than the model's limit.
+    """
+    from ..tokens import USER_MASK, to_model_text
+
+    ids = lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
+    note = None
+    if lm.mask_token_id not in ids:
+        note = f"No {USER_MASK} in the sentence, so no predictions: attention only."
+    elif not lm.has_mlm_head:
+        note = (f"No predictions: model '{lm.name}' has no trained masked-LM head, and predictions "
+                "need an MLM head. The attention below does not.")
+    if note is not None:
+        return attention(lm, text), None, note
+    prediction, result = predict_with_attention(lm, text, **options)
+    return result, prediction, None

@@ -29,21 +29,10 @@ def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str =
     Raises:
         MlmtoolError: empty text, text longer than the model's limit, bad head labels.
     """
-    from ..analysis.attention import attention, predict_with_attention
+    from ..analysis.attention import view_inputs
     from ..render.html_view import render_view
-    from ..tokens import USER_MASK, to_model_text
 
-    prediction, note = None, None
-    ids = lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
-    if lm.mask_token_id not in ids:
-        note = f"No {USER_MASK} in the sentence, so no predictions: attention only."
-    elif not lm.has_mlm_head:
-        note = (f"No predictions: model '{lm.name}' has no trained masked-LM head, and predictions "
-                "need an MLM head. The attention below does not.")
-    if note is None:
-        prediction, result = predict_with_attention(lm, text, top_k=top_k)  # one forward pass
-    else:
-        result = attention(lm, text)
+    result, prediction, note = view_inputs(lm, text, top_k=top_k)
     view = render_view(result, prediction, head_labels=head_labels, note=note, precision=precision)
     return view, note
 

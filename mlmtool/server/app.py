@@ -213,30 +213,6 @@ def attention_payload(result, precision: str = "uint8") -> dict:
             "attention": encode_attention(result.attention, precision)}  # type: ignore[arg-type]
 
 
-def view_inputs(lm, text: str, **options):
-    """``(attention, prediction or None, note or None)`` for the page, by the rule of
-    ``mlmtool view``: predictions when the text has a mask and the model an MLM head, the
-    attention from the predictions' first forward pass
-    (:func:`~mlmtool.analysis.attention.predict_with_attention`).
-
-    ``options``: ``top_k``, ``max_pieces``, ``beam``, ``independent``.
-    """
-    from ..analysis.attention import attention, predict_with_attention
-    from ..tokens import USER_MASK, to_model_text
-
-    ids = lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
-    note = None
-    if lm.mask_token_id not in ids:
-        note = f"No {USER_MASK} in the sentence, so no predictions: attention only."
-    elif not lm.has_mlm_head:
-        note = (f"No predictions: model '{lm.name}' has no trained masked-LM head, and predictions "
-                "need an MLM head. The attention below does not.")
-    if note is not None:
-        return attention(lm, text), None, note
-    prediction, result = predict_with_attention(lm, text, **options)
-    return result, prediction, None
-
-
 # ---- the app -------------------------------------------------------------------------
 
 def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
@@ -424,6 +400,7 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
 
     @app.post("/api/view", summary="Everything the page draws for one sentence (the static view's data)")
     def api_view(req: ViewRequest):
+        from ..analysis.attention import view_inputs
         from ..render.html_view import view_payload
 
         check_text(req.text)
