@@ -8,7 +8,6 @@ request, any console error, any page error and any dialog (``alert``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +15,8 @@ import pytest
 
 from mlmtool.analysis.attention import AttentionResult
 from mlmtool.render.html_view import _viridis_hex, render_view
+from tests.browsing import CHROMIUM, chromium_context, watch
 
-CHROMIUM = Path(os.environ.get("MLMTOOL_CHROMIUM", "/usr/bin/chromium"))
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage"]
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
 pytestmark = [
@@ -49,42 +46,17 @@ def viridis() -> np.ndarray:
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory):
     """A headless Chromium with a fresh user-data dir; non-file requests are aborted."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=ARGS,
-            viewport={"width": 1500, "height": 1100}, accept_downloads=True, offline=True)
-        context.external = []
-
-        def route(r):
-            if r.request.url.startswith("file://"):
-                r.continue_()
-            else:
-                context.external.append(r.request.url)
-                r.abort()
-
-        context.route("**/*", route)
+    pytest.importorskip("playwright.sync_api")
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile"), lambda url: url.startswith("file://"),
+                          viewport={"width": 1500, "height": 1100}, accept_downloads=True, offline=True) as context:
         yield context
-        context.close()
 
 
 @pytest.fixture
 def page(browser_context):
     """A fresh tab that records console errors, page errors and dialogs."""
-    pg = browser_context.new_page()
-    pg.problems = []
-    browser_context.external.clear()
-    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
-    pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
-
-    def on_dialog(d):
-        pg.problems.append(f"dialog: {d.message}")
-        d.dismiss()
-
-    pg.on("dialog", on_dialog)
-    yield pg
-    pg.close()
+    with watch(browser_context) as pg:
+        yield pg
 
 
 def open_view(page, view, path: Path):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ from mlmtool.analysis.predict import predict
 from mlmtool.cli import cli
 from mlmtool.errors import MlmtoolError
 from mlmtool.models import load
+from tests.browsing import CHROMIUM, chromium_context, watch
 
 TEXTS = ["the cat sat on the [MASK] .", "she opened the door and let the cat out .",
          "the dog ran in the park .", "we read a [MASK] book and ate [MASK] ."]
@@ -341,29 +340,18 @@ def test_facade_names(tiny_bert):
 
 # ------------------------------------------------------------------------------ browser
 
-CHROMIUM = Path(os.environ.get("MLMTOOL_CHROMIUM", "/usr/bin/chromium"))
-
-
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
 def test_page_in_a_browser_draws_grids_and_the_clicked_head_offline(tiny_bert, tiny_bert_dir, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     from mlmtool.render.compare_view import render_compare_html
 
     other = load(str(tiny_bert_dir))
     change_query(other, 1, 3)
     res = compare_models(tiny_bert, other, f"the cat {XSS} sat on the [MASK] .")
     path = render_compare_html(res).save(tmp_path / "c.html")
-    problems, external = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        page = browser.new_page()
-        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://")
-                   else (external.append(r.request.url), r.abort()))
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("dialog", lambda d: (problems.append(d.message), d.dismiss()))
+    with chromium_context(tmp_path / "profile", lambda url: url.startswith("file://")) as context, \
+            watch(context) as page:
         page.goto(path.resolve().as_uri())
         page.wait_for_selector(".mlmc[data-ready='1']", timeout=15_000)
         assert page.locator(".mlmc-cell").count() == 3 * 2 * 4
@@ -380,8 +368,7 @@ def test_page_in_a_browser_draws_grids_and_the_clicked_head_offline(tiny_bert, t
             const ctx = c.getContext('2d'); const d = ctx.getImageData(c.width - 6, c.height - 6, 1, 1).data;
             return [d[0], d[1], d[2]]; }""")
         assert min(pixel) > 220, pixel
-        browser.close()
-    assert not problems and not external
+        assert not page.problems and not context.external
 
 
 def test_layerwise_predictions_of_both_sides_end_at_their_own_top_piece(tiny_bert, tiny_bert_dir):

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,10 +29,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from mlmtool.server.app import Limits, create_app  # noqa: E402
 from mlmtool.server.worker import BusyError, ModelGate, guarded  # noqa: E402
+from tests.browsing import CHROMIUM, chromium_context, watch  # noqa: E402
 
 SENTENCE = "the [MASK] sat on the mat ."
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
-CHROMIUM = Path(os.environ.get("MLMTOOL_CHROMIUM", "/usr/bin/chromium"))
 
 
 def cli_json(runner, *args):
@@ -745,50 +744,20 @@ def test_ctrl_c_stops_within_seconds_even_during_shap(tiny_bert_dir, tmp_path):
 
 # ---- the page in Chromium --------------------------------------------------------------
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-        "--disable-dev-shm-usage"]
-
-
 @pytest.fixture(scope="module")
 def browser(server, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    profile = tmp_path_factory.mktemp("chromium-serve")
-    with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=ARGS,
-            viewport={"width": 1400, "height": 1000})
-        context.external = []
-
-        def route(r):
-            if r.request.url.startswith(server.url):
-                r.continue_()
-            else:
-                context.external.append(r.request.url)
-                r.abort()
-
-        context.route("**/*", route)
+    pytest.importorskip("playwright.sync_api")
+    with chromium_context(tmp_path_factory.mktemp("chromium-serve"), lambda url: url.startswith(server.url),
+                          viewport={"width": 1400, "height": 1000}) as context:
         yield context
-        context.close()
 
 
 @pytest.fixture
 def page(browser):
-    pg = browser.new_page()
-    pg.problems = []
-    browser.external.clear()
-    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
-    pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
-
-    def on_dialog(d):
-        pg.problems.append(f"dialog: {d.message}")
-        d.dismiss()
-
-    pg.on("dialog", on_dialog)
-    yield pg
-    pg.close()
+    with watch(browser) as pg:
+        yield pg
 
 
 def run_sentence(page, text):
