@@ -33,14 +33,8 @@ def chromium_context(profile: Path, allowed: Callable[[str], bool], **options):
             str(profile), executable_path=str(CHROMIUM), headless=True, args=ARGS, **options)
         context.external = []
 
-        def route(r):
-            if allowed(r.request.url):
-                r.continue_()
-            else:
-                context.external.append(r.request.url)
-                r.abort()
-
-        context.route("**/*", route)
+        context.route("**/*", lambda r: r.continue_() if allowed(r.request.url)
+                      else (context.external.append(r.request.url), r.abort()))
         try:
             yield context
         finally:
@@ -55,12 +49,7 @@ def watch(context):
     context.external.clear()
     pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
     pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
-
-    def on_dialog(d):
-        pg.problems.append(f"dialog: {d.message}")
-        d.dismiss()
-
-    pg.on("dialog", on_dialog)
+    pg.on("dialog", lambda d: (pg.problems.append(f"dialog: {d.message}"), d.dismiss()))
     try:
         yield pg
     finally:

@@ -271,15 +271,8 @@ class ComparisonResult:
     layerwise_a: list[LayerwisePrediction | None] = field(default_factory=list)
     layerwise_b: list[LayerwisePrediction | None] = field(default_factory=list)
 
-    @property
-    def num_layers(self) -> int:
-        """Layers compared."""
-        return int(self.distance.shape[0])
-
-    @property
-    def num_heads(self) -> int:
-        """Heads per layer compared."""
-        return int(self.distance.shape[1])
+    num_layers = property(lambda self: int(self.distance.shape[0]), doc="Layers compared.")
+    num_heads = property(lambda self: int(self.distance.shape[1]), doc="Heads per layer compared.")
 
     def top(self, k: int = 10) -> list[tuple[int, int, float]]:
         """The ``k`` heads that changed most: ``(layer, head, distance)``, from 1, largest first."""

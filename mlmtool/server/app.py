@@ -307,6 +307,12 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
         check_range(req.beam, 1, limits.max_beam, "beam", "max_beam")
         return req.options()
 
+    def fill_request(req):
+        """``(name, lm, gate, fill options)`` of a checked request with text and fill options."""
+        check_text(req.text)
+        options = check_fill(req)
+        return (*pick(req.model), options)
+
     def check_count(items: list, field: str) -> list:
         if not 1 <= len(items) <= limits.max_sentences:
             raise ApiError(422, f"{field} must hold 1 to {limits.max_sentences} items (the limit "
@@ -382,9 +388,7 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
 
     @app.post("/api/predict", summary="Fill [MASK]: the same JSON as `mlmtool predict --json`")
     def api_predict(req: PredictRequest):
-        check_text(req.text)
-        options = check_fill(req)
-        _, lm, gate = pick(req.model)
+        _, lm, gate, options = fill_request(req)
         with gate.hold():
             return predict_payload(lm, req.text, **options)
 
@@ -403,9 +407,7 @@ def create_app(models: dict[str, Any], *, heads: dict[str, Any] | None = None,
         from ..analysis.attention import view_inputs
         from ..render.html_view import view_payload
 
-        check_text(req.text)
-        options = check_fill(req)
-        name, lm, gate = pick(req.model)
+        name, lm, gate, options = fill_request(req)
         with gate.hold():
             att, prediction, note = view_inputs(lm, req.text, **options)
         payload = view_payload(att, prediction, head_labels=labels.get(name), note=note,

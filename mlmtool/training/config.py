@@ -117,8 +117,8 @@ class FinetuneConfig:
     trainable_layers: int | None = _opt(None, "--trainable-layers", metavar="N", **_AT_LEAST_1,
                                         help="Train only the top N encoder layers and the MLM head "
                                              "[default: all].")
-    lora: int | None = _opt(None, "--lora", metavar="R", **_AT_LEAST_1,
-                            help="Train LoRA adapters of rank R (peft) and save only those (a few MB).")
+    lora: int | None = _opt(None, "--lora", metavar="R", help="Train LoRA adapters of rank R (peft) and save "
+                            "only those (a few MB).", **_AT_LEAST_1)
     from_scratch: bool = _opt(False, "--from-scratch", help="Train a new small model with the start "
                               "model's tokenizer (see --layers/--heads/--hidden).")
     layers: int = _opt(4, "--layers", help="--from-scratch layers.", **_AT_LEAST_1)
