@@ -61,7 +61,7 @@ def naive_probe(lm, prepared, n_relations: int) -> np.ndarray:
     return correct
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import torch
 
     from mlmtool.analysis.heads.syntax import DIRECTIONS, prepare_treebank, read_conllu, score_syntax
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own); on a machine shared with other jobs, 1 "
                              "thread can be faster than 2 (OpenMP threads wait for each other)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -135,6 +135,11 @@ def main() -> None:
             beat.append(f"{relation} ({direction} L{layer}-H{head} {acc:.2f}, {gain:+.2f})")
     print(f"  beat the baseline by more than 0.1: {', '.join(beat) if beat else 'none'}")
     print(f"  report: {out}/analysis.md")
+
+
+def run() -> None:
+    """The section of ``python -m scripts.benchmarks.bench`` (default arguments)."""
+    main([])
 
 
 if __name__ == "__main__":

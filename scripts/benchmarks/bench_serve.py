@@ -12,7 +12,7 @@ the latencies, and the server's overhead as a ratio (API predictions/s ÷ server
 The server runs one prediction at a time per model (``mlmtool/server/worker.py``), so with 8
 clients a request's latency is about its wait behind the 7 others plus its own compute.
 
-Usage: ``python scripts/bench_serve.py [--requests 500] [--concurrency 8] [--model en-mini]``
+Usage: ``python -m scripts.benchmarks.bench_serve [--requests 500] [--concurrency 8] [--model en-mini]``
 """
 
 from __future__ import annotations
@@ -99,12 +99,12 @@ def load_test(url: str, texts: list[str], concurrency: int) -> tuple[float, list
     return wall, [r[0] for r in results], [r[1] for r in results]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--model", default="en-mini")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     texts = sentences(args.requests)
 
     proc, url = start_server(args.model)
@@ -146,6 +146,11 @@ def main() -> None:
           f"p99 {1000 * percentile(api_times, 99):7.1f} ms  (one by one, same sentences)")
     print(f"  server overhead: {api_rps / server_rps:.2f}x the Python API's time per prediction "
           f"(1.00 = none); answers equal to the Python API's: {same}/{len(texts)}")
+
+
+def run() -> None:
+    """The section of ``python -m scripts.benchmarks.bench`` (default arguments)."""
+    main([])
 
 
 if __name__ == "__main__":
