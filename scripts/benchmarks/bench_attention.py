@@ -11,8 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def bert_base_attention(seq: int = 20, seed: int = 0):
     """Attention of a randomly initialised BERT-base-shaped model (12 x 12) on ``seq`` tokens."""
