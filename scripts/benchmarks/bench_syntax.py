@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-UD = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud"
+UD = Path(__file__).resolve().parents[3] / "shared" / "data" / "ud"
 RELATIONS = ("nsubj", "obj", "det", "amod", "advmod", "case", "aux")
 
 
