@@ -19,7 +19,7 @@ install: $(STAMP)
 ## (en-mini: the English fill-mask model shipped with mlmtool, built from MiniLM)
 demo: $(STAMP)
 	$(VENV)/bin/mlmtool predict -m en-mini -k 5 "She opened the [MASK] and let the cat out." \
-		--attention-dir demo-out/attention --html demo-out/view.html --overwrite
+		-o demo-out/attention --html demo-out/view.html --overwrite
 	@echo "Open demo-out/view.html (interactive), demo-out/attention/overview.png (all heads)"
 	@echo "or any demo-out/attention/Attention_Layer{L}_Head{H}.png (layers and heads from 1)."
 
