@@ -57,8 +57,6 @@ FLOW_SCALE = 2 ** 20
 #: Edges kept per token in the first, pruned pass of :func:`flow_matrix` (see there).
 PRUNE_TO = 16
 
-METHODS = ("rollout", "flow")
-
 
 @dataclass
 class AttentionSummary:
@@ -356,17 +354,3 @@ def attention_flow(result: AttentionResult, layers: tuple[int, int] | None = Non
     matrix = raw / np.maximum(raw.sum(axis=1, keepdims=True), 1e-300) if normalize else raw.copy()
     return AttentionSummary("flow", result.text, list(result.tokens), matrix, span,
                             list(result.special), result.model_name, raw=raw)
-
-
-def summarize_attention(result: AttentionResult, method: str = "rollout",
-                        layers: tuple[int, int] | None = None) -> AttentionSummary:
-    """:func:`attention_rollout` or :func:`attention_flow` by name (``"rollout"``/``"flow"``).
-
-    Raises:
-        MlmtoolError: unknown ``method``; as the chosen function.
-    """
-    if method == "rollout":
-        return attention_rollout(result, layers)
-    if method == "flow":
-        return attention_flow(result, layers)
-    raise MlmtoolError(f"method must be one of {', '.join(METHODS)} (got '{method}')", param="method")
