@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 
 import click
+
+from .commands._common import GRAMMAR
 
 #: command name -> "module:attribute"; a command whose module is absent is not listed.
 COMMANDS = {
@@ -93,17 +96,10 @@ def cli():
       mlmtool predict "The [MASK] sat on the mat." -k 5 -o out/
       mlmtool attention -i sentences.txt -o diagrams/
       mlmtool models
-
-    \b
-    The grammar, the same in every command:
-    TEXT  the words after the options form ONE sentence; `-` reads one
-          sentence per line from stdin; -i/--input FILE one per line from FILE.
-    -o/--output DIR  the directory a command writes its files into (never
-          replacing files without --overwrite); --html FILE / --png FILE write
-          exactly that file; --json prints results as JSON.
-    -m/--model, -l/--lang, -k/--top-k, -b/--batch-size, -i/--input mean the
-    same everywhere. Layers and heads are numbered from 1.
     """
+
+
+cli.help = f"{inspect.cleandoc(cli.help)}\n\n\b\nThe grammar, the same in every command (docs/cli.md):\n{GRAMMAR}"
 
 
 def main(argv=None):
