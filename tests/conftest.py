@@ -120,3 +120,46 @@ def runner():
 def _in_tmp_dir(tmp_path, monkeypatch):
     """Each test runs in its own temp dir (outputs never land in the repo)."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tiny_bert_dir, tmp_path_factory):
+    """The tiny BERT's encoder saved without its MLM head (``BertModel``, like ``minilm``)."""
+    import shutil
+
+    from transformers import BertModel
+
+    out = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel.from_pretrained(tiny_bert_dir, add_pooling_layer=False).save_pretrained(out)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        if (tiny_bert_dir / name).exists():
+            shutil.copy(tiny_bert_dir / name, out / name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests with one torch thread (tiny models gain nothing from threads, and
+    on a busy 2-core machine OpenMP spinning makes each step ~3x slower); restores the setting.
+    Use as ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_corpus(path, n: int = 300, seed: int = 0):
+    """Write ``n`` lines drawn (seeded) from :data:`CORPUS` to ``path``; returns ``path``."""
+    import random
+
+    rng = random.Random(seed)
+    path.write_text("\n".join(rng.choice(CORPUS) for _ in range(n)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A 300-line training corpus file of the tiny models' sentences (seed 0)."""
+    return write_corpus(tmp_path / "corpus.txt")
