@@ -1,8 +1,9 @@
-"""The pages of ``mlmtool serve``: the app page, its two scripts, and the API docs page.
+"""The pages of ``mlmtool serve``: the app page, its scripts, and the API docs page.
 
 The app page is the static view delivered a second way: it holds the view's own template
 (``mlmtool/templates/view.html``, rendered here without data and without its inline
-script) and loads the view's own ``view.js`` from ``/static/view.js``; ``app.js`` (the only
+script) and loads the view's own scripts from ``/static/`` (``decode.js``, the payload
+decoder every page shares, then ``view.js``); ``app.js`` (the only
 app-specific code: the text box, the model switcher, URL state, fetching and the SHAP
 panel) fetches ``POST /api/view`` and hands the data to ``mlmtoolView``, exactly as the
 static page hands it the data it embeds. Nothing is loaded from anywhere but the server.
@@ -19,7 +20,8 @@ from importlib import resources
 from typing import Any
 
 #: Files ``GET /static/{name}`` serves: name -> (package file in mlmtool/templates, media type).
-STATIC = {"view.js": ("view.js", "text/javascript; charset=utf-8"),
+STATIC = {"decode.js": ("decode.js", "text/javascript; charset=utf-8"),
+          "view.js": ("view.js", "text/javascript; charset=utf-8"),
           "app.js": ("app.js", "text/javascript; charset=utf-8")}
 
 #: The id of the view's root element on the app page.

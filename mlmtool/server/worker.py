@@ -71,6 +71,18 @@ class ModelGate:
         self.max_waiting = max_waiting
         self.runs = 0
 
+    @property
+    def busy(self) -> bool:
+        """Whether a thread holds the gate now (a snapshot: it may change at once)."""
+        with self._cond:
+            return self._busy
+
+    @property
+    def waiting(self) -> int:
+        """Urgent requests waiting for the gate now (a snapshot, like :attr:`busy`)."""
+        with self._cond:
+            return self._urgent_waiting
+
     def close(self) -> None:
         """Refuse every later or waiting ``hold`` (the server is stopping); the holder finishes."""
         with self._cond:
