@@ -342,3 +342,54 @@ def test_panels_without_rollout_or_layerwise(page, browser_context, tmp_path):
     assert page.locator(".mlmv-sum-row .mlmv-tok").nth(1).inner_text() == XSS[0]  # shown as text
     assert page.locator("img").count() == 0
     assert page.problems == [] and browser_context.external == []
+
+
+# ---- the one decoder (templates/decode.js) in both pages ----
+
+def _tampered(page_html: str, css_class: str, change) -> str:
+    """The page with its JSON payload changed by ``change(data)`` (the script and its hash stay)."""
+    import json
+    import re
+
+    from mlmtool.render._document import json_for_script
+
+    pattern = re.compile(rf'(<script type="application/json" class="{css_class}">)(.*?)(</script>)', re.S)
+    data = json.loads(pattern.search(page_html).group(2))
+    change(data)
+    return pattern.sub(lambda m: m.group(1) + json_for_script(data) + m.group(3), page_html, count=1)
+
+
+def test_compare_page_decodes_with_the_shared_decoder(page, browser_context, tiny_bert, tmp_path):
+    from mlmtool.analysis.compare import compare_texts
+    from mlmtool.render.compare_view import render_compare_html
+
+    res = compare_texts(tiny_bert, "the cat sat on the mat .", "the dog sat on the mat .")
+    for compress in (True, False):
+        path = render_compare_html(res, compress=compress).save(tmp_path / f"c{compress}.html")
+        page.goto(path.resolve().as_uri())
+        page.wait_for_selector(".mlmc[data-ready='1']", timeout=15_000)
+        assert page.locator(".mlmc-cell").count() == 3 * tiny_bert.num_layers * tiny_bert.num_heads
+    assert page.problems == [] and browser_context.external == []
+
+
+def test_both_pages_refuse_data_that_does_not_fit_its_shape(page, browser_context, tiny_bert, tmp_path):
+    """The decoder's size check, in the view and in the compare page: an error, no drawing."""
+    from mlmtool.analysis.compare import compare_texts
+    from mlmtool.render.compare_view import render_compare_html
+
+    def grow(key):
+        return lambda data: data[key]["shape"].__setitem__(0, data[key]["shape"][0] + 1)
+
+    view = _tampered(str(render_view(fake_result(2, 2, ["[CLS]", "a", "[SEP]"], "a"))), "mlmv-data", grow("attention"))
+    (tmp_path / "v.html").write_text(view, encoding="utf-8")
+    page.goto((tmp_path / "v.html").resolve().as_uri())
+    page.wait_for_selector(".mlmv-error", state="visible", timeout=15_000)
+    assert page.inner_text(".mlmv-error") == "Error: attention data has the wrong size"
+
+    res = compare_texts(tiny_bert, "the cat sat .", "the dog sat .")
+    compare = _tampered(str(render_compare_html(res)), "mlmc-data", grow("attention_b"))
+    (tmp_path / "c.html").write_text(compare, encoding="utf-8")
+    page.goto((tmp_path / "c.html").resolve().as_uri())
+    page.wait_for_selector(".mlmc[data-ready='error']", timeout=15_000)
+    assert page.inner_text(".mlmc-error") == "Error: attention data has the wrong size"
+    assert browser_context.external == []

@@ -164,6 +164,7 @@ def test_repr_html_is_a_fragment_with_a_unique_id(tmp_path):
 
 def test_head_labels_forms():
     expected = {"L1H2": "next token", "L2H1": "[CLS]"}
+    assert head_labels_from({"L1-H2": "next token", "L2-H1": "[CLS]"}) == expected  # the report's spelling
     assert head_labels_from({(1, 2): "next token", (2, 1): "[CLS]"}) == expected
     assert head_labels_from({"L1H2": "next token", "l2 h1": "[CLS]"}) == expected
     assert head_labels_from({"1,2": "next token", "2-1": "[CLS]"}) == expected
@@ -333,3 +334,54 @@ def test_layerwise_predictions_travel_as_plain_data(tiny_bert):
         {k: m[k] for k in ("index", "position", "final_token", "by_layer")} for m in lw.to_dict()["masks"]]))
     with pytest.raises(ValueError, match="layer-wise"):
         render_view(attention(tiny_bert, "the cat ."), layerwise=lw)
+
+
+# ---- one page builder, one decoder ----
+
+def _inline_script(page: str) -> str:
+    scripts = SCRIPT_RE.findall(page)
+    assert len(scripts) == 1, "an interactive page has exactly one inline script"
+    return scripts[0]
+
+
+def test_view_and_compare_pages_come_from_the_one_builder(tiny_bert):
+    """Both interactive pages are built by ``_document.build_page``: the same document
+    skeleton, the same policy (only the script's hash differs) and the one decoder inlined."""
+    from mlmtool.analysis.compare import compare_texts
+    from mlmtool.render._document import HTML, page_policy, template_text
+    from mlmtool.render.compare_view import render_compare_html
+
+    pages = {"view": render_view(fake_result()),
+             "compare": render_compare_html(compare_texts(tiny_bert, "the cat sat .", "the dog sat ."))}
+    decoder = template_text("decode.js")
+    skeletons = set()
+    for name, page in pages.items():
+        assert isinstance(page, HTML) and isinstance(page, HTMLView) and page.title
+        script = _inline_script(str(page))
+        assert script.count(decoder) == 1 and script.index(decoder) < script.index(template_text(f"{name}.js"))
+        csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', str(page)).group(1)
+        assert csp == page_policy(script)
+        assert page.fragment in str(page) and page._repr_html_() == page.fragment
+        skeletons.add(str(page).replace(page.fragment, "FRAGMENT").replace(csp, "CSP").replace(page.title, "TITLE"))
+    assert len(skeletons) == 1
+    for name in ("view.js", "compare.js"):  # the decoding lives in decode.js only
+        js = template_text(name)
+        assert "mlmtoolDecode" in js
+        assert not re.search(r"function (hexBytes|base64Bytes|inflate|halfToFloat)\b|DecompressionStream|atob\(", js)
+
+
+def test_every_html_renderer_returns_the_one_type(tmp_path):
+    """embed and explain pages are the same :class:`HTML` (their fragment is the document)."""
+    import inspect
+
+    from mlmtool.render import compare_view, embed_view, explain_view, html_view, score_view
+    from mlmtool.render._document import HTML
+
+    for module in (compare_view, embed_view, explain_view, html_view, score_view):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("render_") and fn.__module__ == module.__name__ and "html" in name.lower() + \
+                    str(inspect.signature(fn).return_annotation).lower():
+                assert inspect.signature(fn).return_annotation in (HTML, "HTML"), (module.__name__, name)
+    page = HTML("<!DOCTYPE html><p>x</p>")
+    assert page.document == str(page) == page.fragment == page._repr_html_()
+    assert page.save(tmp_path / "p.html").read_text(encoding="utf-8") == str(page)

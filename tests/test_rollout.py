@@ -216,6 +216,23 @@ def test_summary_heatmap_cells_are_the_matrix_in_the_head_diagram_style(tmp_path
     assert save_summary(summary, tmp_path, "svg").read_text(encoding="utf-8").startswith("<svg")
 
 
+def test_summary_draws_into_a_matplotlib_axes_and_returns_its_figure():
+    from matplotlib.figure import Figure
+
+    from mlmtool.render.summary import render_summary
+
+    tokens = ["[CLS]", "the", "cat", "[SEP]"]
+    summary = attention_rollout(hand_result(random_attention(2, 2, 4, 3), tokens=tokens))
+    fig = Figure()
+    ax, other = fig.subplots(1, 2)
+    assert render_summary(summary, ax=ax) is fig
+    image = ax.get_images()[0]
+    np.testing.assert_allclose(image.get_array(), summary.matrix)
+    assert image.get_clim() == (0.0, 1.0) and ax.get_title() == summary.title
+    assert [t.get_text() for t in ax.get_xticklabels()] == tokens
+    assert not other.get_images()  # only the axes given is drawn on
+
+
 # ---- the command line: mlmtool attention --summary ----
 
 def _cli(runner, *args):

@@ -4,29 +4,24 @@ Both take a :class:`~mlmtool.analysis.compare.ComparisonResult` (plain data), ne
 
 * :func:`render_compare_heatmap` draws ``result.distance`` with the heads report's
   :func:`~mlmtool.render.heads_view.render_heatmap` and returns the matplotlib ``Figure``.
-* :func:`render_compare_html` returns an :class:`~mlmtool.render.html_view.HTMLView`: one
-  self-contained page (JavaScript and CSS from ``mlmtool/templates/compare.{html,js,css}``
-  inlined, a Content-Security-Policy that forbids every request) with both sides' head
+* :func:`render_compare_html` returns an :class:`~mlmtool.render._document.HTML` page built
+  by :func:`~mlmtool.render._document.build_page` (JavaScript and CSS from
+  ``mlmtool/templates/compare.{html,js,css}`` and the shared ``decode.js`` inlined, a
+  Content-Security-Policy that forbids every request) with both sides' head
   grids, a difference grid (B − A, signed colours, each head's distance written under it),
   the predictions side by side, both sides' layer-wise predictions at the masks and, for
-  the clicked head, both large heatmaps and their difference. Token text travels as escaped JSON and is inserted with ``textContent`` only.
+  the clicked head, both large heatmaps and their difference. Token text travels as escaped
+  JSON and is inserted with ``textContent`` only.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import json
-import uuid
-from functools import lru_cache
-from importlib import resources
-
 import numpy as np
 
 from ..analysis.compare import CITATION, METHOD, ComparisonResult
+from ._document import HTML, build_page, colormap_hex
 from .heads_view import render_heatmap
-from .html_view import HTMLView, encode_attention, json_for_script
+from .html_view import encode_attention
 
 #: File name ``mlmtool compare -o DIR`` gives the heatmap.
 HEATMAP_NAME = "compare_heads.png"
@@ -57,23 +52,6 @@ def render_compare_heatmap(result: ComparisonResult, ax=None, title: str | None 
                           colorbar_label="Jensen-Shannon distance (0 = same)", fmt="{:.3f}")
 
 
-@lru_cache(maxsize=2)
-def _colormap_hex(name: str) -> str:
-    """A matplotlib colour map as 256 RGB hex triplets (colour data only, no figure)."""
-    from matplotlib import colormaps
-
-    rgb = (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
-    return rgb.tobytes().hex()
-
-
-@lru_cache(maxsize=1)
-def _assets() -> tuple[str, str, str]:
-    """``(template, css, js)`` of the compare page from ``mlmtool/templates``."""
-    folder = resources.files("mlmtool") / "templates"
-    return tuple((folder / f"compare.{ext}").read_text(encoding="utf-8")  # type: ignore[return-value]
-                 for ext in ("html", "css", "js"))
-
-
 def _predictions(preds) -> list:
     """Per sentence: None or the masks' candidates (word, probability)."""
     return [None if p is None else [{"mask": m.index, "candidates": [{"word": c.word, "score": float(c.score)}
@@ -91,7 +69,7 @@ def _layers(lw) -> list | None:
                          "rank": r.final_rank} for r in m.by_layer]} for m in lw.masks]
 
 
-def render_compare_html(result: ComparisonResult, title: str | None = None, compress: bool = True) -> HTMLView:
+def render_compare_html(result: ComparisonResult, title: str | None = None, compress: bool = True) -> HTML:
     """Render the interactive comparison page.
 
     Args:
@@ -102,11 +80,12 @@ def render_compare_html(result: ComparisonResult, title: str | None = None, comp
             ``DecompressionStream``: Chrome 80, Firefox 113, Safari 16.4).
 
     Returns:
-        An :class:`~mlmtool.render.html_view.HTMLView` (``_repr_html_``, ``str()`` =
-        document, ``.save(path)``).
-    """
-    import jinja2
+        An :class:`~mlmtool.render._document.HTML` page (``str()`` = the document,
+        ``.fragment`` = what ``_repr_html_`` shows, ``.save(path)``).
 
+    Raises:
+        ValueError: the distances hold NaN or infinity (not JSON).
+    """
     title = title or f"mlmtool compare: {result.labels[0]} vs {result.labels[1]}"
     payload = {
         "version": 1,
@@ -134,22 +113,7 @@ def render_compare_html(result: ComparisonResult, title: str | None = None, comp
         "layerwise_b": _layers(result.layerwise_b[result.shown]) if result.layerwise_b else None,
         "alignment": [{"a": w.word_a, "b": w.word_b, "same": w.same} for w in result.alignment],
         "notes": list(result.notes),
-        "viridis": _colormap_hex("viridis"),
-        "diverging": _colormap_hex("RdBu_r"),
+        "viridis": colormap_hex("viridis"),
+        "diverging": colormap_hex("RdBu_r"),
     }
-    root_id = f"mlmc-{uuid.uuid4().hex[:12]}"
-    template, css, js = _assets()
-    script = f"(function(){{\n{js}\nmlmtoolCompare({json.dumps(root_id)});\n}})();"
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    fragment = env.from_string(template).render(root_id=root_id, title=title, css=css,
-                                                data=json_for_script(payload), script=script)
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    policy = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
-              "img-src data: blob:; base-uri 'none'; form-action 'none'")
-    document = "\n".join([
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title>", "</head>", '<body style="margin:0">', fragment,
-        "</body>", "</html>", ""])
-    return HTMLView(fragment=fragment, document=document, title=title)
+    return build_page("compare", "mlmtoolCompare", payload, title, "mlmc")

@@ -1,6 +1,6 @@
 """Scatter plots of projected word embeddings: a matplotlib figure and an offline HTML page.
 
-Both take a :class:`mlmtool.embed.Projection` (plain data, never a model) and colour the
+Both take a :class:`~mlmtool.analysis.embed.Projection` (plain data, never a model) and colour the
 points by sentence (default) or by word. Colours come from matplotlib's qualitative
 ``tab10``/``tab20`` maps, the same in the PNG and the HTML.
 
@@ -99,7 +99,7 @@ def render_embedding(proj: Projection, color: str = "sentence", ax=None, labels:
     """Draw the projected words as labelled points with matplotlib.
 
     Args:
-        proj: from :func:`mlmtool.embed.project`.
+        proj: from :func:`mlmtool.project`.
         color: ``"sentence"`` (default) or ``"word"`` (see :data:`COLOR_MODES`).
         ax: a matplotlib ``Axes`` to draw on; None (default) makes a new ``Figure``
             (no pyplot, so no GUI backend is needed).
@@ -148,12 +148,12 @@ def render_embedding_html(proj: Projection, color: str = "sentence", width: int 
     is inline: the page works offline.
 
     Args:
-        proj: from :func:`mlmtool.embed.project`.
+        proj: from :func:`mlmtool.project`.
         color: ``"sentence"`` (default) or ``"word"``.
         width, height: size of the plot area in CSS pixels (defaults 860 x 600).
 
     Returns:
-        :class:`HTML` (``str`` with ``_repr_html_`` and ``.save(path)``).
+        :class:`~mlmtool.render._document.HTML` (``str`` with ``_repr_html_`` and ``.save(path)``).
 
     Raises:
         ValueError: unknown ``color``.

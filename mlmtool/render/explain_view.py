@@ -1,6 +1,6 @@
 """Views of a SHAP explanation: terminal (rich), self-contained HTML, and a bar chart.
 
-All take an :class:`mlmtool.explain.ExplainResult` (plain data, never a model). Colours follow
+All take an :class:`~mlmtool.analysis.explain.ExplainResult` (plain data, never a model). Colours follow
 the shap library's plots: red (``#ff0051``) for words that raise the target's probability,
 blue (``#008bfb``) for words that lower it; the shade grows with ``|value|`` relative to the
 largest ``|value|`` in the sentence.
@@ -67,7 +67,7 @@ def render_explain_text(result: ExplainResult, top: int = 10):
     """A rich renderable: the sentence with words shaded by SHAP value, and a ranked table.
 
     Args:
-        result: from :func:`mlmtool.explain.explain`.
+        result: from :func:`mlmtool.explain`.
         top: how many words the table lists, largest ``|value|`` first (default 10).
 
     Returns:
@@ -114,7 +114,7 @@ def render_explain_html(result: ExplainResult) -> HTML:
     with a signed bar, the base and full probabilities and the model's top predictions.
 
     Returns:
-        :class:`mlmtool.render.embed_view.HTML` (``_repr_html_``, ``.save(path)``).
+        :class:`~mlmtool.render._document.HTML` (``str`` with ``_repr_html_`` and ``.save(path)``).
     """
     rows = _word_rows(result)
     scale = _scale(result) or 1.0
@@ -133,7 +133,7 @@ def render_explain_bars(result: ExplainResult, ax=None):
     """Horizontal bar chart of each word's SHAP value, words in sentence order (top to bottom).
 
     Args:
-        result: from :func:`mlmtool.explain.explain`.
+        result: from :func:`mlmtool.explain`.
         ax: matplotlib ``Axes`` to draw on; None (default) makes a new ``Figure`` (no pyplot).
 
     Returns:

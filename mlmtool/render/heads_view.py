@@ -255,8 +255,8 @@ def _reading(scores: HeadScores, metric: str, layer: int, head: int, value: floa
 
 
 def render_heads_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHOLD,
-                      broad_threshold: float = DEFAULT_BROAD_THRESHOLD, top_k: int = 3,
-                      images: bool = True) -> str:
+                          broad_threshold: float = DEFAULT_BROAD_THRESHOLD, top_k: int = 3,
+                          images: bool = True) -> str:
     """The ``analysis.md`` report as markdown text.
 
     Per pattern: the ``top_k`` heads with scores, the heatmap (when ``images``), an example
@@ -273,18 +273,33 @@ def render_heads_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHO
         Markdown text (UTF-8), layers and heads numbered from 1.
     """
     labels = scores.labels(threshold, broad_threshold)
-    L, H = scores.num_layers, scores.num_heads
-    out = [f"# What the attention heads of `{scores.model_name}` do", ""]
+    out = _intro_md(scores) + _summary_md(scores, labels, threshold, broad_threshold)
+    if scores.syntax is not None:
+        out += syntax_markdown(scores.syntax, images=images)
+    for metric in PATTERNS:
+        out += _pattern_md(scores, metric, top_k, images)
+    out += _entropy_md(scores, top_k, images) + _labels_md(scores, labels, images)
+    for i, pair in enumerate(scores.pairs, 1):
+        out += _pair_md(scores, pair, i, labels, top_k=max(top_k, 5), images=images)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _intro_md(scores: HeadScores) -> list[str]:
+    """The report's title, what was measured, and the method."""
     skipped = (f" ({scores.n_skipped} longer than the model's limit were skipped)"
                if scores.n_skipped else "")
-    out += [f"{len(scores.sentences)} sentences{skipped}, {L} layers × {H} heads. "
+    return [f"# What the attention heads of `{scores.model_name}` do", "",
+            f"{len(scores.sentences)} sentences{skipped}, {scores.num_layers} layers × {scores.num_heads} heads. "
             "Layers and heads are counted from 1: **L2-H9** is layer 2, head 9.", "",
             f"Method: {CITATION}. Attention is taken at word level (the attending word's "
             "pieces are averaged, the attended word's pieces summed), so *next* means the next "
             "word; special tokens are units of their own. Each score is a fraction of a word's "
             "attention (0 to 1) averaged over words, then over sentences.", ""]
 
-    out += ["## Summary", "", "| pattern | best head | score | 2nd | 3rd |", "|---|---|---|---|---|"]
+
+def _summary_md(scores: HeadScores, labels: np.ndarray, threshold: float, broad_threshold: float) -> list[str]:
+    """The "Summary" section: the three best heads per pattern and how many heads get each label."""
+    out = ["## Summary", "", "| pattern | best head | score | 2nd | 3rd |", "|---|---|---|---|---|"]
     for metric in PATTERNS:
         top = scores.top(metric, 3)
         cells = [f"{head_name(l, h)} | {s:.2f}" if i == 0 else f"{head_name(l, h)} ({s:.2f})"
@@ -293,34 +308,36 @@ def render_heads_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHO
         out.append(f"| {_md(scores.title(metric))} | " + " | ".join(cells) + " |")
     counts = {name: int((labels == name).sum()) for name in list(PATTERNS) + [BROAD, MIXED]}
     summary = ", ".join(f"{_md(_label_title(scores, n))}: {c}" for n, c in counts.items() if c)
-    out += ["", f"Head labels (the pattern scoring highest, if at least {threshold:.2f}; else "
-            f"*broad* if broadness ≥ {broad_threshold:.2f}; else *mixed*): {summary}.", ""]
+    return out + ["", f"Head labels (the pattern scoring highest, if at least {threshold:.2f}; else "
+                  f"*broad* if broadness ≥ {broad_threshold:.2f}; else *mixed*): {summary}.", ""]
 
-    if scores.syntax is not None:
-        out += syntax_markdown(scores.syntax, images=images)
 
-    for metric in PATTERNS:
-        top = scores.top(metric, top_k)
-        out += [f"## Attention to {_md(scores.title(metric))}", ""]
-        if not top:
-            out += ["Undefined on these sentences (e.g. no punctuation).", ""]
-            continue
-        l0, h0, s0 = top[0]
-        out += [_reading(scores, metric, l0, h0, s0), ""]
-        if metric in ("next", "prev"):
-            peak = scores.score(f"{metric}_peak")
-            out += ["| rank | head | score | peaks there |", "|---|---|---|---|"]
-            out += [f"| {i} | {head_name(l, h)} | {s:.3f} | {_pct(peak[l - 1, h - 1])} of words |"
-                    for i, (l, h, s) in enumerate(top, 1)]
-        else:
-            out += ["| rank | head | score |", "|---|---|---|"]
-            out += [f"| {i} | {head_name(l, h)} | {s:.3f} |" for i, (l, h, s) in enumerate(top, 1)]
-        out.append("")
-        out += _example_md(scores.examples.get(metric))
-        if images:
-            out += [f"![{metric} heatmap]({heatmap_filename(metric)})", ""]
+def _pattern_md(scores: HeadScores, metric: str, top_k: int, images: bool) -> list[str]:
+    """One pattern's section: a reading of its best head, the ranked heads, an example, the heatmap."""
+    top = scores.top(metric, top_k)
+    out = [f"## Attention to {_md(scores.title(metric))}", ""]
+    if not top:
+        return out + ["Undefined on these sentences (e.g. no punctuation).", ""]
+    l0, h0, s0 = top[0]
+    out += [_reading(scores, metric, l0, h0, s0), ""]
+    if metric in ("next", "prev"):
+        peak = scores.score(f"{metric}_peak")
+        out += ["| rank | head | score | peaks there |", "|---|---|---|---|"]
+        out += [f"| {i} | {head_name(l, h)} | {s:.3f} | {_pct(peak[l - 1, h - 1])} of words |"
+                for i, (l, h, s) in enumerate(top, 1)]
+    else:
+        out += ["| rank | head | score |", "|---|---|---|"]
+        out += [f"| {i} | {head_name(l, h)} | {s:.3f} |" for i, (l, h, s) in enumerate(top, 1)]
+    out.append("")
+    out += _example_md(scores.examples.get(metric))
+    if images:
+        out += [f"![{metric} heatmap]({heatmap_filename(metric)})", ""]
+    return out
 
-    out += ["## Entropy: broad and focused heads", ""]
+
+def _entropy_md(scores: HeadScores, top_k: int, images: bool) -> list[str]:
+    """The entropy section: the most focused and the broadest heads side by side."""
+    out = ["## Entropy: broad and focused heads", ""]
     focused = scores.top("entropy", 1, lowest=True)
     if focused:
         out += [_reading(scores, "entropy", *focused[0]), ""]
@@ -332,19 +349,21 @@ def render_heads_markdown(scores: HeadScores, threshold: float = DEFAULT_THRESHO
         out += _example_md(scores.examples.get("entropy"))
     if images:
         out += [f"![entropy heatmap]({heatmap_filename('entropy')})", ""]
+    return out
 
-    out += ["## Head labels", "", "| layer | " + " | ".join(f"H{h}" for h in range(1, H + 1)) + " |",
-            "|---" * (H + 1) + "|"]
-    for l in range(L):
+
+def _labels_md(scores: HeadScores, labels: np.ndarray, images: bool) -> list[str]:
+    """The "Head labels" section: a layers × heads table of labels (``str [layers, heads]``)."""
+    H = scores.num_heads
+    out = ["## Head labels", "", "| layer | " + " | ".join(f"H{h}" for h in range(1, H + 1)) + " |",
+           "|---" * (H + 1) + "|"]
+    for l in range(scores.num_layers):
         out.append(f"| L{l + 1} | " + " | ".join(_md(_label_title(scores, x, short=True))
                                                  for x in labels[l]) + " |")
     out.append("")
     if images:
         out += [f"![head labels]({LABELS_NAME})", ""]
-
-    for i, pair in enumerate(scores.pairs, 1):
-        out += _pair_md(scores, pair, i, labels, top_k=max(top_k, 5), images=images)
-    return "\n".join(out).rstrip() + "\n"
+    return out
 
 
 def _syntax_reading(syntax, relation: str) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from ..analysis.rollout import AttentionSummary
 from .diagrams import SVG, matrix_image, matrix_layout, matrix_svg
 
@@ -22,18 +20,38 @@ def summary_filename(summary: AttentionSummary, fmt: str = "png") -> str:
     return f"{summary.method}.{fmt}"
 
 
-def render_summary(summary: AttentionSummary) -> Image.Image:
-    """Draw a rollout or flow matrix as a token x token heatmap (a Pillow palette image).
+def render_summary(summary: AttentionSummary, ax=None):
+    """Draw a rollout or flow matrix as a token x token heatmap.
 
     Args:
         summary: from :func:`mlmtool.attention_rollout` or :func:`mlmtool.attention_flow`
             (``matrix`` ``[seq, seq]``, rows sum to 1).
+        ax: a matplotlib ``Axes`` to draw into (viridis on a fixed 0..1 scale, tokens on
+            both axes, a colour bar); default None = a Pillow palette image drawn like one
+            head of :mod:`mlmtool.render.diagrams`.
 
     Returns:
-        A Pillow image titled e.g. "Attention rollout, layers 1-12 (model)";
-        ``image.save("rollout.png")`` writes it.
+        Without ``ax``: a Pillow image titled e.g. "Attention rollout, layers 1-12 (model)";
+        ``image.save("rollout.png")`` writes it. With ``ax``: the matplotlib ``Figure`` of
+        ``ax`` (the Captum ``plt_fig_axis`` habit).
     """
+    if ax is not None:
+        return _draw_summary(summary, ax)
     return matrix_image(summary.matrix, summary.title, matrix_layout(summary.tokens))
+
+
+def _draw_summary(summary: AttentionSummary, ax):
+    """The summary matrix on a matplotlib ``ax``: row = token after the last layer, column =
+    input token; returns ``ax.figure``."""
+    n = len(summary.tokens)
+    image = ax.imshow(summary.matrix, cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(n), list(summary.tokens), rotation=90, fontsize=7)
+    ax.set_yticks(range(n), list(summary.tokens), fontsize=7)
+    ax.set_xlabel("input token")
+    ax.set_ylabel(f"token after layer {summary.layers[1]}")
+    ax.set_title(summary.title, fontsize=10)
+    ax.figure.colorbar(image, ax=ax, label="share of the token", shrink=0.9)
+    return ax.figure
 
 
 def render_summary_svg(summary: AttentionSummary) -> SVG:

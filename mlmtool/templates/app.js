@@ -1,7 +1,8 @@
 /* mlmtool serve: the app around the static view. Plain browser JavaScript, no library.
  *
  * The page holds the static view's own template (view.html, rendered empty by the server)
- * and its own script (view.js, mlmtoolView). This file is the app-only part: the text box
+ * and its own scripts (decode.js, the payload decoder every page shares, and view.js,
+ * mlmtoolView). This file is the app-only part: the text box
  * (Enter runs), the model switcher, the URL state (?text=...&model=...&k=...), fetching
  * POST /api/view and handing its data to mlmtoolView exactly as the static page hands it the
  * data it embeds, and the SHAP panel (POST /api/explain, then polling the job).

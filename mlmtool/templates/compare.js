@@ -1,7 +1,7 @@
 /* mlmtool compare page: plain browser JavaScript, no library, no network.
  *
  * mlmtoolCompare(rootId) reads the JSON block inside the root element, decodes both sides'
- * attention (base64 -> optional deflate via DecompressionStream -> uint8 levels / 255) and
+ * attention with mlmtoolDecode (decode.js: base64 -> optional deflate -> uint8 levels / 255) and
  * draws three layers x heads grids: side A, side B and their difference B - A on the aligned
  * units (signed colour scale, each head's Jensen-Shannon distance written under it). Clicking
  * a head draws both large heatmaps and their difference. Every string from the data is
@@ -10,6 +10,7 @@
  */
 function mlmtoolCompare(rootId) {
   "use strict";
+  const {hexBytes} = mlmtoolDecode;  // decode.js: one decoder for every page
   const root = document.getElementById(rootId);
   if (!root) return;
   const $ = (sel) => root.querySelector(sel);
@@ -36,27 +37,9 @@ function mlmtoolCompare(rootId) {
     root.dataset.ready = "error";
   }
 
-  function hexBytes(hex) {
-    const out = new Uint8Array(hex.length / 2);
-    for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(2 * i, 2), 16);
-    return out;
-  }
-
-  async function unpack(packed, n) {
-    const bin = atob(packed.data);
-    let bytes = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    if (packed.compression === "deflate") {
-      if (typeof DecompressionStream === "undefined") {
-        throw new Error("this browser has no DecompressionStream (Chrome 80+, Firefox 113+, Safari 16.4+ do); " +
-                        "render the page with compress=False");
-      }
-      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-      bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-    }
-    if (packed.dtype !== "uint8" || bytes.length !== L * H * n * n) throw new Error("attention data has the wrong size");
-    const out = new Float32Array(bytes.length);
-    for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] / packed.scale;
+  async function unpack(packed, n) {  // -> Float32Array [L*H*n*n] weights
+    const out = await mlmtoolDecode.weights(packed, "attention");
+    if (out.length !== L * H * n * n) throw new Error("attention data has the wrong size");
     return out;
   }
 

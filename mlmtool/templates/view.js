@@ -1,7 +1,7 @@
 /* mlmtool interactive attention view: plain browser JavaScript, no library, no network.
  *
  * mlmtoolView(rootId) reads the JSON block inside the root element, decodes the attention
- * (base64 -> optional deflate via DecompressionStream -> uint8 levels or float16), and draws:
+ * with mlmtoolDecode (decode.js: base64 -> optional deflate -> uint8 levels or float16), and draws:
  * a layers x heads grid of thumbnails, and for the selected head a large heatmap (canvas)
  * and a two-column line view (SVG, after BertViz's head view, Vig 2019). When the data has
  * them: the rollout heatmap (data.rollout, Abnar & Zuidema 2020), the layer-wise predictions
@@ -12,6 +12,7 @@
  */
 function mlmtoolView(rootId) {
   "use strict";
+  const {hexBytes, unpack} = mlmtoolDecode;  // decode.js: one decoder for every page
   const root = document.getElementById(rootId);
   if (!root) return;
   const $ = (sel) => root.querySelector(sel);
@@ -38,55 +39,6 @@ function mlmtoolView(rootId) {
     box.textContent = "Error: " + message;
     box.hidden = false;
     $(".mlmv-status").hidden = true;
-  }
-
-  function hexBytes(hex) {
-    const out = new Uint8Array(hex.length / 2);
-    for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(2 * i, 2), 16);
-    return out;
-  }
-
-  function base64Bytes(text) {
-    const bin = atob(text);
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  }
-
-  async function inflate(bytes) {
-    if (typeof DecompressionStream === "undefined") {
-      throw new Error("this browser has no DecompressionStream (Chrome 80+, Firefox 113+, Safari 16.4+ do); " +
-                      "render the view with compress=False");
-    }
-    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  }
-
-  function halfToFloat(h) {  // IEEE 754 binary16 -> number
-    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
-    if (e === 0) return s * Math.pow(2, -14) * (f / 1024);
-    if (e === 31) return f ? NaN : s * Infinity;
-    return s * Math.pow(2, e - 15) * (1 + f / 1024);
-  }
-
-  // one packed array (encode_attention) -> {levels: Uint8Array 0..255, values: Float32Array or null}
-  async function unpack(a, what) {
-    let bytes = base64Bytes(a.data);
-    if (a.compression === "deflate") bytes = await inflate(bytes);
-    const count = a.shape.reduce((x, y) => x * y, 1);
-    if (a.dtype === "uint8") {
-      if (bytes.length !== count) throw new Error(what + " data has the wrong size");
-      return {levels: bytes, values: null};
-    }
-    if (bytes.length !== 2 * count) throw new Error(what + " data has the wrong size");
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const vals = new Float32Array(count), levs = new Uint8Array(count);
-    for (let i = 0; i < count; i++) {
-      const v = halfToFloat(view.getUint16(2 * i, true));
-      vals[i] = v;
-      levs[i] = Math.max(0, Math.min(255, Math.round(v * 255)));
-    }
-    return {levels: levs, values: vals};
   }
 
   async function decode() {
