@@ -233,10 +233,18 @@ def load(model: str | None = None, lang: str = "en", *, device: str | None = Non
 
 
 def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
-    """:func:`load` without the offline fallback."""
+    """:func:`load` without the offline fallback.
+
+    Steps: resolve the name (:func:`resolve`; a LoRA adapter folder goes to
+    :func:`_load_adapter`), check the registry entry's tokenizer packages, read config and
+    tokenizer, read the weights (masked-LM class, else the bare encoder), apply a shipped
+    delta, move to ``device`` in eval mode, and collect the facts of :class:`LoadedModel`.
+
+    Raises:
+        ModelNotAvailableError, MlmtoolError: as :func:`load`.
+    """
     import torch
     import transformers
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -244,60 +252,12 @@ def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
     name, source, entry = resolve(model, lang)
     if entry is None and Path(source).is_dir() and is_adapter_dir(source):
         return _load_adapter(name, Path(source), lang, device)
-    if entry is not None:
-        missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
-        if missing:
-            pkgs = " ".join(m.replace("_", "-") for m in missing)
-            raise ModelNotAvailableError(
-                f"model '{name}' needs the Python package(s) {pkgs} for its tokenizer; "
-                f"run `pip install {pkgs}`"
-            )
-
-    kwargs: dict[str, Any] = {}
-    if not Path(source).is_dir():
-        # A Hub id: use the cache, and only go online when the hub really answers.
-        if is_cached(source):
-            kwargs["local_files_only"] = True
-        elif not _hub_reachable():
-            raise ModelNotAvailableError(
-                f"model '{source}' is not in the local cache and the model hub cannot be "
-                "reached; try --model <dir> or `mlmtool models`"
-            )
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelNotAvailableError(
-            f"could not load model '{name}': {str(exc).splitlines()[0]}"
-        ) from exc
-
-    load_kwargs = dict(attn_implementation="eager", use_safetensors=True,
-                       trust_remote_code=False, **kwargs)
-    try:
-        try:
-            net, info = AutoModelForMaskedLM.from_pretrained(
-                source, config=config, output_loading_info=True, **load_kwargs)
-            missing_keys = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
-            has_head = not missing_keys
-        except ValueError as exc:
-            if "Unrecognized configuration class" not in str(exc):
-                raise
-            net = AutoModel.from_pretrained(source, config=config, **load_kwargs)
-            has_head = False
-    except OSError as exc:
-        msg = str(exc).splitlines()[0]
-        if "safetensors" in msg or "model.safetensors" in msg:
-            msg = "no model.safetensors in it (mlmtool loads safetensors only, never pickles)"
-        raise ModelNotAvailableError(f"could not load model '{name}': {msg}") from exc
-
+    _check_requirements(name, entry)
+    kwargs = _hub_kwargs(source)
+    config, tokenizer = _read_config_and_tokenizer(name, source, kwargs)
+    net, has_head = _read_weights(name, source, config, kwargs)
     if entry is not None and entry.delta is not None:
-        from .delta import apply_delta
-        from .registry import delta_path
-
-        path = delta_path(entry)
-        if path is None:
-            raise ModelNotAvailableError(f"model '{name}': its shipped delta file is missing; reinstall mlmtool")
-        apply_delta(net, path)
+        _apply_shipped_delta(name, entry, net)
         has_head = True
 
     if device is None:
@@ -306,11 +266,6 @@ def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
 
     if tokenizer.mask_token is None:
         raise MlmtoolError(f"model '{name}' has no mask token, so it is not a masked language model")
-
-    max_pos = getattr(config, "max_position_embeddings", 512)
-    if config.model_type in _PADDING_OFFSET_TYPES:
-        max_pos -= (config.pad_token_id or 0) + 1
-    tok_max = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else max_pos
     return LoadedModel(
         name=name,
         source=source,
@@ -321,9 +276,120 @@ def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
         num_layers=config.num_hidden_layers,
         num_heads=config.num_attention_heads,
         has_mlm_head=has_head and (entry is None or entry.has_mlm_head),
-        max_length=min(tok_max, max_pos),
+        max_length=_max_input_length(config, tokenizer),
         entry=entry,
     )
+
+
+def _check_requirements(name: str, entry: ModelEntry | None) -> None:
+    """Raise :class:`ModelNotAvailableError` when a package the entry's tokenizer needs
+    (``entry.requires``, e.g. ``fugashi``) is not installed."""
+    if entry is None:
+        return
+    missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        pkgs = " ".join(m.replace("_", "-") for m in missing)
+        raise ModelNotAvailableError(
+            f"model '{name}' needs the Python package(s) {pkgs} for its tokenizer; "
+            f"run `pip install {pkgs}`"
+        )
+
+
+def _hub_kwargs(source: str) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for ``source``: none for a directory; for a Hub
+    id, ``local_files_only=True`` when it is cached (the hub is then never asked).
+
+    Raises:
+        ModelNotAvailableError: a Hub id neither cached nor reachable (fails in seconds).
+    """
+    kwargs: dict[str, Any] = {}
+    if not Path(source).is_dir():
+        # A Hub id: use the cache, and only go online when the hub really answers.
+        if is_cached(source):
+            kwargs["local_files_only"] = True
+        elif not _hub_reachable():
+            raise ModelNotAvailableError(
+                f"model '{source}' is not in the local cache and the model hub cannot be "
+                "reached; try --model <dir> or `mlmtool models`"
+            )
+    return kwargs
+
+
+def _read_config_and_tokenizer(name: str, source: str, kwargs: dict[str, Any]):
+    """``(config, tokenizer)`` of ``source`` (``trust_remote_code=False``).
+
+    Raises:
+        ModelNotAvailableError: either cannot be read (the message is the first line of
+            transformers' own).
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"could not load model '{name}': {str(exc).splitlines()[0]}"
+        ) from exc
+    return config, tokenizer
+
+
+def _read_weights(name: str, source: str, config, kwargs: dict[str, Any]) -> tuple[Any, bool]:
+    """The network (safetensors only, eager attention) and whether its masked-LM head came
+    from the checkpoint.
+
+    ``AutoModelForMaskedLM`` first: the head is the checkpoint's when no weight but
+    ``position_ids`` is missing. An architecture without a masked-LM class is loaded as the
+    bare ``AutoModel`` (no head).
+
+    Raises:
+        ModelNotAvailableError: no safetensors weights, or the files cannot be read.
+    """
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    load_kwargs = dict(attn_implementation="eager", use_safetensors=True,
+                       trust_remote_code=False, **kwargs)
+    try:
+        try:
+            net, info = AutoModelForMaskedLM.from_pretrained(
+                source, config=config, output_loading_info=True, **load_kwargs)
+            missing_keys = [k for k in info["missing_keys"] if not k.endswith("position_ids")]
+            return net, not missing_keys
+        except ValueError as exc:
+            if "Unrecognized configuration class" not in str(exc):
+                raise
+            return AutoModel.from_pretrained(source, config=config, **load_kwargs), False
+    except OSError as exc:
+        msg = str(exc).splitlines()[0]
+        if "safetensors" in msg or "model.safetensors" in msg:
+            msg = "no model.safetensors in it (mlmtool loads safetensors only, never pickles)"
+        raise ModelNotAvailableError(f"could not load model '{name}': {msg}") from exc
+
+
+def _apply_shipped_delta(name: str, entry: ModelEntry, net) -> None:
+    """Add the registry entry's shipped weight delta to ``net`` in place (:mod:`mlmtool.delta`).
+
+    Raises:
+        ModelNotAvailableError: the delta file is missing from the installation.
+    """
+    from .delta import apply_delta
+    from .registry import delta_path
+
+    path = delta_path(entry)
+    if path is None:
+        raise ModelNotAvailableError(f"model '{name}': its shipped delta file is missing; reinstall mlmtool")
+    apply_delta(net, path)
+
+
+def _max_input_length(config, tokenizer) -> int:
+    """The longest input in tokens, special tokens included: the smaller of the tokenizer's
+    ``model_max_length`` (when set) and the position embeddings (less the padding offset of
+    fairseq-style models, :data:`_PADDING_OFFSET_TYPES`)."""
+    max_pos = getattr(config, "max_position_embeddings", 512)
+    if config.model_type in _PADDING_OFFSET_TYPES:
+        max_pos -= (config.pad_token_id or 0) + 1
+    tok_max = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else max_pos
+    return min(tok_max, max_pos)
 
 
 def availability(entry: ModelEntry) -> str:

@@ -3,9 +3,15 @@
 Users may always write ``[MASK]``; :func:`to_model_text` turns it into the model's own mask
 token. Sub-word pieces are shown without their tokenizer markers: WordPiece ``##`` (BERT),
 byte-level BPE ``Ġ`` (RoBERTa) and SentencePiece ``▁`` (CamemBERT).
+
+The word rule lives here: :func:`word_ids_of` finds each token's word in running text (fast
+and slow tokenizers alike), :func:`encode_words` tokenizes text already split into words
+(a treebank's), :func:`word_strings` gives each word's surface form.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 USER_MASK = "[MASK]"
 
@@ -147,6 +153,69 @@ def word_ids_of(encoding, batch_index: int, tokenizer) -> list[int | None]:
             word += 1
         out.append(word)
     return out
+
+
+def encode_words(lm, tokens: Sequence[Sequence[str]], space_after: Sequence[Sequence[bool]] | None = None
+                 ) -> tuple[list[list[int]], list[list[int | None]]]:
+    """Token ids and, per id, the index of its word, for sentences already split into words.
+
+    The counterpart of :func:`word_ids_of` when the words are given (a treebank's tokens)
+    instead of found by the tokenizer: the word boundaries are the given ones, each word
+    tokenized into its own pieces.
+
+    Fast tokenizers get the words with ``is_split_into_words=True``. When a leading space
+    changes how the pre-tokenizer reads a word and it does not add one itself (byte-level
+    BPE such as RoBERTa's, ``Ġ``), each word that had a space before it in the text gets it,
+    so its pieces are those of running text. Slow tokenizers (MeCab + WordPiece) run
+    ``tokenize`` on each word and add the special tokens themselves. A word may get no
+    piece (a control character); its index then appears nowhere.
+
+    Args:
+        lm: a :class:`~mlmtool.models.LoadedModel` (only its tokenizer is used).
+        tokens: ``[N][T]`` words per sentence.
+        space_after: ``[N][T]`` whether a space follows each word (default: all True).
+
+    Returns:
+        ``(ids, word_ids)``: per sentence ``[S]`` ids (special tokens included) and ``[S]``
+        word indices (None for special tokens). Lengths are not checked: the caller
+        leaves out sentences longer than the model accepts.
+    """
+    tok = lm.tokenizer
+    if not tokens:
+        return [], []
+    if getattr(tok, "is_fast", False):
+        words = [list(t) for t in tokens]
+        if _space_marks_words(tok):
+            for s, sentence in enumerate(words):
+                spaces = space_after[s] if space_after is not None else [True] * len(sentence)
+                for k in range(1, len(sentence)):
+                    if spaces[k - 1]:
+                        sentence[k] = " " + sentence[k]
+        enc = tok(words, is_split_into_words=True, add_special_tokens=True, truncation=False)
+        return [list(x) for x in enc["input_ids"]], [list(enc.word_ids(i)) for i in range(len(words))]
+    all_ids, all_words = [], []
+    for sentence in tokens:
+        flat, owner = [], []
+        for k, word in enumerate(sentence):
+            pieces = tok.convert_tokens_to_ids(tok.tokenize(word))
+            flat += pieces
+            owner += [k] * len(pieces)
+        ids = tok.build_inputs_with_special_tokens(flat)
+        special = tok.get_special_tokens_mask(flat)
+        it = iter(owner)
+        all_ids.append(list(ids))
+        all_words.append([None if m else next(it) for m in special])
+    return all_ids, all_words
+
+
+def _space_marks_words(tokenizer) -> bool:
+    """True when the pre-tokenizer reads ``" b"`` differently from ``"b"`` (byte-level BPE
+    without ``add_prefix_space``), so pre-split words need their spaces back."""
+    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
+    if pre is None:
+        return False
+    first = lambda text: "".join(p for p, _ in pre.pre_tokenize_str(text))  # noqa: E731
+    return first(" b") != first("b")
 
 
 def _piece_string(tokenizer, tokens: list[str]) -> str:

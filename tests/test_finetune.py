@@ -1,4 +1,5 @@
-"""Tests for :mod:`mlmtool.training` and ``mlmtool finetune`` on tiny models (seconds each).
+"""Tests for :mod:`mlmtool.training` and ``mlmtool finetune`` on tiny models (seconds each; the
+ones that run the Trainer for several steps or epochs are marked ``slow``).
 
 Properties checked: packing keeps every token; masking rate 15 % ± 1 % with the 80/10/10
 split; whole-word masking masks all pieces of a word; the masked-positions loss equals
@@ -16,47 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPUS
+from conftest import CORPUS, write_corpus
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TRAIN = dict(max_length=32, learning_rate=3e-3, batch_size=16, progress=False, checkpoint_minutes=None)
-
-
-def _write_corpus(path: Path, n: int = 300, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    path.write_text("\n".join(rng.choice(CORPUS) for _ in range(n)) + "\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spinning
-    makes each step ~3x slower; restore the setting afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    return _write_corpus(tmp_path / "corpus.txt")
-
-
-@pytest.fixture(scope="session")
-def tiny_encoder_dir(tiny_bert_dir, tmp_path_factory):
-    """The tiny BERT's encoder saved without its MLM head (like the ``minilm`` package)."""
-    import shutil
-
-    from transformers import BertModel
-
-    out = tmp_path_factory.mktemp("tiny-encoder")
-    BertModel.from_pretrained(tiny_bert_dir, add_pooling_layer=False).save_pretrained(out)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
-        if (tiny_bert_dir / name).exists():
-            shutil.copy(tiny_bert_dir / name, out / name)
-    return out
 
 
 def _config(corpus, model_dir, output="out", **kw):
@@ -169,6 +134,7 @@ def test_masked_positions_loss_equals_hf_loss(which, request):
 # ----------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_finetune_learns_saves_and_reloads(corpus, tiny_bert_dir):
     from mlmtool.training.output import SUMMARY_NAME
     from mlmtool.training.train import finetune
@@ -197,6 +163,7 @@ def test_finetune_learns_saves_and_reloads(corpus, tiny_bert_dir):
     assert len(pred.masks[0].candidates) == 3
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_resume_continues_from_the_checkpoint(corpus, tiny_bert_dir):
     """Interrupted at step 5 with a checkpoint at step 3: no model appears; --resume starts
     from step 3 with the checkpoint's weights, does the 5 remaining steps, and keeps the
@@ -242,6 +209,7 @@ def test_resume_continues_from_the_checkpoint(corpus, tiny_bert_dir):
     assert torch.isfinite(torch.tensor(resumed.after.loss))
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_lora_output_is_small_and_reloads(corpus, tiny_bert_dir):
     import torch
     from transformers import AutoModelForMaskedLM
@@ -266,6 +234,7 @@ def test_lora_output_is_small_and_reloads(corpus, tiny_bert_dir):
         assert torch.allclose(via_loader.model(ids).logits, lm.model(ids).logits, atol=1e-5)
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_encoder_dir):
     """A head-less encoder (like minilm) is trained into a fill-mask model; with LoRA the fresh
     head's transform is saved with the adapters, and its decoder stays tied to the embeddings."""
@@ -293,6 +262,7 @@ def test_encoder_without_head_gets_tied_head_and_lora_saves_it(corpus, tiny_enco
         assert torch.allclose(reloaded(ids).logits, lm2.model(ids).logits, atol=1e-5)
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_trainable_layers_freezes_the_rest(corpus, tiny_bert_dir):
     from safetensors.torch import load_file
 
@@ -309,6 +279,7 @@ def test_trainable_layers_freezes_the_rest(corpus, tiny_bert_dir):
     assert res.trainable_parameters < res.total_parameters
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_from_scratch_uses_sizes_and_tokenizer(corpus, tiny_bert_dir):
     from mlmtool.training.train import finetune
     from mlmtool.models import load
@@ -321,6 +292,7 @@ def test_from_scratch_uses_sizes_and_tokenizer(corpus, tiny_bert_dir):
     assert res.after.loss < res.before.loss
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_max_minutes_stops_cleanly_and_saves(corpus, tiny_bert_dir):
     from mlmtool.training.train import finetune
 
@@ -335,12 +307,19 @@ def test_overwrite_replaces_old_output_only_when_done(corpus, tiny_bert_dir):
 
     Path("out").mkdir()
     Path("out/old.txt").write_text("old")
-    finetune(_config(corpus, tiny_bert_dir, max_steps=2, overwrite=True))
+    res = finetune(_config(corpus, tiny_bert_dir, max_steps=2, overwrite=True))
     names = {p.name for p in Path("out").iterdir()}
     assert "old.txt" not in names and "model.safetensors" in names
     assert not Path("out.partial").exists()
+    # the result saves itself as the summary the run wrote, and loads back
+    from mlmtool.training.output import SUMMARY_NAME, load_summary
+
+    assert res.save("again.json") == Path("again.json")
+    assert Path("again.json").read_text() == (Path("out") / SUMMARY_NAME).read_text()
+    assert load_summary("again.json") == res.to_dict()
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 @pytest.mark.parametrize("which", ["tiny_bert_dir", "tiny_roberta_dir"])
 def test_whole_word_mask_paragraphs_and_roberta_train(which, tmp_path, request):
     """Blank-line paragraphs, whole-word masking through the Trainer, RoBERTa's lm_head."""
@@ -355,6 +334,7 @@ def test_whole_word_mask_paragraphs_and_roberta_train(which, tmp_path, request):
     assert res.steps == 6 and res.after.loss < res.before.loss
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_eval_steps_logs_step_evaluations(corpus, tiny_bert_dir):
     from mlmtool.training.train import finetune
 
@@ -366,6 +346,7 @@ def test_eval_steps_logs_step_evaluations(corpus, tiny_bert_dir):
 # ----------------------------------------------------------------------------- command line
 
 
+@pytest.mark.slow  # the Trainer, several epochs or steps
 def test_cli_trains_and_prints_epochs(runner, corpus, tiny_bert_dir):
     from mlmtool.cli import cli
 
@@ -397,7 +378,7 @@ def test_cli_bad_input_is_one_line_exit_2(runner, tiny_bert_dir, tmp_path, case)
 
     args = ["finetune", "c.txt", "-m", str(tiny_bert_dir), "-o", "out", "--max-length", "32"]
     c = tmp_path / "c.txt"
-    _write_corpus(c)
+    write_corpus(c)
     expect = {"missing": "not found", "empty": "empty", "binary": "binary", "latin1": "not UTF-8",
               "too-small": "too small", "epochs0": "--epochs", "output-file": "is a file",
               "output-full": "not empty", "directory": "is a directory",

@@ -9,35 +9,16 @@ the page is self-contained; the CLI's closing lines point to it.
 from __future__ import annotations
 
 import json
-import random
 import re
-from pathlib import Path
 
 import pytest
 
 from conftest import CORPUS
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TRAIN = dict(max_length=32, learning_rate=3e-3, batch_size=16, progress=False, checkpoint_minutes=None,
              max_steps=8)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads on a busy 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def corpus(tmp_path) -> Path:
-    rng = random.Random(0)
-    path = tmp_path / "corpus.txt"
-    path.write_text("\n".join(rng.choice(CORPUS) for _ in range(300)) + "\n", encoding="utf-8")
-    return path
 
 
 def _config(corpus, model_dir, output, **kw):
@@ -82,6 +63,7 @@ def _md_sentences(md: str) -> list[tuple[str, float, float]]:
     return out
 
 
+@pytest.mark.slow  # the Trainer, twice or with the report's comparison
 def test_finetune_writes_a_report_whose_numbers_are_the_runs_own(tiny_bert_dir, corpus, tmp_path):
     from mlmtool.analysis.compare import compare_models
     from mlmtool.analysis.predict import predict
@@ -116,13 +98,14 @@ def test_cli_closing_lines_point_to_the_report(runner, tiny_bert_dir, corpus, tm
     from mlmtool.cli import cli
 
     out = tmp_path / "m"
-    r = runner.invoke(cli, ["finetune", str(corpus), "-m", str(tiny_bert_dir), "-o", str(out), "--max-steps", "4",
+    r = runner.invoke(cli, ["finetune", str(corpus), "-m", str(tiny_bert_dir), "-o", str(out), "--max-steps", "2",
                             "--max-length", "32", "-q"])
     assert r.exit_code == 0, r.output
     assert r.output.strip().splitlines()[-1] == (f"What changed (held-out loss, predictions, heads): {out}/report.html "
                                                  "and report.md")
 
 
+@pytest.mark.slow  # the Trainer, twice or with the report's comparison
 def test_from_scratch_and_no_split_say_what_is_missing(tiny_bert_dir, corpus, tmp_path):
     from mlmtool.training.train import finetune
 
@@ -162,3 +145,24 @@ def test_write_report_with_a_start_model_equals_a_captured_start(tiny_bert, tiny
     assert len(scored) > 10 and all(line in a.splitlines() for line in scored)
     assert "–" not in a
     assert "The held-out word: **cat**" in a and a.count("The held-out word") == 1
+
+
+def test_report_is_data_then_a_page_that_inlines_the_png_it_wrote(tiny_bert, tmp_path):
+    """build_report → FinetuneReport (JSON-ready data) → save: the page carries the very PNG
+    written beside it (from memory, not read back), and rendering again gives the same page."""
+    import base64
+
+    from mlmtool.training.loss import EvalResult
+    from mlmtool.training.report import REPORT_PNG, build_report, render_report_html, render_report_markdown
+
+    sentences = ["the [MASK] sat on the mat .", "we read a [MASK] book ."]
+    report = build_report(tiny_bert, tiny_bert, sentences, EvalResult(4.0, 54.6, 10), EvalResult(3.0, 20.1, 10))
+    data = json.loads(json.dumps(report.to_dict()))
+    assert [s["text"] for s in data["sentences"]] == sentences and data["after"]["loss"] == 3.0
+    assert len(data["heads"]) == min(10, tiny_bert.num_layers * tiny_bert.num_heads)
+    paths = report.save(tmp_path / "r")
+    assert [p.name for p in paths] == ["report.html", "report.md", REPORT_PNG]
+    page = paths[0].read_text(encoding="utf-8")
+    inline = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
+    assert inline == paths[2].read_bytes() and inline[:4] == b"\x89PNG"
+    assert str(render_report_html(report)) == page and render_report_markdown(report) == paths[1].read_text()

@@ -29,7 +29,10 @@ FILES = {"fr": "fr_gsd", "de": "de_gsd", "zh": "zh_gsdsimp", "ja": "ja_gsd"}
 LANGS = list(FILES)
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
-pytestmark = pytest.mark.skipif(not UD.is_dir(), reason="UD treebanks not in ../shared/data/ud")
+# slow: the session fixtures train four tokenizers and build four models before the first test
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not UD.is_dir(), reason="UD treebanks not in ../shared/data/ud")]
+
 
 def treebank(lang: str) -> Path:
     return UD / f"{FILES[lang]}-ud-dev.conllu"
@@ -37,7 +40,7 @@ def treebank(lang: str) -> Path:
 
 @lru_cache(maxsize=None)
 def trees(lang: str):
-    from mlmtool.analysis.heads.syntax import read_conllu
+    from mlmtool.analysis.heads.treebank import read_conllu
 
     return tuple(read_conllu(treebank(lang)))
 
@@ -158,7 +161,7 @@ def masked(tree, k: int) -> str:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_treebank_words_align_with_pieces(lang, models):
-    from mlmtool.analysis.heads.syntax import encode_words
+    from mlmtool.tokens import encode_words
 
     lm = models(lang)
     sample = trees(lang)[:120]

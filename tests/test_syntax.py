@@ -18,10 +18,9 @@ import pytest
 
 from mlmtool.analysis.attention import AttentionResult
 from mlmtool.analysis.heads.metrics import sentence_units, word_attention
-from mlmtool.analysis.heads.sentences import PreparedSentences
-from mlmtool.analysis.heads.syntax import (DIRECTIONS, SyntaxProbe, _Arcs, encode_words, is_upos_pair,
-                                           parse_conllu, parse_upos_pair, read_conllu, relation_counts,
-                                           score_syntax, split_pairs)
+from mlmtool.analysis.heads.sentences import PreparedSentences, is_upos_pair, parse_upos_pair, split_pairs
+from mlmtool.analysis.heads.syntax import DIRECTIONS, SyntaxProbe, _Arcs, score_syntax
+from mlmtool.analysis.heads.treebank import parse_conllu, read_conllu, relation_counts
 from mlmtool.errors import MlmtoolError
 
 UD = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud"
@@ -341,15 +340,17 @@ def test_min_count_and_pair_errors(tiny_bert, tmp_path):
         score_syntax(tiny_bert, path, pairs=["river:car"], min_count=5)
 
 
-def test_encode_words_keeps_the_treebanks_words(tiny_bert, tiny_roberta):
-    words = [["the", "cats", "sat", "."]]
-    ids, wids = encode_words(tiny_bert, words)
-    assert tiny_bert.tokenizer.convert_ids_to_tokens(ids[0]) == ["[CLS]", "the", "cat", "##s", "sat", ".", "[SEP]"]
-    assert wids[0] == [None, 0, 1, 1, 2, 3, None]
-    # Byte-level BPE: words after a space get the space (Ġ), as in running text; "." had none.
-    ids, wids = encode_words(tiny_roberta, words, [[True, True, False, True]])
-    assert ids[0] == tiny_roberta.tokenizer("the cats sat.")["input_ids"]
-    assert [w for w in wids[0] if w is not None] == sorted(w for w in wids[0] if w is not None)
+def test_syntax_still_exports_the_moved_names():
+    """Treebank reading, pair parsing and encode_words moved out of syntax.py; the old imports work."""
+    from mlmtool import tokens
+    from mlmtool.analysis.heads import sentences, syntax, treebank
+
+    for module, names in ((treebank, ["DEFAULT_MIN_COUNT", "DependencyTree", "frequent_relations", "parse_conllu",
+                                      "read_conllu", "relation_counts"]),
+                          (sentences, ["UPOS_TAGS", "is_upos_pair", "parse_upos_pair", "split_pairs"]),
+                          (tokens, ["encode_words"])):
+        for name in names:
+            assert getattr(syntax, name) is getattr(module, name) and name in syntax.__all__, name
 
 
 # ------------------------------------------------------------------------------------------
@@ -373,6 +374,11 @@ def test_report_and_json(parse_attending_bert, tmp_path):
     assert sorted(p.name for p in paths) == sorted(report_filenames(relations=scores.syntax.relations))
     data = json.loads((out / "heads.json").read_text(encoding="utf-8"))
     assert len(data["syntax"]) == 2 * len(scores.syntax.relations)
+    # every result saves itself: the probe alone, and the scores without naming a threshold
+    assert scores.syntax.save(tmp_path / "syntax.json") == tmp_path / "syntax.json"
+    probe = json.loads((tmp_path / "syntax.json").read_text(encoding="utf-8"))
+    assert probe == json.loads(json.dumps(scores.syntax.to_dict())) and probe["records"] == data["syntax"]
+    assert json.loads(scores.save(tmp_path / "again.json").read_text(encoding="utf-8")) == data
     labels = head_labels_from(data, lm.num_layers, lm.num_heads)
     assert "det dep->gov" in labels["L1H1"] and "nsubj dep->gov" in labels["L1H1"]
     assert "det gov->dep" in labels["L1H2"]

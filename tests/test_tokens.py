@@ -1,12 +1,14 @@
 """Word grouping without a fast tokenizer: :func:`mlmtool.tokens.word_ids_of` and
 :func:`mlmtool.tokens.word_strings` on a slow (Python) WordPiece tokenizer must give what the
-fast tokenizer's ``word_ids()`` and character offsets give on the same vocabulary."""
+fast tokenizer's ``word_ids()`` and character offsets give on the same vocabulary; and
+:func:`mlmtool.tokens.encode_words` keeps words given in advance (a treebank's) whole, on
+both kinds of tokenizer."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlmtool.tokens import word_ids_of, word_pieces, word_strings
+from mlmtool.tokens import encode_words, word_ids_of, word_pieces, word_strings
 
 TEXTS = [
     "The Cats walked slowly",                       # cat ##s: one word; the user's case
@@ -50,3 +52,25 @@ def test_slow_word_strings_need_the_tokenizer(slow_and_fast):
     slow, _ = slow_and_fast
     with pytest.raises(ValueError, match="tokenizer"):
         word_strings(TEXTS[0], slow(TEXTS), 0)
+
+
+def test_encode_words_keeps_the_treebanks_words(tiny_bert, tiny_roberta):
+    words = [["the", "cats", "sat", "."]]
+    ids, wids = encode_words(tiny_bert, words)
+    assert tiny_bert.tokenizer.convert_ids_to_tokens(ids[0]) == ["[CLS]", "the", "cat", "##s", "sat", ".", "[SEP]"]
+    assert wids[0] == [None, 0, 1, 1, 2, 3, None]
+    # Byte-level BPE: words after a space get the space (Ġ), as in running text; "." had none.
+    ids, wids = encode_words(tiny_roberta, words, [[True, True, False, True]])
+    assert ids[0] == tiny_roberta.tokenizer("the cats sat.")["input_ids"]
+    assert [w for w in wids[0] if w is not None] == sorted(w for w in wids[0] if w is not None)
+
+
+def test_encode_words_slow_equals_fast(slow_and_fast):
+    """The slow path (one ``tokenize`` per word, special tokens added by the tokenizer) gives the
+    fast path's ids and word indices on the same vocabulary."""
+    from types import SimpleNamespace
+
+    slow, fast = slow_and_fast
+    words = [["The", "Cats", "walked", "slowly"], ["she", "opened", "the", "door", ",", "and", "Zorblaxed"], ["."]]
+    assert encode_words(SimpleNamespace(tokenizer=slow), words) == encode_words(SimpleNamespace(tokenizer=fast), words)
+    assert encode_words(SimpleNamespace(tokenizer=slow), []) == ([], [])

@@ -15,8 +15,7 @@ def _check_pairs(ctx, param, values):
 
     Returns the pairs as given (strings); tag pairs are checked against the UPOS tags.
     """
-    from ..analysis.heads.sentences import parse_pair
-    from ..analysis.heads.syntax import is_upos_pair, parse_upos_pair
+    from ..analysis.heads.sentences import is_upos_pair, parse_pair, parse_upos_pair
     from ..errors import MlmtoolError
 
     try:
@@ -83,9 +82,8 @@ def heads(text, input_file, model, lang, output, old_out, treebank, min_count, s
       mlmtool heads -m minilm --pair "quickly|slowly|carefully:ran|walked|drove"
       mlmtool heads -m minilm --conllu en_ewt-ud-dev.conllu --pair ADV:VERB --pair ADJ:NOUN
     """
-    from ..analysis.heads.run import score_heads
-    from ..analysis.heads.sentences import default_sentences
-    from ..render.heads_view import report_filenames, save_heads_report
+    from ..analysis.heads.sentences import split_pairs
+    from ..render.heads_view import save_heads_report
 
     if old_out is not None:
         click.echo("Note: --out is now -o/--output.", err=True)
@@ -93,26 +91,13 @@ def heads(text, input_file, model, lang, output, old_out, treebank, min_count, s
     if old_top is not None:
         click.echo("Note: --top is now -k/--top-k.", err=True)
         top_k = old_top
-    from ..analysis.heads.syntax import split_pairs
-
     word_pairs, upos_pairs = split_pairs(pairs)
     if treebank is None:
-        if upos_pairs:
-            raise click.UsageError(f"--pair {upos_pairs[0]} names part-of-speech tags, which come from a "
-                                   "treebank: add --conllu FILE (or write words in small letters)")
-        sentences = read_sentences(text, input_file, required=False)
-        out = prepare_output_dir(output, overwrite, report_filenames(word_pairs))
-        lm = load_model(model, lang)
-        if not sentences:
-            set_lang = lm.entry.lang if lm.entry is not None else lang
-            sentences = default_sentences(set_lang)
-            click.echo(f"Using the shipped {set_lang} sentence set ({len(sentences)} sentences).", err=True)
-        if limit:
-            sentences = sentences[:limit]
-        scores = score_heads(lm, sentences, pairs=word_pairs, batch_size=batch_size)
+        scores, out, lm = _sentence_scores(text, input_file, word_pairs, upos_pairs, limit, output, overwrite, model,
+                                           lang, batch_size)
     else:
         scores, out, lm = _treebank_scores(text, input_file, treebank, min_count, subtypes, pairs, word_pairs,
-                                       upos_pairs, limit, output, overwrite, model, lang, batch_size)
+                                           upos_pairs, limit, output, overwrite, model, lang, batch_size)
     if scores.n_skipped:
         click.echo(f"Skipped {scores.n_skipped} sentence(s) longer than the {lm.max_length} tokens "
                    f"'{lm.name}' accepts.", err=True)
@@ -125,6 +110,35 @@ def heads(text, input_file, model, lang, output, old_out, treebank, min_count, s
                f"to {out}/", err=True)
 
 
+def _sentence_scores(text, input_file, word_pairs, upos_pairs, limit, output, overwrite, model, lang, batch_size):
+    """Sentences (TEXT, ``-``, -i FILE, else the shipped set of the model's language): check the
+    output names, then load and score.
+
+    Returns:
+        ``(HeadScores, output directory, the model)``.
+
+    Raises:
+        click.UsageError: a part-of-speech pair without a treebank.
+    """
+    from ..analysis.heads.run import score_heads
+    from ..analysis.heads.sentences import default_sentences
+    from ..render.heads_view import report_filenames
+
+    if upos_pairs:
+        raise click.UsageError(f"--pair {upos_pairs[0]} names part-of-speech tags, which come from a "
+                               "treebank: add --conllu FILE (or write words in small letters)")
+    sentences = read_sentences(text, input_file, required=False)
+    out = prepare_output_dir(output, overwrite, report_filenames(word_pairs))
+    lm = load_model(model, lang)
+    if not sentences:
+        set_lang = lm.entry.lang if lm.entry is not None else lang
+        sentences = default_sentences(set_lang)
+        click.echo(f"Using the shipped {set_lang} sentence set ({len(sentences)} sentences).", err=True)
+    if limit:
+        sentences = sentences[:limit]
+    return score_heads(lm, sentences, pairs=word_pairs, batch_size=batch_size), out, lm
+
+
 def _treebank_scores(text, input_file, treebank, min_count, subtypes, pairs, word_pairs, upos_pairs, limit, output,
                      overwrite, model, lang, batch_size):
     """``--conllu``: read the treebank, check the output names, then load and score.
@@ -132,7 +146,8 @@ def _treebank_scores(text, input_file, treebank, min_count, subtypes, pairs, wor
     Returns:
         ``(HeadScores with .syntax, output directory, the model)``.
     """
-    from ..analysis.heads.syntax import frequent_relations, read_conllu, relation_counts, score_syntax
+    from ..analysis.heads.syntax import score_syntax
+    from ..analysis.heads.treebank import frequent_relations, read_conllu, relation_counts
     from ..render.heads_view import report_filenames
 
     if text or input_file:

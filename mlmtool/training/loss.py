@@ -3,11 +3,12 @@
 :func:`masked_lm_loss` runs the encoder on the whole batch but the MLM head (hidden →
 vocabulary logits) only where ``labels != -100`` — about 15 % of the tokens — instead of at
 every position as ``AutoModelForMaskedLM(labels=...)`` does. The cross-entropy is the same;
-the vocabulary projection, most of a small model's compute (MiniLM: 384 × 30,522 per token
-against ~10M multiply-adds for its 6 layers), shrinks about 6×. :func:`install_masked_forward`
-makes it the model's ``forward`` during training, so ``DistributedDataParallel`` still
-synchronises gradients. Sums across processes go through the ``Trainer``'s
-``accelerate.Accelerator`` (``reduce``), so every rank sees the same numbers.
+the vocabulary projection, about half of a small model's per-token compute (MiniLM: 384 ×
+30,522 multiply-adds per token against ~10M for its 6 layers; :mod:`mlmtool.core.forward`),
+shrinks about 6×. :func:`install_masked_forward` makes it the model's ``forward`` during
+training, so ``DistributedDataParallel`` still synchronises gradients. Sums across processes
+go through the ``Trainer``'s ``accelerate.Accelerator`` (``reduce``), so every rank sees the
+same numbers.
 """
 
 from __future__ import annotations

@@ -88,6 +88,17 @@ class FinetuneResult:
         """A JSON-ready dict (the content of ``training_summary.json``)."""
         return asdict(self)
 
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON (UTF-8; the ``training_summary.json`` format, read back
+        by :func:`load_summary`) to ``path`` and return the path.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        return path
+
 
 def partial_dir(output: Path) -> Path:
     """``<output>.partial``: checkpoints of a run in progress."""
@@ -172,7 +183,7 @@ def save(model, tokenizer, result: FinetuneResult, output: Path, partial: Path) 
     else:
         hf.save_pretrained(str(final))
     tokenizer.save_pretrained(str(final))
-    (final / SUMMARY_NAME).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    result.save(final / SUMMARY_NAME)
     if output.exists():
         os.replace(output, partial / "replaced")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,17 @@ The start model is trained in place, so its side is captured *before* training
 (:func:`report_start` → :func:`mlmtool.analysis.compare.run_side`) and compared with the
 saved model afterwards (:func:`report_end` → :func:`write_report`). A word of several pieces
 that only the trained model proposes has no start probability then (shown as ``–``).
+
+Compute, render, save: :func:`build_report` runs the models and returns a
+:class:`FinetuneReport` (plain data, ``to_dict()``); :func:`render_report_html` (template
+``mlmtool/templates/report.html.j2``, the heatmap inline) and :func:`render_report_markdown`
+return text; :meth:`FinetuneReport.save` writes the three files. :func:`write_report` is
+the three in one call.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import random
 import re
@@ -27,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..defaults import TOP_K
 from ..errors import MlmtoolError
 from ..tokens import USER_MASK
 
-__all__ = ["ReportSentence", "ReportStart", "pick_sentences", "report_start", "report_end", "write_report",
+__all__ = ["FinetuneReport", "ReportRow", "ReportSentence", "ReportStart", "build_report", "pick_sentences",
+           "render_report_html", "render_report_markdown", "report_end", "report_start", "write_report",
            "REPORT_HTML", "REPORT_MD", "REPORT_PNG"]
 
 REPORT_HTML = "report.html"
@@ -192,18 +199,14 @@ def report_end(output: str | Path, start: ReportStart, before, after,
 
 
 def write_report(output: str | Path, start, trained, sentences: Sequence[ReportSentence | str], before, after, *,
-                 top_k: int = 5, notes: Sequence[str | None] = (), batch_size: int = 32) -> list[Path]:
-    """Write ``report.html``, ``report.md`` and ``report_heads.png`` into ``output``.
+                 top_k: int = TOP_K, notes: Sequence[str | None] = (), batch_size: int = 32) -> list[Path]:
+    """Write ``report.html``, ``report.md`` and ``report_heads.png`` into ``output``:
+    :func:`build_report`, then :meth:`FinetuneReport.save`.
 
     Args:
-        output: the folder (usually the trained model's).
-        start: the start model: a :class:`~mlmtool.models.LoadedModel` (compared both ways),
-            a :class:`~mlmtool.analysis.compare.Side` captured before training, or None.
-        trained: the trained :class:`~mlmtool.models.LoadedModel`, or its folder (loaded).
-        sentences: :class:`ReportSentence` objects, or texts with one ``[MASK]`` each.
-        before, after: :class:`~mlmtool.training.loss.EvalResult` or None.
-        top_k: candidates per mask.
-        notes: lines to add (None entries are skipped).
+        output: the folder (usually the trained model's); created if missing.
+        start, trained, sentences, before, after, top_k, notes, batch_size: as
+            :func:`build_report`.
 
     Returns:
         ``[report.html, report.md]`` paths, plus the PNG when heads were compared.
@@ -211,62 +214,179 @@ def write_report(output: str | Path, start, trained, sentences: Sequence[ReportS
     Raises:
         MlmtoolError: the trained model cannot be loaded, or a sentence is unusable.
     """
-    from ..analysis.compare import compare_sides, cross_score, run_side
-    from ..models import LoadedModel, load
-
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    items = [s if isinstance(s, ReportSentence) else ReportSentence(s, "", s) for s in sentences]
-    texts = [s.text for s in items]
-    notes = [n for n in notes if n]
-    trained_lm = trained if isinstance(trained, LoadedModel) else load(str(trained))
-    comparison, side_a, side_b = None, None, None
-    if texts:
-        side_b = run_side(trained_lm, texts, label=f"trained ({Path(str(trained_lm.name)).name})", top_k=top_k,
+    report = build_report(start, trained, sentences, before, after, top_k=top_k, notes=notes,
                           batch_size=batch_size)
-        side_a = run_side(start, texts, label=f"start ({start.name})", top_k=top_k, batch_size=batch_size) \
-            if isinstance(start, LoadedModel) else start
-        if side_a is not None:
-            cross_score(side_a, side_b, start if isinstance(start, LoadedModel) else None, trained_lm, batch_size)
-            try:
-                comparison = compare_sides(side_a, side_b)
-            except MlmtoolError as exc:
-                notes.append(f"heads not compared: {exc}")
-    rows = _sentence_rows(items, comparison, side_a, side_b, trained_lm.tokenizer)
-    start_name = start.name if isinstance(start, LoadedModel) else getattr(start, "model_name", None)
-    notes.insert(0, f"Start model: {start_name or 'none'}; trained model: {trained_lm.name}")
-    png = None
-    if comparison is not None:
-        from ..render.compare_view import render_compare_heatmap
+    return report.save(output)
 
-        fig = render_compare_heatmap(comparison, title=f"start → trained: attention change per head "
-                                                       f"({len(texts)} sentences)")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        png = out / REPORT_PNG
-        png.write_bytes(buf.getvalue())
-    paths = [out / REPORT_HTML, out / REPORT_MD]
-    paths[0].write_text(_html(before, after, rows, comparison, png, notes), encoding="utf-8")
-    paths[1].write_text(_markdown(before, after, rows, comparison, png, notes), encoding="utf-8")
-    return paths + ([png] if png else [])
+
+# --------------------------------------------------------------------------------------------
+# The report as data
 
 
 @dataclass
-class _Row:
-    """One sentence of the report: its candidates under both models and the answer's probabilities."""
+class ReportRow:
+    """One sentence of the report: its candidates under both models and the answer's probabilities.
+
+    Attributes:
+        sentence: the :class:`ReportSentence`.
+        candidates: the first mask's candidates: :class:`~mlmtool.analysis.compare.CandidateChange`
+            objects when both sides were compared (``paired``), else ``(word, probability)``
+            pairs of the trained model alone.
+        answer_start, answer_trained: probability in [0, 1] of the held-out word (one
+            vocabulary piece) at the first mask under each model; None when unknown.
+        paired: True when ``candidates`` compare the two models.
+    """
 
     sentence: ReportSentence
-    candidates: list = field(default_factory=list)  # CandidateChange, or (word, score) of the trained side only
-    answer_a: float | None = None
-    answer_b: float | None = None
+    candidates: list = field(default_factory=list)
+    answer_start: float | None = None
+    answer_trained: float | None = None
     paired: bool = True
 
+    def to_dict(self) -> dict:
+        """JSON-ready: the sentence, the answer's probabilities and the candidates (``start``
+        is None for the trained model's own candidates)."""
+        if self.paired:
+            cands = [{"word": c.word, "start": c.score_a, "trained": c.score_b, "change": c.change}
+                     for c in self.candidates]
+        else:
+            cands = [{"word": w, "start": None, "trained": p, "change": None} for w, p in self.candidates]
+        return {"text": self.sentence.text, "answer": self.sentence.answer, "source": self.sentence.source,
+                "answer_start": self.answer_start, "answer_trained": self.answer_trained, "candidates": cands}
 
-def _sentence_rows(items, comparison, side_a, side_b, tokenizer) -> list[_Row]:
+
+@dataclass
+class FinetuneReport:
+    """What fine-tuning changed, as plain data: :func:`build_report` computes it, the renderers
+    (:func:`render_report_html`, :func:`render_report_markdown`) show it, :meth:`save` writes it.
+
+    Attributes:
+        start_model: the start model's name, or None (trained from scratch / none at hand).
+        trained_model: the trained model's name.
+        notes: lines for the reader: ``Start model: ...; trained model: ...`` first, then the
+            caller's notes and why heads were not compared, if so.
+        before, after: held-out quality (:class:`~mlmtool.training.loss.EvalResult`) or None.
+        rows: one :class:`ReportRow` per sentence, in order.
+        comparison: the per-head attention change
+            (:class:`~mlmtool.analysis.compare.ComparisonResult`, distances ``[L, H]``), or
+            None when the start side is missing or could not be compared.
+    """
+
+    start_model: str | None
+    trained_model: str
+    notes: list[str]
+    before: object = None
+    after: object = None
+    rows: list[ReportRow] = field(default_factory=list)
+    comparison: object = None
+
+    def heatmap_png(self) -> bytes | None:
+        """The per-head change heatmap as PNG bytes (``render_compare_heatmap``), or None
+        without a comparison."""
+        if self.comparison is None:
+            return None
+        from ..render.compare_view import render_compare_heatmap
+
+        fig = render_compare_heatmap(self.comparison, title=f"start → trained: attention change per head "
+                                                            f"({len(self.rows)} sentences)")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    def to_dict(self) -> dict:
+        """JSON-ready: models, notes, held-out numbers (nats, perplexity), the sentences and the
+        ten most changed heads (layers and heads from 1)."""
+        from dataclasses import asdict
+
+        heads = None
+        if self.comparison is not None:
+            heads = [{"layer": l, "head": h, "distance": d} for l, h, d in self.comparison.top(10)]
+        return {"start_model": self.start_model, "trained_model": self.trained_model, "notes": list(self.notes),
+                "before": asdict(self.before) if self.before is not None else None,
+                "after": asdict(self.after) if self.after is not None else None,
+                "sentences": [r.to_dict() for r in self.rows], "heads": heads}
+
+    def save(self, output: str | Path) -> list[Path]:
+        """Write ``report.html``, ``report.md`` and (with a comparison) ``report_heads.png`` into
+        the folder ``output`` (created if missing); the HTML carries the same PNG inline.
+
+        Returns:
+            ``[report.html, report.md]``, plus the PNG's path when there is one.
+
+        Raises:
+            OSError: a file cannot be written.
+        """
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        png = self.heatmap_png()
+        if png is not None:
+            (out / REPORT_PNG).write_bytes(png)
+        paths = [out / REPORT_HTML, out / REPORT_MD]
+        paths[0].write_text(render_report_html(self, png), encoding="utf-8")
+        paths[1].write_text(render_report_markdown(self), encoding="utf-8")
+        return paths + ([out / REPORT_PNG] if png is not None else [])
+
+
+def build_report(start, trained, sentences: Sequence[ReportSentence | str], before, after, *, top_k: int = TOP_K,
+                 notes: Sequence[str | None] = (), batch_size: int = 32) -> FinetuneReport:
+    """Compute the report: both models' predictions on the sentences and the per-head change.
+
+    Args:
+        start: the start model: a :class:`~mlmtool.models.LoadedModel` (compared both ways),
+            a :class:`~mlmtool.analysis.compare.Side` captured before training, or None.
+        trained: the trained :class:`~mlmtool.models.LoadedModel`, or its folder (loaded).
+        sentences: :class:`ReportSentence` objects, or texts with one ``[MASK]`` each.
+        before, after: :class:`~mlmtool.training.loss.EvalResult` or None.
+        top_k: candidates per mask (default :data:`mlmtool.defaults.TOP_K`).
+        notes: lines to add (None entries are skipped).
+        batch_size: sentences per forward pass (default 32).
+
+    Returns:
+        :class:`FinetuneReport`.
+
+    Raises:
+        MlmtoolError: the trained model cannot be loaded, or a sentence is unusable.
+    """
+    from ..models import LoadedModel, load
+
+    items = [s if isinstance(s, ReportSentence) else ReportSentence(s, "", s) for s in sentences]
+    notes = [n for n in notes if n]
+    trained_lm = trained if isinstance(trained, LoadedModel) else load(str(trained))
+    side_a, side_b, comparison = _compare(start, trained_lm, [s.text for s in items], top_k, batch_size, notes)
+    rows = _sentence_rows(items, comparison, side_a, side_b, trained_lm.tokenizer)
+    start_name = start.name if isinstance(start, LoadedModel) else getattr(start, "model_name", None)
+    notes.insert(0, f"Start model: {start_name or 'none'}; trained model: {trained_lm.name}")
+    return FinetuneReport(start_name, trained_lm.name, notes, before, after, rows, comparison)
+
+
+def _compare(start, trained_lm, texts: list[str], top_k: int, batch_size: int, notes: list[str]):
+    """``(side_a, side_b, comparison)``: the start side (run now, or as captured), the trained
+    model's side and their per-head comparison; Nones where there is nothing to compare. A
+    comparison that fails adds its reason to ``notes``."""
+    from ..analysis.compare import compare_sides, cross_score, run_side
+    from ..models import LoadedModel
+
+    if not texts:
+        return None, None, None
+    side_b = run_side(trained_lm, texts, label=f"trained ({Path(str(trained_lm.name)).name})", top_k=top_k,
+                      batch_size=batch_size)
+    side_a = run_side(start, texts, label=f"start ({start.name})", top_k=top_k, batch_size=batch_size) \
+        if isinstance(start, LoadedModel) else start
+    comparison = None
+    if side_a is not None:
+        cross_score(side_a, side_b, start if isinstance(start, LoadedModel) else None, trained_lm, batch_size)
+        try:
+            comparison = compare_sides(side_a, side_b)
+        except MlmtoolError as exc:
+            notes.append(f"heads not compared: {exc}")
+    return side_a, side_b, comparison
+
+
+def _sentence_rows(items, comparison, side_a, side_b, tokenizer) -> list[ReportRow]:
     """Per sentence, the candidates of the first mask and the held-out word's probability."""
     rows = []
     for i, s in enumerate(items):
-        row = _Row(s)
+        row = ReportRow(s)
         change = next((c for c in (comparison.changes if comparison else []) if c.sentence == i + 1 and c.mask == 1),
                       None)
         if change is not None:
@@ -276,8 +396,8 @@ def _sentence_rows(items, comparison, side_a, side_b, tokenizer) -> list[_Row]:
             row.candidates = [(c.word, c.score) for c in side_b.predictions[i].masks[0].candidates]
         answer = _answer_id(tokenizer, s.answer) if s.answer else None
         if answer is not None:
-            row.answer_a = _prob(side_a, i, answer)
-            row.answer_b = _prob(side_b, i, answer)
+            row.answer_start = _prob(side_a, i, answer)
+            row.answer_trained = _prob(side_b, i, answer)
         rows.append(row)
     return rows
 
@@ -288,6 +408,10 @@ def _prob(side, i: int, token_id: int) -> float | None:
 
     lp = side.log_prob(i, 0, [token_id]) if side is not None else None
     return None if lp is None else math.exp(lp)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
 
 
 def _pct(p: float | None) -> str:
@@ -302,16 +426,25 @@ def _loss_rows(before, after) -> list[tuple[str, str, str, str]]:
     """(measure, before, after, change) for the held-out table."""
     if before is None or after is None:
         return []
-    return [("loss (nats per masked token)", f"{before.loss:.4f}", f"{after.loss:.4f}", f"{after.loss - before.loss:+.4f}"),
+    return [("loss (nats per masked token)", f"{before.loss:.4f}", f"{after.loss:.4f}",
+             f"{after.loss - before.loss:+.4f}"),
             ("perplexity", f"{before.perplexity:.2f}", f"{after.perplexity:.2f}",
              f"{after.perplexity - before.perplexity:+.2f}")]
 
 
-def _markdown(before, after, rows: list[_Row], comparison, png, notes) -> str:
-    """The report as Markdown."""
+def render_report_markdown(report: FinetuneReport) -> str:
+    """The report as Markdown (the heatmap linked as ``report_heads.png`` beside it).
+
+    Args:
+        report: from :func:`build_report`.
+
+    Returns:
+        The Markdown text, ending with a newline.
+    """
     md = lambda t: str(t).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")  # noqa: E731
+    before, after, comparison = report.before, report.after, report.comparison
     lines = ["# Fine-tuning report", ""]
-    lines += [f"- {md(n)}" for n in notes] + ([""] if notes else [])
+    lines += [f"- {md(n)}" for n in report.notes] + ([""] if report.notes else [])
     lines += ["## Held-out masked-LM quality, before → after", ""]
     table = _loss_rows(before, after)
     if table:
@@ -321,11 +454,12 @@ def _markdown(before, after, rows: list[_Row], comparison, png, notes) -> str:
     else:
         lines += ["No held-out split (eval_fraction 0): nothing measured."]
     lines += ["", "## Predictions on held-out sentences", ""]
-    for k, row in enumerate(rows, 1):
+    for k, row in enumerate(report.rows, 1):
         s = row.sentence
         lines += [f"**{k}.** {md(s.text)}", ""]
         if s.answer:
-            lines += [f"The held-out word: **{md(s.answer)}**, probability {_pct(row.answer_a)} → {_pct(row.answer_b)}", ""]
+            lines += [f"The held-out word: **{md(s.answer)}**, probability {_pct(row.answer_start)} → "
+                      f"{_pct(row.answer_trained)}", ""]
         if row.paired and row.candidates:
             lines += ["| word | start | trained | change |", "| --- | ---: | ---: | ---: |"]
             lines += [f"| {md(c.word)} | {_pct(c.score_a)} | {_pct(c.score_b)} | {_change(c.change)} |"
@@ -337,62 +471,32 @@ def _markdown(before, after, rows: list[_Row], comparison, png, notes) -> str:
         from ..analysis.compare import METHOD
 
         lines += ["## Attention heads: how much each changed", "",
-                  f"{METHOD}, over the {len(rows)} sentences above (layers and heads from 1).", "",
-                  f"![per-head change]({png.name})", "", "| head | distance |", "| --- | ---: |"]
+                  f"{METHOD}, over the {len(report.rows)} sentences above (layers and heads from 1).", "",
+                  f"![per-head change]({REPORT_PNG})", "", "| head | distance |", "| --- | ---: |"]
         lines += [f"| L{l}-H{h} | {d:.4f} |" for l, h, d in comparison.top(10)]
     return "\n".join(lines) + "\n"
 
 
-def _html(before, after, rows: list[_Row], comparison, png, notes) -> str:
-    """The report as one self-contained HTML page (the heatmap inline; no script, no request)."""
-    e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-             "img-src data:\">", "<title>Fine-tuning report</title>",
-             "<style>body{font:14px/1.45 system-ui,sans-serif;margin:16px 24px;color:#1d1d1f;max-width:1100px}"
-             "table{border-collapse:collapse;margin:6px 0 14px}th,td{padding:2px 9px;text-align:right}"
-             "th{color:#666;font-weight:normal}td.w{text-align:left;font-family:ui-monospace,monospace}"
-             "tr.answer td{font-weight:bold;background:#eef5ff}.up{color:#1a7f37}.down{color:#b3261e}"
-             ".note{background:#fff6dc;border-left:4px solid #e0b000;padding:4px 10px}</style></head><body>",
-             "<h1>Fine-tuning report</h1>"]
-    parts += [f'<p class="note">{e(n)}</p>' for n in notes]
-    parts.append("<h2>Held-out masked-LM quality, before &rarr; after</h2>")
-    table = _loss_rows(before, after)
-    if table:
-        parts.append("<table><tr><th></th><th>before</th><th>after</th><th>change</th></tr>")
-        parts += [f'<tr><td class="w">{e(a)}</td><td>{b}</td><td>{c}</td><td>{d}</td></tr>' for a, b, c, d in table]
-        parts.append(f"</table><p>Measured on {after.tokens:,} masked held-out tokens (the same masking before "
-                     "and after).</p>")
-    else:
-        parts.append("<p>No held-out split (eval_fraction 0): nothing measured.</p>")
-    parts.append("<h2>Predictions on held-out sentences</h2>")
-    for k, row in enumerate(rows, 1):
-        s = row.sentence
-        parts.append(f"<p><b>{k}.</b> {e(s.text)}</p>")
-        if s.answer:
-            parts.append(f"<p>The held-out word: <b>{e(s.answer)}</b>, probability {_pct(row.answer_a)} &rarr; "
-                         f"{_pct(row.answer_b)}</p>")
-        if row.paired and row.candidates:
-            parts.append("<table><tr><th>word</th><th>start</th><th>trained</th><th>change</th></tr>")
-            for c in row.candidates:
-                cls = ' class="answer"' if s.answer and c.word.casefold() == s.answer.casefold() else ""
-                tone = "" if c.change is None else ("up" if c.change >= 0 else "down")
-                parts.append(f'<tr{cls}><td class="w">{e(c.word)}</td><td>{_pct(c.score_a)}</td>'
-                             f'<td>{_pct(c.score_b)}</td><td class="{tone}">{_change(c.change)}</td></tr>')
-            parts.append("</table>")
-        elif row.candidates:
-            parts.append("<table><tr><th>word</th><th>trained</th></tr>")
-            parts += [f'<tr><td class="w">{e(w)}</td><td>{_pct(p)}</td></tr>' for w, p in row.candidates]
-            parts.append("</table>")
-    if comparison is not None:
-        from ..analysis.compare import CITATION, METHOD
+def render_report_html(report: FinetuneReport, png: bytes | None = None):
+    """The report as one self-contained HTML page (template ``mlmtool/templates/report.html.j2``;
+    the heatmap inline as a base64 ``data:`` image; no script, no request).
 
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts += ["<h2>Attention heads: how much each changed</h2>",
-                  f"<p>{e(METHOD)}, over the {len(rows)} sentences above (layers and heads from 1). "
-                  f"Sources: {e(CITATION)}.</p>", f'<img alt="per-head change" src="data:image/png;base64,{data}">',
-                  "<table><tr><th>head</th><th>distance</th></tr>"]
-        parts += [f'<tr><td class="w">L{l}-H{h}</td><td>{d:.4f}</td></tr>' for l, h, d in comparison.top(10)]
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    Args:
+        report: from :func:`build_report`.
+        png: the heatmap's PNG bytes when already rendered (:meth:`FinetuneReport.heatmap_png`);
+            default: rendered here when there is a comparison.
+
+    Returns:
+        :class:`~mlmtool.render._document.HTML` (a ``str`` that Jupyter shows and that can
+        ``.save(path)``).
+    """
+    from ..analysis.compare import CITATION, METHOD
+    from ..render._document import HTML, template
+
+    if png is None and report.comparison is not None:
+        png = report.heatmap_png()
+    page = template("report.html.j2").render(
+        report=report, loss_rows=_loss_rows(report.before, report.after), pct=_pct, change=_change,
+        heads=report.comparison.top(10) if report.comparison is not None else [], method=METHOD, citation=CITATION,
+        png=base64.b64encode(png).decode("ascii") if png else None)
+    return HTML(page + "\n", title="Fine-tuning report")  # Jinja drops the template's last newline

@@ -86,7 +86,6 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
             model that cannot be loaded, or ``resume`` with changed settings.
     """
     import transformers
-    from transformers.trainer_utils import get_last_checkpoint
 
     config.check()
     output, partial = check_output(config)
@@ -110,29 +109,63 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
     held_out = functools.partial(evaluate_mlm, model, eval_rows, config.eval_batch_size, tok.pad_token_id or 0, acc)
     evaluation, limit = add_callbacks(trainer, config, tally, held_out, emit, callbacks)
 
+    resume_from, before = _starting_point(config, partial, saved, held_out, acc, corpus.bytes, emit)
+    seconds = _train(trainer, resume_from, undo) - evaluation.seconds
+    result = _result(config, output, lm, model, trainer, corpus, seconds, evaluation, limit, resume_from, before,
+                     held_out)
+    if acc.is_main_process:
+        save(model, tok, result, output, partial)
+        report_end(output, start_report, before, result.after, emit)
+    acc.wait_for_everyone()
+    restore(lm, model)
+    return result
+
+
+def _starting_point(config: FinetuneConfig, partial: Path, saved: dict | None, held_out: Callable[[], Any],
+                    accelerator, corpus_bytes: int, emit: Callable[[str], None]
+                    ) -> tuple[str | None, EvalResult | None]:
+    """Where training starts: ``(checkpoint to resume from or None, held-out numbers before)``.
+
+    A resumed run takes its "before" numbers from the interrupted run's state; a fresh run
+    measures them now and records its state (process 0) for a later ``resume``.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
     resume_from = get_last_checkpoint(str(partial)) if config.resume else None
     if resume_from:
         before = EvalResult(**saved["before"]) if saved.get("before") else None
         emit(f"Resuming from {resume_from}")
     else:
         before = held_out()
-        if acc.is_main_process:
-            write_state(partial, config, before, corpus.bytes)
+        if accelerator.is_main_process:
+            write_state(partial, config, before, corpus_bytes)
     if before:
         emit(f"Before training: held-out loss {before.loss:.4f}, perplexity {before.perplexity:.2f}")
+    return resume_from, before
 
+
+def _train(trainer, resume_from: str | None, undo: Callable[[], None]) -> float:
+    """Run ``trainer.train`` (from ``resume_from`` when set), then remove the masked-loss
+    forward (``undo``) whatever happens; returns the wall time in seconds."""
     start = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=resume_from)
     finally:
         undo()
-    seconds = time.perf_counter() - start - evaluation.seconds
+    return time.perf_counter() - start
+
+
+def _result(config: FinetuneConfig, output: Path, lm: LoadedModel, model, trainer, corpus, seconds: float,
+            evaluation, limit, resume_from: str | None, before: EvalResult | None,
+            held_out: Callable[[], Any]) -> FinetuneResult:
+    """The run's :class:`FinetuneResult`; the held-out numbers after training are the last
+    epoch's when it measured them at the final step, else measured now (every process)."""
+    acc = trainer.accelerator
     state, history = trainer.state, read_history(trainer.state.log_history)
     after = _final_evaluation(history, state.global_step, before) or held_out()
     session_tokens = state.num_input_tokens_seen - evaluation.tokens_at_start
     trainable, total = count_parameters(model)
-
-    result = FinetuneResult(
+    return FinetuneResult(
         output=str(output), start_model=lm.name, start_source=lm.source, corpus=corpus, steps=state.global_step,
         epochs=round(state.epoch or 0.0, 4), tokens_seen=int(state.num_input_tokens_seen),
         train_seconds=round(seconds, 3), eval_seconds=round(evaluation.seconds, 3),
@@ -141,12 +174,6 @@ def finetune(config: FinetuneConfig, *, lm: LoadedModel | None = None,
         resumed_from_step=int(resume_from.rsplit("-", 1)[-1]) if resume_from else 0,
         world_size=acc.num_processes, rank_checksums=_checksums(model, acc),
         trainable_parameters=trainable, total_parameters=total, config=asdict(config))
-    if acc.is_main_process:
-        save(model, tok, result, output, partial)
-        report_end(output, start_report, before, after, emit)
-    acc.wait_for_everyone()
-    restore(lm, model)
-    return result
 
 
 def _trainer(model, tokenizer, train_ds, config: FinetuneConfig, partial: Path):

@@ -4,7 +4,9 @@
   found by :func:`dataset_path`);
 * :func:`prepare_sentences` tokenizes once, drops empty and too-long sentences and keeps
   each word's surface form (fast tokenizers' character offsets);
-* :func:`parse_pair` / :func:`cooccurring` read and check ``WORD:WORD`` hypotheses.
+* :func:`parse_pair` / :func:`cooccurring` read and check ``WORD:WORD`` hypotheses;
+  :func:`parse_upos_pair` reads part-of-speech pairs (``ADV:VERB``, probed on a treebank by
+  :mod:`.syntax`) and :func:`split_pairs` tells the two kinds apart.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ...errors import MlmtoolError
+
+#: The 17 universal part-of-speech tags (https://universaldependencies.org/u/pos/).
+UPOS_TAGS: tuple[str, ...] = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
+                              "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
 
 
 def dataset_dirs() -> list[Path]:
@@ -104,6 +110,55 @@ def cooccurring(words: Sequence[Sequence[str] | None], sentences: Sequence[str],
         if any(s != t for s in s_pos for t in t_pos):
             count += 1
     return count
+
+
+def is_upos_pair(spec: str) -> bool:
+    """True when ``spec`` is written as a tag pair (every alternative in capitals, ``ADV:VERB``).
+
+    Word pairs are matched case-insensitively, so a word pair can always be written in small
+    letters.
+    """
+    try:
+        source, target = parse_pair(spec)
+    except MlmtoolError:
+        return False
+    return all(w.isalpha() and w.isupper() for side in (source, target) for w in side.split("|") if w.strip())
+
+
+def parse_upos_pair(spec: str) -> tuple[frozenset, frozenset]:
+    """``"ADV:VERB"`` → ``({"ADV"}, {"VERB"})`` (alternatives with ``|``: ``ADV|ADJ:VERB``).
+
+    Raises:
+        MlmtoolError: a side that is not a UPOS tag (``param="pairs"``).
+    """
+    source, target = parse_pair(spec)
+    sides = []
+    for side in (source, target):
+        tags = frozenset(t.strip() for t in side.split("|") if t.strip())
+        bad = sorted(tags - set(UPOS_TAGS))
+        if bad:
+            raise MlmtoolError(f"pairs '{spec}': '{bad[0]}' is not a UPOS tag (one of {' '.join(UPOS_TAGS)})",
+                               param="pairs")
+        sides.append(tags)
+    return sides[0], sides[1]
+
+
+def split_pairs(pairs: Iterable[str | tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Word pairs and part-of-speech pairs of ``pairs`` (see :func:`is_upos_pair`).
+
+    Returns:
+        ``(word_pairs, upos_pairs)``: word pairs as ``(source, target)``, tag pairs as the
+        normalised ``"ADV:VERB"`` strings (checked by :func:`parse_upos_pair`).
+    """
+    words, tags = [], []
+    for p in pairs:
+        spec = p if isinstance(p, str) else f"{p[0]}:{p[1]}"
+        if is_upos_pair(spec):
+            source, target = parse_upos_pair(spec)
+            tags.append("|".join(sorted(source)) + ":" + "|".join(sorted(target)))
+        else:
+            words.append(parse_pair(spec))
+    return words, tags
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,23 +17,23 @@ the strongest of Clark et al.'s offset predictors. Attention is word-level as in
 of :mod:`mlmtool.analysis.heads` (mean over the attending word's pieces, sum over the
 attended word's pieces).
 
-Words are the treebank's: CoNLL-U is read with the ``conllu`` package; a multiword token
-(``3-4 du`` = ``de`` + ``le``) is one unit of text, as the format says (its range line holds
-the surface form, its words the syntax), so both words take the token's pieces and an arc
-between two words of one token is left out; empty nodes (``5.1``) are not words of the
-surface sentence and are left out. Each surface token is given to the tokenizer as one
-word (``is_split_into_words=True`` for fast tokenizers, one ``tokenize`` call per token for
-slow ones such as MeCab + WordPiece), so Chinese and Japanese words are never re-split across
-the treebank's boundaries. Relation subtypes (``nmod:poss``) are folded into the main
-relation (``nmod``) unless ``subtypes=True``.
+The gold parses come from :mod:`.treebank` (CoNLL-U; a multiword token is one surface
+token, an arc inside one token is left out, relation subtypes are folded unless
+``subtypes=True``). Each surface token is given to the tokenizer as one word
+(:func:`mlmtool.tokens.encode_words`), so Chinese and Japanese words are never re-split
+across the treebank's boundaries.
 
-Part-of-speech pairs (``ADV:VERB``) are probed like relations: the arcs of any relation
-between a word of the first tag and a word of the second, in either order.
+Part-of-speech pairs (``ADV:VERB``, read by :func:`.sentences.parse_upos_pair`) are probed
+like relations: the arcs of any relation between a word of the first tag and a word of the
+second, in either order.
+
+The treebank reading, the pair parsing and :func:`~mlmtool.tokens.encode_words` are
+re-exported here under their old names.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,260 +42,19 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ...errors import MlmtoolError
+from ...tokens import encode_words
 from .metrics import SentenceUnits
 from .scores import HeadScores, _num
-from .sentences import PreparedSentences, cooccurring, parse_pair
-
-#: The 17 universal part-of-speech tags (https://universaldependencies.org/u/pos/).
-UPOS_TAGS: tuple[str, ...] = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
-                              "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
+from .sentences import (UPOS_TAGS, PreparedSentences, cooccurring, is_upos_pair, parse_upos_pair,
+                        split_pairs)
+from .treebank import (DEFAULT_MIN_COUNT, DependencyTree, frequent_relations, parse_conllu, read_conllu,
+                       relation_counts)
 
 #: The two probe directions of Clark et al. 2019 (their "dep -> head" and "head <- dep").
 DIRECTIONS: tuple[str, str] = ("dep->gov", "gov->dep")
 
-#: Relations with fewer arcs than this are not reported (Clark et al. 2019 Table 1 uses 100).
-DEFAULT_MIN_COUNT = 100
-
 #: Example sentences remembered per relation while the model runs.
 _CANDIDATES = 12
-
-_ID = re.compile(r"^(\d+)(?:([-.])(\d+))?$")
-
-
-# --------------------------------------------------------------------------------------------
-# Reading CoNLL-U
-
-
-@dataclass
-class DependencyTree:
-    """One sentence of a treebank: its surface tokens and its dependency arcs.
-
-    Attributes:
-        text: the sentence (the ``# text =`` comment, else the tokens joined by their
-            ``SpaceAfter``).
-        tokens: ``[T]`` surface tokens in order (a multiword token is one token).
-        space_after: ``[T]`` False where ``MISC`` says ``SpaceAfter=No``.
-        upos: ``[W]`` universal part-of-speech tag of each syntactic word (W ≥ T).
-        token_of: ``[W]`` index of the surface token each word belongs to (from 0).
-        heads: ``[W]`` the governor's word number (from 1; 0 = the root).
-        relations: ``[W]`` the relation to the governor (subtype folded unless asked).
-        line: the file's line number (from 1) where the sentence starts.
-    """
-
-    text: str
-    tokens: list[str]
-    space_after: list[bool]
-    upos: list[str]
-    token_of: list[int]
-    heads: list[int]
-    relations: list[str]
-    line: int = 1
-
-    def arcs(self) -> list[tuple[int, int, str, str, str]]:
-        """The arcs between two different surface tokens: ``(dep_token, gov_token, relation,
-        dep_upos, gov_upos)``, token indices from 0; the root arc is left out."""
-        out = []
-        for w, (head, rel) in enumerate(zip(self.heads, self.relations)):
-            if head == 0:
-                continue
-            dep, gov = self.token_of[w], self.token_of[head - 1]
-            if dep != gov:
-                out.append((dep, gov, rel, self.upos[w], self.upos[head - 1]))
-        return out
-
-
-def read_conllu(path: str | Path, subtypes: bool = False) -> list[DependencyTree]:
-    """Read a CoNLL-U file (UTF-8) into :class:`DependencyTree` objects.
-
-    Args:
-        path: the file.
-        subtypes: keep relation subtypes (``nmod:poss``); default folds them (``nmod``).
-
-    Returns:
-        The sentences in file order.
-
-    Raises:
-        MlmtoolError: missing or non-UTF-8 file, or a line that is not CoNLL-U (the message
-            names the line; ``param="treebank"``).
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MlmtoolError(f"treebank '{p}' does not exist", param="treebank") from None
-    except IsADirectoryError:
-        raise MlmtoolError(f"treebank '{p}' is a directory, expected a CoNLL-U file", param="treebank") from None
-    except UnicodeDecodeError:
-        raise MlmtoolError(f"treebank '{p}' is not UTF-8 text (CoNLL-U files are UTF-8)", param="treebank") from None
-    return parse_conllu(text, name=str(p), subtypes=subtypes)
-
-
-def parse_conllu(text: str, name: str = "<text>", subtypes: bool = False) -> list[DependencyTree]:
-    """Parse CoNLL-U text (see :func:`read_conllu`); ``name`` is used in error messages.
-
-    Every word line is checked before the ``conllu`` package parses the sentence, so an
-    error names its line: 10 tab-separated fields, an ID that is a number, a range
-    (``3-4``) or an empty node (``5.1``), a HEAD that is a word of the sentence.
-
-    Raises:
-        MlmtoolError: as :func:`read_conllu`, or the ``conllu`` package is not installed.
-    """
-    try:
-        import conllu
-    except ImportError:
-        raise MlmtoolError("treebank: reading CoNLL-U needs the conllu package: pip install "
-                           "'mlmtool[syntax]' (or pip install conllu)", param="treebank") from None
-
-    trees: list[DependencyTree] = []
-    block: list[str] = []
-    start = 0
-    lines = text.splitlines()
-    for number, line in enumerate(lines + [""], 1):
-        if line.strip():
-            if not block:
-                start = number
-            if not line.startswith("#"):
-                _check_line(line, number, name)
-            block.append(line)
-            continue
-        if not block:
-            continue
-        try:
-            sentences = conllu.parse("\n".join(block) + "\n\n")
-        except conllu.exceptions.ParseException as exc:
-            raise MlmtoolError(f"treebank '{name}' line {start}: not CoNLL-U ({exc})", param="treebank") from None
-        for sentence in sentences:
-            tree = _tree(sentence, start, name, subtypes)
-            if tree is not None:
-                trees.append(tree)
-        block = []
-    if not trees:
-        raise MlmtoolError(f"treebank '{name}' has no sentences (CoNLL-U: one word per line, "
-                           "10 tab-separated fields, a blank line after each sentence)", param="treebank")
-    return trees
-
-
-def _check_line(line: str, number: int, name: str) -> None:
-    fields = line.split("\t")
-    where = f"treebank '{name}' line {number}: not CoNLL-U"
-    if len(fields) != 10:
-        raise MlmtoolError(f"{where}: expected 10 tab-separated fields (ID FORM LEMMA UPOS XPOS FEATS HEAD "
-                           f"DEPREL DEPS MISC), found {len(fields)}", param="treebank")
-    match = _ID.match(fields[0])
-    if match is None:
-        raise MlmtoolError(f"{where}: ID '{fields[0]}' is not a word number, a range (3-4) or an empty "
-                           "node (5.1)", param="treebank")
-    if match.group(2) is None and not fields[6].isdigit():
-        raise MlmtoolError(f"{where}: HEAD '{fields[6]}' is not a word number (0 = root)", param="treebank")
-
-
-def _tree(sentence, line: int, name: str, subtypes: bool) -> DependencyTree | None:
-    """A :class:`DependencyTree` from one ``conllu.TokenList`` (None when it has no words)."""
-    tokens: list[str] = []
-    space_after: list[bool] = []
-    upos, token_of, heads, relations = [], [], [], []
-    range_end = 0  # last word number covered by the current multiword token
-    for item in sentence:
-        ident = item["id"]
-        misc = item.get("misc") or {}
-        if isinstance(ident, tuple):
-            if ident[1] == "-":  # multiword token: the surface form of words ident[0]..ident[2]
-                tokens.append(item["form"])
-                space_after.append(misc.get("SpaceAfter") != "No")
-                range_end = int(ident[2])
-            continue  # "." = an empty node: not a word of the surface sentence
-        if ident > range_end:
-            tokens.append(item["form"])
-            space_after.append(misc.get("SpaceAfter") != "No")
-        relation = str(item["deprel"] or "_")
-        upos.append(str(item["upos"] or "_"))
-        token_of.append(len(tokens) - 1)
-        heads.append(int(item["head"]) if item["head"] is not None else 0)
-        relations.append(relation if subtypes else relation.split(":")[0])
-    if not heads:
-        return None
-    for w, head in enumerate(heads):
-        if head > len(heads):
-            raise MlmtoolError(f"treebank '{name}' line {line}: not CoNLL-U: word {w + 1} has HEAD {head} "
-                               f"but the sentence has {len(heads)} words", param="treebank")
-    text = sentence.metadata.get("text") or "".join(
-        t + (" " if s else "") for t, s in zip(tokens, space_after)).strip()
-    return DependencyTree(text=text, tokens=tokens, space_after=space_after, upos=upos, token_of=token_of,
-                          heads=heads, relations=relations, line=line)
-
-
-def relation_counts(trees: Iterable[DependencyTree]) -> Counter:
-    """Arcs per relation over ``trees`` (root arcs and arcs inside one token left out)."""
-    return Counter(rel for tree in trees for _, _, rel, _, _ in tree.arcs())
-
-
-def frequent_relations(counts: Counter, min_count: int = DEFAULT_MIN_COUNT, n_sentences: int = 0) -> list[str]:
-    """The relations with at least ``min_count`` arcs, most frequent first.
-
-    Raises:
-        MlmtoolError: there is none (``param="min_count"``; the message gives the most
-            frequent relations).
-    """
-    relations = [rel for rel, c in counts.most_common() if c >= min_count]
-    if not relations:
-        top = ", ".join(f"{rel} {c}" for rel, c in counts.most_common(3)) or "no arcs at all"
-        raise MlmtoolError(f"min_count: no relation has {min_count} or more arcs in the treebank's "
-                           f"{n_sentences} sentences (most frequent: {top}); lower it or give a larger "
-                           "treebank", param="min_count")
-    return relations
-
-
-# --------------------------------------------------------------------------------------------
-# Part-of-speech pairs
-
-
-def is_upos_pair(spec: str) -> bool:
-    """True when ``spec`` is written as a tag pair (every alternative in capitals, ``ADV:VERB``).
-
-    Word pairs are matched case-insensitively, so a word pair can always be written in small
-    letters.
-    """
-    try:
-        source, target = parse_pair(spec)
-    except MlmtoolError:
-        return False
-    return all(w.isalpha() and w.isupper() for side in (source, target) for w in side.split("|") if w.strip())
-
-
-def parse_upos_pair(spec: str) -> tuple[frozenset, frozenset]:
-    """``"ADV:VERB"`` → ``({"ADV"}, {"VERB"})`` (alternatives with ``|``: ``ADV|ADJ:VERB``).
-
-    Raises:
-        MlmtoolError: a side that is not a UPOS tag (``param="pairs"``).
-    """
-    source, target = parse_pair(spec)
-    sides = []
-    for side in (source, target):
-        tags = frozenset(t.strip() for t in side.split("|") if t.strip())
-        bad = sorted(tags - set(UPOS_TAGS))
-        if bad:
-            raise MlmtoolError(f"pairs '{spec}': '{bad[0]}' is not a UPOS tag (one of {' '.join(UPOS_TAGS)})",
-                               param="pairs")
-        sides.append(tags)
-    return sides[0], sides[1]
-
-
-def split_pairs(pairs: Iterable[str | tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Word pairs and part-of-speech pairs of ``pairs`` (see :func:`is_upos_pair`).
-
-    Returns:
-        ``(word_pairs, upos_pairs)``: word pairs as ``(source, target)``, tag pairs as the
-        normalised ``"ADV:VERB"`` strings (checked by :func:`parse_upos_pair`).
-    """
-    words, tags = [], []
-    for p in pairs:
-        spec = p if isinstance(p, str) else f"{p[0]}:{p[1]}"
-        if is_upos_pair(spec):
-            source, target = parse_upos_pair(spec)
-            tags.append("|".join(sorted(source)) + ":" + "|".join(sorted(target)))
-        else:
-            words.append(parse_pair(spec))
-    return words, tags
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,67 +196,20 @@ class SyntaxScores:
                                    for k, d in enumerate(DIRECTIONS)}
                              for g, rel in enumerate(self.relations)}}
 
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as UTF-8 JSON to ``path`` (as :meth:`HeadScores.save`
+        writes ``heads.json``) and return the path.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        return path
+
 
 # --------------------------------------------------------------------------------------------
-# Tokenizing the treebank's words
-
-
-def encode_words(lm, tokens: Sequence[Sequence[str]], space_after: Sequence[Sequence[bool]] | None = None
-                 ) -> tuple[list[list[int]], list[list[int | None]]]:
-    """Token ids and, per id, the index of its word, for sentences already split into words.
-
-    Fast tokenizers get the words with ``is_split_into_words=True``. When a leading space
-    changes how the pre-tokenizer reads a word and it does not add one itself (byte-level
-    BPE such as RoBERTa's, ``Ġ``), each word that had a space before it in the text gets it,
-    so its pieces are those of running text. Slow tokenizers (MeCab + WordPiece) run
-    ``tokenize`` on each word and add the special tokens themselves. A word may get no
-    piece (a control character); its index then appears nowhere.
-
-    Args:
-        lm: a :class:`~mlmtool.models.LoadedModel`.
-        tokens: ``[N][T]`` words per sentence.
-        space_after: ``[N][T]`` whether a space follows each word (default: all True).
-
-    Returns:
-        ``(ids, word_ids)``: per sentence ``[S]`` ids (special tokens included) and ``[S]``
-        word indices (None for special tokens).
-    """
-    tok = lm.tokenizer
-    if not tokens:
-        return [], []
-    if getattr(tok, "is_fast", False):
-        words = [list(t) for t in tokens]
-        if _space_marks_words(tok):
-            for s, sentence in enumerate(words):
-                spaces = space_after[s] if space_after is not None else [True] * len(sentence)
-                for k in range(1, len(sentence)):
-                    if spaces[k - 1]:
-                        sentence[k] = " " + sentence[k]
-        enc = tok(words, is_split_into_words=True, add_special_tokens=True, truncation=False)
-        return [list(x) for x in enc["input_ids"]], [list(enc.word_ids(i)) for i in range(len(words))]
-    all_ids, all_words = [], []
-    for sentence in tokens:
-        flat, owner = [], []
-        for k, word in enumerate(sentence):
-            pieces = tok.convert_tokens_to_ids(tok.tokenize(word))
-            flat += pieces
-            owner += [k] * len(pieces)
-        ids = tok.build_inputs_with_special_tokens(flat)
-        special = tok.get_special_tokens_mask(flat)
-        it = iter(owner)
-        all_ids.append(list(ids))
-        all_words.append([None if m else next(it) for m in special])
-    return all_ids, all_words
-
-
-def _space_marks_words(tokenizer) -> bool:
-    """True when the pre-tokenizer reads ``" b"`` differently from ``"b"`` (byte-level BPE
-    without ``add_prefix_space``), so pre-split words need their spaces back."""
-    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    if pre is None:
-        return False
-    first = lambda text: "".join(p for p, _ in pre.pre_tokenize_str(text))  # noqa: E731
-    return first(" b") != first("b")
+# Preparing the treebank
 
 
 @dataclass
@@ -529,6 +241,21 @@ def prepare_treebank(lm, trees: Sequence[DependencyTree], upos_pairs: Sequence[s
     """
     if min_count < 1:
         raise MlmtoolError(f"min_count must be at least 1 (got {min_count})", param="min_count")
+    prepared, kept = _tokenize_trees(lm, trees)
+    counts = Counter(rel for _, arcs in kept for _, _, rel, _, _ in arcs)
+    relations = frequent_relations(counts, min_count, len(kept))
+    prepared.extra = _probed_arcs(kept, relations, upos_pairs)
+    return prepared, relations + list(upos_pairs), ["relation"] * len(relations) + ["upos_pair"] * len(upos_pairs)
+
+
+def _tokenize_trees(lm, trees: Sequence[DependencyTree]
+                    ) -> tuple[PreparedSentences, list[tuple[DependencyTree, list]]]:
+    """The trees that fit the model, tokenized word by word (:func:`~mlmtool.tokens.encode_words`),
+    each with its arcs between two words that got pieces.
+
+    Raises:
+        MlmtoolError: every sentence is longer than the model's limit (``param="treebank"``).
+    """
     ids, word_ids = encode_words(lm, [t.tokens for t in trees], [t.space_after for t in trees])
     prepared = PreparedSentences([], [], [], [])
     kept: list[tuple[DependencyTree, list]] = []
@@ -546,11 +273,21 @@ def prepare_treebank(lm, trees: Sequence[DependencyTree], upos_pairs: Sequence[s
     if not kept:
         raise MlmtoolError(f"treebank: all {prepared.n_skipped} sentences are longer than the {lm.max_length} "
                            f"tokens model '{lm.name}' accepts", param="treebank")
-    counts = Counter(rel for _, arcs in kept for _, _, rel, _, _ in arcs)
-    relations = frequent_relations(counts, min_count, len(kept))
+    return prepared, kept
+
+
+def _probed_arcs(kept: list[tuple[DependencyTree, list]], relations: list[str],
+                 upos_pairs: Sequence[str]) -> list[_Arcs]:
+    """Per sentence, its arcs of the probed ``relations`` (group ``g``) and of each tag pair
+    (group ``len(relations) + p``; an arc may be in both).
+
+    Raises:
+        MlmtoolError: a pair of tags that no arc links (``param="pairs"``).
+    """
     tag_sets = [parse_upos_pair(p) for p in upos_pairs]
     groups = {rel: g for g, rel in enumerate(relations)}
     pair_arcs = [0] * len(tag_sets)
+    out = []
     for tree, arcs in kept:
         dep, gov, group = [], [], []
         for d, h, rel, dep_tag, gov_tag in arcs:
@@ -560,14 +297,14 @@ def prepare_treebank(lm, trees: Sequence[DependencyTree], upos_pairs: Sequence[s
                 if (dep_tag in a and gov_tag in b) or (dep_tag in b and gov_tag in a):
                     dep.append(d), gov.append(h), group.append(len(relations) + p)
                     pair_arcs[p] += 1
-        prepared.extra.append(_Arcs(np.array(dep, dtype=np.int64), np.array(gov, dtype=np.int64),
-                                    np.array(group, dtype=np.int64)))
+        out.append(_Arcs(np.array(dep, dtype=np.int64), np.array(gov, dtype=np.int64),
+                         np.array(group, dtype=np.int64)))
     for spec, count in zip(upos_pairs, pair_arcs):
         if not count:
             a, b = spec.split(":")
             raise MlmtoolError(f"pairs '{spec}': no arc of the treebank links a {a} word and a {b} word",
                                param="pairs")
-    return prepared, relations + list(upos_pairs), ["relation"] * len(relations) + ["upos_pair"] * len(upos_pairs)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
