@@ -1,8 +1,9 @@
 """Sentence scoring (mlmtool.analysis.score, render.score_view, `mlmtool score`).
 
 PLL equals a hand-written loop over the HF model (mask one token, run the model, take
-log_softmax) and minicons' MaskedLMScorer; batching changes nothing, runs every masked copy
-of a sentence in one pass and projects one position per copy; minimal pairs; the views.
+log_softmax) and minicons' MaskedLMScorer; batching changes nothing, runs at most
+``batch_size`` masked copies per pass and projects one position per copy; minimal pairs;
+``save``; the views.
 """
 
 from __future__ import annotations
@@ -90,18 +91,22 @@ def test_batching_changes_nothing_and_projects_one_position_per_copy(tiny_bert, 
         assert all(batch == rows for batch, rows in calls)  # the head sees one row per masked copy
         copies = [len(s.tokens) for s in got]
         assert sum(b for b, _ in calls) == sum(copies)
-        if budget == 12:  # no sentence has more than 12 copies: whole sentences share passes of <= 12
-            assert all(b <= 12 for b, _ in calls) and len(calls) < len(copies)
+        if budget == 12:  # copies of several sentences share passes of at most 12, as few as fit
+            assert all(b <= 12 for b, _ in calls) and len(calls) == math.ceil(sum(copies) / 12)
         if budget == 1000:
             assert len(calls) == 1
 
 
-def test_groups_keep_a_sentence_in_one_pass_unless_it_is_longer_than_the_budget():
-    from mlmtool.analysis.score import _groups
-
-    # lengths 10, 5, 8, 3 with 8, 3, 6, 1 copies, 10 copies per pass: longest first
-    assert _groups([10, 5, 8, 3], [8, 3, 6, 1], 10) == [[(0, 0, 8)], [(2, 0, 6), (1, 0, 3), (3, 0, 1)]]
-    assert _groups([27, 4], [25, 2], 10) == [[(0, 0, 10)], [(0, 10, 20)], [(0, 20, 25)], [(1, 0, 2)]]
+def test_save_writes_the_json_of_to_dict(tiny_bert, tmp_path):
+    one = score_sentences(tiny_bert, "the cat sat on the mat .", variant="word-l2r")
+    path = one.save(tmp_path / "score.json")
+    assert path == tmp_path / "score.json" and json.loads(path.read_text(encoding="utf-8")) == \
+        json.loads(json.dumps(one.to_dict()))
+    pairs = score_pairs(tiny_bert, [("the cat sat .", "cat the sat .", "order")])
+    written = pairs.save(str(tmp_path / "pairs.json"))
+    assert written == tmp_path / "pairs.json"
+    assert json.loads(written.read_text(encoding="utf-8")) == json.loads(json.dumps(pairs.to_dict()))
+    assert pairs.save(written) == written  # an existing file is replaced, as every result's save does
 
 
 def test_to_dict_and_errors(tiny_bert):

@@ -3,41 +3,26 @@
 Two forms, one result (:class:`ComparisonResult`):
 
 * :func:`compare_models`: models A and B (same vocabulary, same layers × heads) read the
-  same sentences. Per head and sentence, the distance between A's and B's attention is the
-  **Jensen–Shannon distance** of each row (the attending token's distribution over the
-  sentence's tokens), averaged over the rows; with several sentences the per-sentence
-  values are averaged (each sentence counts once).
+  same sentences. A head's distance on a sentence is the mean over attention rows of the
+  Jensen–Shannon distance between A's and B's row; sentences are averaged.
 * :func:`compare_texts`: one model reads text 1 and text 2 (a minimal pair). Attention is
-  first made word-level with the rule of ``mlmtool heads`` (Clark et al. 2019, section 4.1:
-  the mean over a word's attending pieces, the sum over its attended pieces;
-  :func:`mlmtool.analysis.heads.metrics.word_attention`). Words are aligned position by position when
-  both texts have the same number of words, otherwise with :func:`align_words`
-  (``difflib.SequenceMatcher`` on the case-folded words). The distance of a head is the
-  Jensen–Shannon distance of the aligned words' rows restricted to the aligned units (the
-  special tokens and the aligned words; weight on unaligned words is left out and each row
-  renormalised), averaged over the aligned rows.
+  made word-level first (Clark et al. 2019, section 4.1, as ``mlmtool heads``:
+  :func:`mlmtool.analysis.heads.metrics.word_attention`), words are aligned
+  (:func:`align_words`), and the distance is taken over the rows of the aligned words,
+  restricted to the aligned units (special tokens and aligned words; each row renormalised).
 
-The Jensen–Shannon divergence (Lin 1991, "Divergence measures based on the Shannon
-entropy", IEEE Trans. Inf. Theory 37(1)) with base-2 logarithms lies in [0, 1]; its square
-root is a metric (Endres & Schindelin 2003, "A new metric for probability distributions",
-IEEE Trans. Inf. Theory 49(7)). It is computed with :func:`scipy.spatial.distance.jensenshannon`
-(``base=2``): 0 = the same distribution, 1 = disjoint supports. Identical models give 0.
+The Jensen–Shannon distance (Lin 1991; Endres & Schindelin 2003: the square root of the
+divergence is a metric) is :func:`scipy.spatial.distance.jensenshannon` with ``base=2``: 0 =
+the same distribution, 1 = disjoint supports.
 
-Each model runs **once** over all its sentences (:func:`mlmtool.core.forward.iter_forward`,
-batched and bucketed), returning attention and, where the text has a mask and the model a
-masked-LM head, the vocabulary logits at the masks from the same pass. Predictions are whole
-words (:mod:`mlmtool.analysis.fill`, whose search starts from that pass and adds the passes
-a word of several pieces needs). :class:`MaskChange` lists, for the union of both sides'
-top-k words, the probability under each side and the change (B − A): a one-piece word's
-probability comes from the mask's softmax; a word of several pieces that only the other side
-proposed is scored on this side with the same rule fill ranks words by (PLL-word-l2r, Kauf &
-Ivanova 2023: each piece with the pieces to its right masked), in one more batched pass.
-With a mask, each side's layer-wise predictions (the logit lens of
-:mod:`mlmtool.analysis.layerwise`) come along, from one more pass over the masked sentences.
-
-:func:`run_side` keeps one side as plain data (:class:`Side`), so a model's side can be kept
-before the model changes (the fine-tuning report does this) and compared later with
-:func:`compare_sides`.
+Each model reads all its sentences in one batched run (:func:`run_side`): attention and,
+where a text has a mask and the model a masked-LM head, the logits at the masks from the
+same pass, which start fill's whole-word search (:mod:`mlmtool.analysis.fill`). Words of
+several pieces that only the other side proposed are scored on this side with fill's rule,
+PLL-word-l2r (:func:`score_words`, through :mod:`mlmtool.analysis.pll`). With a mask, each
+side's layer-wise predictions (:mod:`mlmtool.analysis.layerwise`) take one more pass.
+:class:`Side` keeps one side as plain data, so it can be compared later
+(:func:`compare_sides`; the fine-tuning report keeps its start model this way).
 
 Layers and heads count from 1 in :meth:`ComparisonResult.top`, :meth:`ComparisonResult.heads`
 and the JSON; from 0 inside the arrays (``distance[l, h]`` is layer ``l + 1``, head ``h + 1``).
@@ -55,6 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.forward import encode, iter_forward, mask_positions, mlm_head
+from ..defaults import TOP_K
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import USER_MASK, to_model_text, word_strings
@@ -62,6 +48,7 @@ from .attention import AttentionResult, attention_from
 from .fill import DEFAULT_MAX_PIECES, Prediction, check_fill_options, fill_encoded
 from .heads.metrics import sentence_units, word_attention
 from .layerwise import LayerwisePrediction, layerwise_predictions
+from .pll import score_copies, word_copies
 
 #: The distance, for titles, captions and the JSON.
 METHOD = ("Jensen-Shannon distance (base 2, in [0, 1]) between the two attention distributions "
@@ -235,7 +222,7 @@ class ComparisonResult:
             disjoint), indices from 0.
         per_sentence: ``float64 [n, L, H]`` the distance on each sentence.
         predictions_a, predictions_b: per sentence, the side's
-            :class:`~mlmtool.analysis.predict.Prediction` or None.
+            :class:`~mlmtool.analysis.fill.Prediction` or None.
         changes: one :class:`MaskChange` per mask present on both sides.
         alignment: for ``"texts"``, the aligned words (empty for ``"models"``).
         units_a, units_b: the shown sentence's units (tokens for ``"models"``; special
@@ -386,7 +373,7 @@ def same_vocabulary(vocab_a: dict[str, int], vocab_b: dict[str, int], name_a: st
 # Running one side
 
 
-def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None, top_k: int = 5,
+def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None, top_k: int = TOP_K,
              max_pieces: int = DEFAULT_MAX_PIECES, layerwise: bool = True, batch_size: int = 32) -> Side:
     """Run ``lm`` once over ``texts`` (batched) and keep attention and whole-word predictions.
 
@@ -401,7 +388,7 @@ def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None,
         lm: a model from :func:`mlmtool.load` (predictions only when it has a masked-LM head).
         texts: sentences; ``[MASK]`` marks words to predict (optional).
         label: how the side is shown (default the model's name).
-        top_k: candidates per mask.
+        top_k: candidates per mask (default :data:`mlmtool.defaults.TOP_K`).
         max_pieces: the most pieces a predicted word may have (1 = piece level).
         layerwise: also the layer-wise predictions at the masks (default True; needs a
             masked-LM head that is a separate module).
@@ -438,17 +425,29 @@ def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None,
     for f in iter_forward(lm, [ids[i] for i in plain], attentions=True, batch_size=batch_size):
         i = plain[f.index]
         attention[i] = attention_from(lm, texts[i], encoding, i, f.attentions)
-    lens: list = [None] * n
-    if masked and layerwise and mlm_head(lm.model) is not None:
+    lens = _side_layerwise(lm, texts, masked, top_k, batch_size) if layerwise else [None] * n
+    return Side(label=label or lm.name, model_name=lm.name, texts=texts, attention=attention,
+                words=_side_words(lm, texts, encoding), predictions=predictions, ids=ids, rows=rows, known=known,
+                vocab=lm.tokenizer.get_vocab(), has_mlm_head=lm.has_mlm_head, layerwise=lens)
+
+
+def _side_layerwise(lm: LoadedModel, texts: list[str], masked: list[int], top_k: int,
+                    batch_size: int) -> list[LayerwisePrediction | None]:
+    """Per sentence, the layer-wise predictions at its masks (only the sentences ``masked``,
+    and only when the masked-LM head is a separate module), else None."""
+    lens: list = [None] * len(texts)
+    if masked and mlm_head(lm.model) is not None:
         for i, res in zip(masked, layerwise_predictions(lm, [texts[i] for i in masked], top_k=top_k,
                                                         batch_size=batch_size)):
             lens[i] = res
+    return lens
+
+
+def _side_words(lm: LoadedModel, texts: list[str], encoding) -> list[list[str]]:
+    """The surface form of each sentence's words (the tokenizer's words), masks as ``[MASK]``."""
     model_texts = [to_model_text(t, lm.mask_token) for t in texts]
-    words = [[w.replace(lm.mask_token, USER_MASK) for w in word_strings(t, encoding, i, lm.tokenizer)]
-             for i, t in enumerate(model_texts)]
-    return Side(label=label or lm.name, model_name=lm.name, texts=texts, attention=attention, words=words,
-                predictions=predictions, ids=ids, rows=rows, known=known, vocab=lm.tokenizer.get_vocab(),
-                has_mlm_head=lm.has_mlm_head, layerwise=lens)
+    return [[w.replace(lm.mask_token, USER_MASK) for w in word_strings(t, encoding, i, lm.tokenizer)]
+            for i, t in enumerate(model_texts)]
 
 
 def score_words(lm: LoadedModel, side: Side, wanted: Sequence[tuple[int, int, Sequence[int]]],
@@ -456,17 +455,23 @@ def score_words(lm: LoadedModel, side: Side, wanted: Sequence[tuple[int, int, Se
     """Score words of several pieces at masks of ``side`` with ``lm`` (the side's model).
 
     The score is PLL-word-l2r (Kauf & Ivanova 2023), the rule
-    :mod:`mlmtool.analysis.fill` ranks words by: the mask becomes ``n`` mask tokens and piece
-    ``j`` is read with pieces ``1..j-1`` filled and the rest masked; the log-probabilities
-    are summed. All pieces of all words go through one batched pass.
+    :mod:`mlmtool.analysis.fill` ranks words by: the mask becomes ``n`` pieces and piece
+    ``j`` is read with pieces ``1..j-1`` filled and the rest masked; the natural-log
+    probabilities are summed (:func:`mlmtool.analysis.pll.word_copies`,
+    :func:`~mlmtool.analysis.pll.score_copies`). All pieces of all words go through one
+    batched run.
 
     Args:
         lm: the model ``side`` came from, unchanged since.
         side: from :func:`run_side`; the scores land in ``side.known``.
         wanted: ``(sentence, mask, word ids)``, sentence and mask from 0. Words already
             known, of one piece, or too long for the model are skipped.
+        batch_size: copies per forward pass (default 32).
+
+    Raises:
+        NoMLMHeadError: ``lm`` has no trained masked-LM head.
     """
-    seqs, cols, owner = [], [], []
+    copies, owner = [], []
     for i, m, word in wanted:
         word = tuple(int(t) for t in word)
         if side.rows[i] is None or len(word) < 2 or side.log_prob(i, m, word) is not None:
@@ -475,16 +480,11 @@ def score_words(lm: LoadedModel, side: Side, wanted: Sequence[tuple[int, int, Se
         p = mask_positions(lm, ids)[m]
         if len(ids) - 1 + len(word) > lm.max_length:
             continue
-        side.known[i][m][word] = 0.0
-        for j in range(len(word)):
-            seqs.append(ids[:p] + list(word[:j]) + [lm.mask_token_id] * (len(word) - j) + ids[p + 1:])
-            cols.append([p + j])
-            owner.append((i, m, word, word[j]))
-    if not seqs:
-        return
-    for f in iter_forward(lm, seqs, positions=cols, batch_size=batch_size):
-        i, m, word, piece_id = owner[f.index]
-        side.known[i][m][word] += float(f.logits[0].float().log_softmax(-1)[piece_id])
+        side.known[i][m][word] = 0.0  # a word wanted twice is scored once
+        copies += word_copies(ids, p, word, lm.mask_token_id)
+        owner += [(i, m, word)] * len(word)
+    for (i, m, word), value in zip(owner, score_copies(lm, copies, batch_size)):
+        side.known[i][m][word] += value
 
 
 def cross_score(a: Side, b: Side, lm_a: LoadedModel | None = None, lm_b: LoadedModel | None = None,
@@ -515,7 +515,7 @@ def cross_score(a: Side, b: Side, lm_a: LoadedModel | None = None, lm_b: LoadedM
 # The two forms
 
 
-def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[str], *, top_k: int = 5,
+def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[str], *, top_k: int = TOP_K,
                    max_pieces: int = DEFAULT_MAX_PIECES, layerwise: bool = True, batch_size: int = 32,
                    shown: int = 0) -> ComparisonResult:
     """Compare two models' attention (every head) and predictions on the same sentences.
@@ -524,7 +524,8 @@ def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[s
         lm_a, lm_b: models with the same vocabulary and the same layers × heads (e.g. a
             model and its fine-tuned copy).
         texts: one sentence or several; with several, per-head distances are averaged.
-        top_k: candidates per mask (predictions need a masked-LM head on that side).
+        top_k: candidates per mask (default :data:`mlmtool.defaults.TOP_K`; predictions need a
+            masked-LM head on that side).
         max_pieces: the most pieces a predicted word may have (default 3; 1 = piece level).
         layerwise: also each side's layer-wise predictions at the masks (default True).
         batch_size: sentences per forward pass (each model runs once over all sentences).
@@ -591,7 +592,7 @@ def compare_sides(a: Side, b: Side, *, shown: int = 0) -> ComparisonResult:
         notes=_prediction_notes(a, b), layerwise_a=_lens(a), layerwise_b=_lens(b))
 
 
-def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
+def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = TOP_K,
                   max_pieces: int = DEFAULT_MAX_PIECES, layerwise: bool = True) -> ComparisonResult:
     """Compare how one model reads two texts (a minimal pair): heads on aligned words, predictions.
 
@@ -603,7 +604,7 @@ def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = 5,
     Args:
         lm: a model from :func:`mlmtool.load`.
         text_a, text_b: the two texts; masks are paired in order (mask 1 with mask 1, ...).
-        top_k: candidates per mask.
+        top_k: candidates per mask (default :data:`mlmtool.defaults.TOP_K`).
         max_pieces: the most pieces a predicted word may have (default 3; 1 = piece level).
         layerwise: also the layer-wise predictions at each text's masks (default True).
 

@@ -47,8 +47,11 @@ masked, as the HF pipeline) comes with it, from the same first pass.
 continuation pieces and special tokens included), as :func:`mlmtool.predict` always gave.
 
 Shapes: ``S`` tokens, ``V`` vocabulary size. All model calls go through
-:func:`mlmtool.core.forward.iter_forward` (the vocabulary projection only at the one
-position asked for in each copy).
+:func:`mlmtool.core.forward.iter_forward` (the vocabulary projection only at the positions
+asked for); the search's copies (a prefix filled, the rest of the word masked) are the
+PLL-word-l2r copies of :func:`mlmtool.analysis.pll.word_copies`, scored by
+:func:`mlmtool.analysis.pll.copy_log_probs`, the primitive that ``score`` and ``compare``
+use too.
 """
 
 from __future__ import annotations
@@ -60,9 +63,11 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.forward import encode, iter_forward, mask_positions
+from ..defaults import TOP_K
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import USER_MASK, fill_text, marker_style, piece
+from .pll import copy_log_probs, word_copies
 
 #: Default number of pieces a word may have.
 DEFAULT_MAX_PIECES = 3
@@ -174,16 +179,22 @@ class Prediction:
         return path
 
 
-def fill_words(lm: LoadedModel, texts: str | list[str], top_k: int = 5, *,
+def fill_words(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K, *,
                max_pieces: int = DEFAULT_MAX_PIECES, beam: int = DEFAULT_BEAM, independent: bool = False,
                batch_size: int = 32) -> Prediction | list[Prediction]:
     """Fill every ``[MASK]`` with whole words; several masks jointly (see the module docstring).
+
+    The implementation behind :func:`mlmtool.predict`, which is the primary public name
+    (the ``predict`` command and ``POST /api/predict`` call it). ``fill_words`` is its alias,
+    kept for code that imports it: the same search and results, with ``batch_size``
+    keyword-only here (``predict`` also takes it as the fourth positional argument).
 
     Args:
         lm: a model from :func:`mlmtool.load` with a masked-LM head.
         texts: one text or a list; ``[MASK]`` (or the model's own mask token) marks each
             word to guess.
-        top_k: candidates per mask, and complete sentences with several masks (default 5).
+        top_k: candidates per mask, and complete sentences with several masks
+            (default :data:`mlmtool.defaults.TOP_K`).
         max_pieces: the most vocabulary pieces one word may have (default 3; 1 = piece-level,
             equal to the HF fill-mask pipeline).
         beam: beam width (default 2): unfinished prefixes kept per mask and step, and
@@ -221,12 +232,13 @@ def check_fill_options(top_k: int, max_pieces: int = 1, beam: int = 1) -> None:
             raise MlmtoolError(f"{name} must be at least 1 (got {value})", param=name)
 
 
-def fill_encoded(lm: LoadedModel, texts: Sequence[str], encoded: Sequence[Sequence[int]], *, top_k: int = 5,
+def fill_encoded(lm: LoadedModel, texts: Sequence[str], encoded: Sequence[Sequence[int]], *, top_k: int = TOP_K,
                  max_pieces: int = DEFAULT_MAX_PIECES, beam: int = DEFAULT_BEAM, independent: bool = False,
                  batch_size: int = 32, attentions: bool = False):
     """The search of :func:`fill_words` on already encoded texts (no argument checks).
 
     Args:
+        lm, top_k, max_pieces, beam, independent, batch_size: as :func:`fill_words`.
         texts: the user's texts; encoded: their token ids from
             :func:`mlmtool.core.forward.encode` (each with at least one mask).
         attentions: also return the attention weights of the first forward pass (the texts
@@ -236,6 +248,9 @@ def fill_encoded(lm: LoadedModel, texts: Sequence[str], encoded: Sequence[Sequen
         ``(predictions, first)``: one :class:`Prediction` per text, and per text the
         :class:`mlmtool.core.forward.Forward` of that first pass (``.attentions`` is
         ``float32 [L, H, S, S]`` when asked for, else None).
+
+    Raises:
+        NoMLMHeadError: the model has no trained masked-LM head.
     """
     vocab = _vocabulary(lm, max_pieces)
     search = _Search(lm, vocab, max_pieces, beam, batch_size)
@@ -247,25 +262,8 @@ def fill_encoded(lm: LoadedModel, texts: Sequence[str], encoded: Sequence[Sequen
     states = [_State(sent=i, fills=(None,) * n_masks[i]) for i in range(len(texts))]
     root = True
     while states:
-        layouts = [s.layout(encoded[s.sent], lm.mask_token_id) for s in states]
-        rows: list = [None] * len(states)
-        for f in iter_forward(lm, [ids for ids, _ in layouts], positions=[pos for _, pos in layouts],
-                              batch_size=batch_size, attentions=attentions and root):
-            rows[f.index] = f.logits.log_softmax(-1)  # [open masks, V]
-            if root:
-                first[states[f.index].sent] = f
-        slots, owners = [], []  # owners: (state, mask, keep as the mask's own list, grow the state)
-        for s, (state, (ids, pos), row) in enumerate(zip(states, layouts, rows)):
-            open_masks = state.open()
-            last = len(open_masks) == 1
-            chosen = vocab.most_confident(row) if joint[state.sent] else None
-            for u, m in enumerate(open_masks):
-                own, grow = root, u == chosen
-                if not (own or grow):
-                    continue
-                k = max(top_k if own else 0, (top_k if last else beam) if grow else 0)
-                slots.append(_Slot(ids, pos[u], row[u], k, initial=vocab.text_initial(ids, pos[u])))
-                owners.append((s, m, own, grow))
+        layouts, rows = _read_states(lm, states, encoded, batch_size, attentions and root, first if root else None)
+        slots, owners = _slots(states, layouts, rows, vocab, joint, root, top_k, beam)
         grown: dict[int, list[_State]] = {}
         for (s, m, own, grow), found in zip(owners, search.solve(slots)):
             state = states[s]
@@ -274,22 +272,74 @@ def fill_encoded(lm: LoadedModel, texts: Sequence[str], encoded: Sequence[Sequen
             if grow:
                 keep = top_k if len(state.open()) == 1 else beam
                 grown.setdefault(state.sent, []).extend(state.child(m, w, lp) for w, lp in found[:keep])
-        states = []
-        for sent, children in grown.items():
-            best: dict[tuple, _State] = {}
-            for child in children:  # the same words reached in another order count once, at their best
-                key = child.words()
-                if key not in best or child.log_prob > best[key].log_prob:
-                    best[key] = child
-            ranked = sorted(best.values(), key=lambda c: -c.log_prob)
-            if not ranked[0].open():
-                sentences[sent] = ranked[:top_k]
-            else:
-                states.extend(ranked[:beam])
+        states = _next_states(grown, sentences, top_k, beam)
         root = False
     preds = [_prediction(lm, texts[i], encoded[i], per_mask[i], sentences[i], max_pieces)
              for i in range(len(texts))]
     return preds, first
+
+
+def _read_states(lm: LoadedModel, states: list["_State"], encoded: Sequence[Sequence[int]], batch_size: int,
+                 attentions: bool, first: list | None):
+    """One batched pass over partly filled sentences: ``(layouts, rows)``.
+
+    ``layouts[s]`` is :meth:`_State.layout` of state ``s``; ``rows[s]`` the log-probabilities
+    ``[open masks, V]`` at its open masks. On the root pass ``first`` is a list, and each
+    sentence's :class:`~mlmtool.core.forward.Forward` lands in it (attention included when asked).
+    """
+    layouts = [s.layout(encoded[s.sent], lm.mask_token_id) for s in states]
+    rows: list = [None] * len(states)
+    for f in iter_forward(lm, [ids for ids, _ in layouts], positions=[pos for _, pos in layouts],
+                          batch_size=batch_size, attentions=attentions):
+        rows[f.index] = f.logits.log_softmax(-1)  # [open masks, V]
+        if first is not None:
+            first[states[f.index].sent] = f
+    return layouts, rows
+
+
+def _slots(states: list["_State"], layouts: list, rows: list, vocab: "_Vocabulary", joint: list[bool], root: bool,
+           top_k: int, beam: int) -> tuple[list["_Slot"], list[tuple[int, int, bool, bool]]]:
+    """The whole-word problems of one step: ``(slots, owners)``.
+
+    On the root pass every mask gets its own list (``top_k`` words); with several masks
+    filled jointly, the most confident open mask of each state is grown (``beam`` words, or
+    ``top_k`` for its last mask). ``owners[i]`` = ``(state, mask, own list, grow)`` of ``slots[i]``.
+    """
+    slots, owners = [], []
+    for s, (state, (ids, pos), row) in enumerate(zip(states, layouts, rows)):
+        open_masks = state.open()
+        last = len(open_masks) == 1
+        chosen = vocab.most_confident(row) if joint[state.sent] else None
+        for u, m in enumerate(open_masks):
+            own, grow = root, u == chosen
+            if not (own or grow):
+                continue
+            k = max(top_k if own else 0, (top_k if last else beam) if grow else 0)
+            slots.append(_Slot(ids, pos[u], row[u], k, initial=vocab.text_initial(ids, pos[u])))
+            owners.append((s, m, own, grow))
+    return slots, owners
+
+
+def _next_states(grown: dict[int, list["_State"]], sentences: list[list["_State"]], top_k: int,
+                 beam: int) -> list["_State"]:
+    """The ``beam`` best partly filled states of each sentence for the next step.
+
+    The same words reached in another order count once, at their best; a sentence whose
+    best state is complete gets its ``top_k`` complete states in ``sentences`` instead.
+    """
+    states = []
+    for sent, children in grown.items():
+        best: dict[tuple, _State] = {}
+        for child in children:
+            key = child.words()
+            if key not in best or child.log_prob > best[key].log_prob:
+                best[key] = child
+        ranked = sorted(best.values(), key=lambda c: -c.log_prob)
+        if not ranked[0].open():
+            sentences[sent] = ranked[:top_k]
+        else:
+            states.extend(ranked[:beam])
+    return states
 
 
 # --------------------------------------------------------------------------- the search
@@ -452,7 +502,7 @@ class _Search:
     def solve(self, slots: list[_Slot]) -> list[list[tuple[tuple[int, ...], float]]]:
         """Per slot, up to ``slot.k`` words as ``(ids, log_prob)``, best first.
 
-        One forward pass per step serves every slot and span length (step ``j`` scores the
+        One batched run per step serves every slot and span length (step ``j`` scores the
         ``j``-th piece of every live prefix); the one-piece words come from ``slot.first``.
         """
         found: list[list[tuple[tuple[int, ...], float]]] = []
@@ -461,25 +511,38 @@ class _Search:
             words = self.vocab.best_singles(slot.first, slot.k, slot.initial)
             found.append(words)
             floor.append(words[-1][1] if len(words) >= slot.k else -math.inf)
-        mask_id, limit = self.lm.mask_token_id, self.lm.max_length
         # live prefixes: (slot, span length n, prefix ids, log_prob of the prefix)
         hyps = [(s, n, (), 0.0) for s, slot in enumerate(slots) for n in range(2, self.max_pieces + 1)
-                if len(slot.ids) - 1 + n <= limit]
+                if len(slot.ids) - 1 + n <= self.lm.max_length]
         while hyps:
-            seqs, cols = [], []
-            for s, n, prefix, _ in hyps:
-                ids, p = slots[s].ids, slots[s].position
-                seqs.append(ids[:p] + list(prefix) + [mask_id] * (n - len(prefix)) + ids[p + 1:])
-                cols.append([p + len(prefix)])
-            grown: dict[int, list[tuple[int, tuple[int, ...], float]]] = {}
-            done: list[tuple[int, tuple[int, ...], float]] = []
-            for f in iter_forward(self.lm, seqs, positions=cols, batch_size=self.batch_size):
-                s, n, prefix, lp = hyps[f.index]
+            done, grown = self._step(slots, hyps, floor)
+            self._keep(slots, found, floor, done)
+            hyps = []
+            for s, options in grown.items():  # the beam: the best prefixes of this mask, any span length
+                options.sort(key=lambda o: -o[2])
+                hyps += [(s, n, prefix, lp) for n, prefix, lp in options[: self.beam] if lp > floor[s]]
+        return found
+
+    def _step(self, slots: list[_Slot], hyps: list, floor: list[float]):
+        """Score the next piece of every live prefix: ``(done, grown)``.
+
+        Each prefix's copy is its PLL-word-l2r copy (:func:`mlmtool.analysis.pll.word_copies`:
+        the prefix filled, the rest of the span masked), all in one batched run. ``done``:
+        complete words ``(slot, ids, log_prob)``; ``grown``: ``{slot: [(n, prefix, log_prob)]}``.
+        Candidates at or below the slot's ``floor`` are dropped.
+        """
+        mask_id = self.lm.mask_token_id
+        copies = [word_copies(slots[s].ids, slots[s].position, prefix + (mask_id,) * (n - len(prefix)), mask_id,
+                              pieces=[len(prefix)])[0] for s, n, prefix, _ in hyps]
+        grown: dict[int, list[tuple[int, tuple[int, ...], float]]] = {}
+        done: list[tuple[int, tuple[int, ...], float]] = []
+        for indices, rows in copy_log_probs(self.lm, copies, self.batch_size):
+            for index, row in zip(indices, rows):  # row: [V] log-probabilities
+                s, n, prefix, lp = hyps[index]
                 allowed = self.vocab.cont if prefix else self.vocab.starts(slots[s].initial)
                 last = len(prefix) + 1 == n
                 width = max(self.beam, slots[s].k) if last else self.beam
-                vals, idx = f.logits[0].log_softmax(-1).masked_fill(~allowed, -math.inf).topk(
-                    min(width, int(allowed.shape[0])))
+                vals, idx = row.masked_fill(~allowed, -math.inf).topk(min(width, int(allowed.shape[0])))
                 for v, i in zip(vals.tolist(), idx.tolist()):
                     if lp + v <= floor[s]:
                         break  # sorted: the rest are lower still
@@ -487,19 +550,19 @@ class _Search:
                         done.append((s, prefix + (int(i),), lp + v))
                     else:
                         grown.setdefault(s, []).append((n, prefix + (int(i),), lp + v))
-            for (s, word, lp), ok in zip(done, self.vocab.canonical([list(d[1]) for d in done])):
-                if ok:
-                    found[s].append((word, lp))
-            for s in {d[0] for d in done}:
-                found[s].sort(key=lambda w: -w[1])
-                del found[s][slots[s].k:]
-                if len(found[s]) >= slots[s].k:
-                    floor[s] = found[s][-1][1]
-            hyps = []
-            for s, options in grown.items():  # the beam: the best prefixes of this mask, any span length
-                options.sort(key=lambda o: -o[2])
-                hyps += [(s, n, prefix, lp) for n, prefix, lp in options[: self.beam] if lp > floor[s]]
-        return found
+        return done, grown
+
+    def _keep(self, slots: list[_Slot], found: list, floor: list[float], done: list) -> None:
+        """Add the complete words of ``done`` that are the tokenizer's own segmentation to
+        ``found`` (best ``slot.k`` kept per slot) and raise each slot's ``floor``."""
+        for (s, word, lp), ok in zip(done, self.vocab.canonical([list(d[1]) for d in done])):
+            if ok:
+                found[s].append((word, lp))
+        for s in {d[0] for d in done}:
+            found[s].sort(key=lambda w: -w[1])
+            del found[s][slots[s].k:]
+            if len(found[s]) >= slots[s].k:
+                floor[s] = found[s][-1][1]
 
 
 # --------------------------------------------------------------------------- results

@@ -12,10 +12,10 @@ Scoring" (ACL; minicons' ``PLL_metric="within_word_l2r"``): when a token is scor
 tokens to its right *in the same word* are masked too, so a word of several pieces is not
 scored as near-certain from its own other pieces.
 
-Batched: every masked copy of a sentence goes through one forward pass (unless there are
-more than ``batch_size``), sentences of similar length share a pass (bucketed), and the vocabulary projection runs only at the one
-masked position of each copy (:func:`mlmtool.core.forward.iter_forward` with one position
-per copy), so no ``[copies, S, V]`` logits tensor is ever built.
+The masked copies and their scores come from :mod:`mlmtool.analysis.pll` (the one PLL
+primitive, shared with fill and compare): the copies of all sentences are bucketed by length,
+``batch_size`` per forward pass, and the vocabulary projection runs only at the one masked
+position of each copy, so no ``[copies, S, V]`` logits tensor is ever built.
 
 Minimal pairs (BLiMP-style, Warstadt et al. 2020): a pair counts as right when the good
 sentence has the higher PLL (:func:`score_pairs`).
@@ -23,18 +23,23 @@ sentence has the higher PLL (:func:`score_pairs`).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..core.forward import check_length, encode, iter_forward
+from ..core.forward import check_length, encode
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import display_token, word_ids_of
+from .pll import VARIANTS, MaskedCopy, check_variant, masked_copies, score_copies
 
-#: The scoring variants: Salazar et al. 2020 and Kauf & Ivanova 2023.
-VARIANTS = ("original", "word-l2r")
+__all__ = ["VARIANTS", "BATCH_SIZE", "TokenScore", "SentenceScore", "PairScore", "PairsResult", "score_sentences",
+           "score_pairs", "read_pairs"]
+
+#: Masked copies per forward pass (``-b/--batch-size`` of ``mlmtool score``).
+BATCH_SIZE = 256
 
 
 @dataclass
@@ -69,11 +74,21 @@ class SentenceScore:
     pll: float
     pppl: float
     tokens: list[TokenScore] = field(default_factory=list)
-    variant: str = "original"
+    variant: str = VARIANTS[0]
 
     def to_dict(self) -> dict:
-        """A JSON-ready ``dict``: ``text``, ``pll``, ``pppl``, ``variant``, ``tokens`` (``token``, ``log_prob``, ``position``)."""
+        """A JSON-ready ``dict``: ``text``, ``pll``, ``pppl``, ``variant``, ``tokens`` (each
+        ``token``, ``log_prob``, ``position``)."""
         return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as UTF-8 JSON to ``path`` (as ``mlmtool score --json`` prints
+        it) and return the path; an existing file is replaced.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        return _save_json(self.to_dict(), path)
 
 
 @dataclass
@@ -107,7 +122,7 @@ class PairsResult:
     """
 
     pairs: list[PairScore]
-    variant: str = "original"
+    variant: str = VARIANTS[0]
 
     @property
     def correct(self) -> int:
@@ -139,9 +154,18 @@ class PairsResult:
                 "by_phenomenon": {k: {"correct": c, "total": t} for k, (c, t) in self.by_phenomenon().items()},
                 "pairs": [asdict(p) for p in self.pairs]}
 
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as UTF-8 JSON to ``path`` (as ``mlmtool score --pairs --json``
+        prints it) and return the path; an existing file is replaced.
 
-def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = "original",
-                    batch_size: int = 256) -> SentenceScore | list[SentenceScore]:
+        Raises:
+            OSError: the file cannot be written.
+        """
+        return _save_json(self.to_dict(), path)
+
+
+def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = VARIANTS[0],
+                    batch_size: int = BATCH_SIZE) -> SentenceScore | list[SentenceScore]:
     """Pseudo-log-likelihood and pseudo-perplexity of each sentence (see the module docstring).
 
     Args:
@@ -149,9 +173,8 @@ def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = 
         texts: one sentence or a list.
         variant: ``"original"`` (default; Salazar et al. 2020) or ``"word-l2r"`` (Kauf &
             Ivanova 2023: the later pieces of the same word are masked too).
-        batch_size: masked copies per forward pass (default 256); sentences of similar
-            length share a pass, and all the copies of a sentence go through one pass unless
-            they are more than ``batch_size`` (then they are cut, to bound the memory).
+        batch_size: masked copies per forward pass (default 256); the copies of all the
+            sentences are bucketed by length (:func:`mlmtool.analysis.pll.score_copies`).
 
     Returns:
         A :class:`SentenceScore` for a string, else a list in input order.
@@ -164,54 +187,35 @@ def score_sentences(lm: LoadedModel, texts: str | Sequence[str], variant: str = 
     single = isinstance(texts, str)
     items = [texts] if single else list(texts)
     lm.require_mlm_head()
-    if variant not in VARIANTS:
-        raise MlmtoolError(f"variant must be one of {', '.join(VARIANTS)} (got '{variant}')", param="variant")
+    check_variant(variant)
     if batch_size < 1:
         raise MlmtoolError(f"batch_size must be at least 1 (got {batch_size})", param="batch_size")
     encoding = encode(lm, items)
-    tok = lm.tokenizer
-    plans = []  # per sentence: (scored positions, mask sets)
-    for i in range(len(items)):
-        words = word_ids_of(encoding, i, tok)  # None = a special token the tokenizer added
-        scored = [p for p, w in enumerate(words) if w is not None]
-        if not scored:
-            raise MlmtoolError(f"{'line %d: ' % (i + 1) if len(items) > 1 else ''}the text has no token to score")
-        plans.append((scored, [_mask_set(p, scored, words, variant) for p in scored]))
-    log_probs: list[list[float]] = [[] for _ in items]
-    for group in _groups([len(e) for e in encoding["input_ids"]], [len(p[0]) for p in plans], batch_size):
-        copies, cols, owner = [], [], []
-        for i, start, end in group:
-            ids = encoding["input_ids"][i]
-            for p, masked in list(zip(*plans[i]))[start:end]:
-                copy = list(ids)
-                for q in masked:
-                    copy[q] = lm.mask_token_id
-                copies.append(copy)
-                cols.append([p])
-                owner.append((i, ids[p]))
-        rows: list = [None] * len(copies)
-        for f in iter_forward(lm, copies, positions=cols, batch_size=len(copies)):
-            rows[f.index] = f.logits[0]
-        import torch
-
-        logits = torch.stack(rows)  # [copies, V]
-        targets = torch.tensor([t for _, t in owner])
-        lp = (logits.gather(1, targets[:, None])[:, 0] - logits.logsumexp(-1)).tolist()
-        for (i, _), value in zip(owner, lp):
-            log_probs[i].append(value)
+    copies = [_sentence_copies(lm, encoding, i, variant, len(items)) for i in range(len(items))]
+    log_probs = iter(score_copies(lm, [c for cs in copies for c in cs], batch_size))
     out = []
-    for i, (text, (scored, _)) in enumerate(zip(items, plans)):
-        ids = encoding["input_ids"][i]
-        pieces = tok.convert_ids_to_tokens(ids)
-        tokens = [TokenScore(token=display_token(pieces[p]), log_prob=lp, position=p)
-                  for p, lp in zip(scored, log_probs[i])]
+    for i, (text, sentence) in enumerate(zip(items, copies)):
+        pieces = lm.tokenizer.convert_ids_to_tokens(encoding["input_ids"][i])
+        tokens = [TokenScore(token=display_token(pieces[c.position]), log_prob=next(log_probs), position=c.position)
+                  for c in sentence]
         pll = sum(t.log_prob for t in tokens)
         out.append(SentenceScore(text=text, pll=pll, pppl=math.exp(-pll / len(tokens)), tokens=tokens,
                                  variant=variant))
     return out[0] if single else out
 
 
-def score_pairs(lm: LoadedModel, pairs: Sequence, variant: str = "original", batch_size: int = 256) -> PairsResult:
+def _sentence_copies(lm: LoadedModel, encoding, i: int, variant: str, n_texts: int) -> list[MaskedCopy]:
+    """The masked copies of sentence ``i`` of ``encoding``: one per token the tokenizer did
+    not add (:func:`mlmtool.analysis.pll.masked_copies`); MlmtoolError when there is none."""
+    words = word_ids_of(encoding, i, lm.tokenizer)  # None = a special token the tokenizer added
+    copies = masked_copies(encoding["input_ids"][i], words, lm.mask_token_id, variant)
+    if not copies:
+        raise MlmtoolError(f"{'line %d: ' % (i + 1) if n_texts > 1 else ''}the text has no token to score")
+    return copies
+
+
+def score_pairs(lm: LoadedModel, pairs: Sequence, variant: str = VARIANTS[0],
+                batch_size: int = BATCH_SIZE) -> PairsResult:
     """Score minimal pairs: a pair is right when the good sentence has the higher PLL.
 
     Args:
@@ -289,33 +293,8 @@ def _pair_row(pair, n: int) -> tuple[str, str, str, int]:
     return good, bad, phenomenon, line
 
 
-def _mask_set(p: int, scored: list[int], words: list[int | None], variant: str) -> list[int]:
-    """Positions to mask when scoring position ``p``: ``p`` itself, and for ``word-l2r`` the
-    later scored positions of the same word (minicons ``within_word_l2r``)."""
-    if variant == "original" or words[p] is None:
-        return [p]
-    return [p] + [q for q in scored if q > p and words[q] == words[p]]
-
-
-def _groups(lengths: list[int], copies: list[int], budget: int) -> list[list[tuple[int, int, int]]]:
-    """Masked copies grouped for one forward pass each, as ``(sentence, first copy, end)``.
-
-    Sentences are taken longest first (bucketing: a pass holds sentences of similar length)
-    and as many whole sentences as fit ``budget`` copies share a pass; only a sentence with
-    more copies than ``budget`` (more tokens than ``batch_size``) is cut over several passes,
-    which bounds the memory of one pass.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    groups: list[list[tuple[int, int, int]]] = []
-    used = budget
-    for i in order:
-        if copies[i] > budget:
-            groups += [[(i, a, min(a + budget, copies[i]))] for a in range(0, copies[i], budget)]
-            used = budget
-        elif used + copies[i] <= budget:
-            groups[-1].append((i, 0, copies[i]))
-            used += copies[i]
-        else:
-            groups.append([(i, 0, copies[i])])
-            used = copies[i]
-    return groups
+def _save_json(data: dict, path: str | Path) -> Path:
+    """Write ``data`` as indented UTF-8 JSON to exactly ``path``; returns it as a :class:`Path`."""
+    path = Path(path)
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path

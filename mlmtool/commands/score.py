@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..analysis.score import BATCH_SIZE, VARIANTS
 from ._common import (check_output_file, json_option, load_model, model_options, overwrite_option, read_sentences,
                       text_arguments)
 
@@ -14,13 +15,13 @@ from ._common import (check_output_file, json_option, load_model, model_options,
 @text_arguments
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False), default=None, metavar="FILE.tsv",
               help="Minimal pairs, one 'good<TAB>bad[<TAB>phenomenon]' per line: print accuracy: N/M.")
-@click.option("--variant", type=click.Choice(["original", "word-l2r"]), default="original", show_default=True,
+@click.option("--variant", type=click.Choice(VARIANTS), default=VARIANTS[0], show_default=True,
               help="PLL of Salazar et al. 2020, or word-l2r of Kauf & Ivanova 2023 (later pieces of the "
                    "same word masked too).")
 @model_options
 @json_option
-@click.option("-b", "--batch-size", default=256, show_default=True, type=click.IntRange(1, None),
-              help="Masked copies per forward pass (a sentence's copies share one pass when they fit).")
+@click.option("-b", "--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(1, None),
+              help="Masked copies per forward pass (bucketed by length).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write the token bars as one self-contained HTML page.")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
