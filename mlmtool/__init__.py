@@ -8,6 +8,9 @@ The public API (heavy modules are imported on first use, so ``mlmtool --help`` i
     res.attention.shape                            # (layers, heads, seq, seq)
     mlmtool.render_head(res, layer=1, head=1).save("head.png")   # layers/heads count from 1
     mlmtool.predict(lm_with_head, "The [MASK] sat on the mat.", top_k=5)
+
+``fill_words`` is an alias of ``predict`` (the same search and results; ``predict`` is the
+name to use).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ _LAZY = {
     "ModelEntry": "mlmtool.registry",
     "predict": "mlmtool.analysis.predict",
     "Prediction": "mlmtool.analysis.predict",
-    "fill_words": "mlmtool.analysis.fill",
+    "fill_words": "mlmtool.analysis.fill",  # the alias of predict (same function, batch_size keyword-only)
     "SentenceCandidate": "mlmtool.analysis.fill",
     "score_sentences": "mlmtool.analysis.score",
     "score_pairs": "mlmtool.analysis.score",
@@ -52,6 +55,7 @@ _LAZY = {
     "score_heads": "mlmtool.analysis.heads.run",
     "HeadScores": "mlmtool.analysis.heads.scores",
     "head_labels": "mlmtool.analysis.heads.scores",
+    "score_syntax": "mlmtool.analysis.heads.syntax",
     "word_vectors": "mlmtool.analysis.embed",
     "project": "mlmtool.analysis.embed",
     "load_vectors": "mlmtool.analysis.embed",

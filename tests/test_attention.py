@@ -25,6 +25,18 @@ def test_rows_sum_to_one_and_shape(tiny_bert):
     assert res.word_ids[0] is None and res.word_ids[1] == 0
 
 
+@pytest.mark.parametrize("name", ["result.npz", "result", "result.bin"])
+def test_save_writes_exactly_the_path_given_and_loads_back(tiny_bert, tmp_path, name):
+    from mlmtool.analysis.attention import AttentionResult
+
+    res = attention(tiny_bert, "the cat sat .")
+    path = res.save(tmp_path / name)
+    assert path == tmp_path / name and [p.name for p in tmp_path.iterdir()] == [name]
+    back = AttentionResult.load(path)
+    np.testing.assert_array_equal(back.attention, res.attention)
+    assert back.to_dict() == res.to_dict()
+
+
 def test_batched_attention_equals_single_and_strips_padding(tiny_roberta):
     texts = ["the cat sat .", "the dog ran in the park and the cat sat on the mat ."]
     batch = attention(tiny_roberta, texts, batch_size=2)

@@ -157,6 +157,26 @@ def test_python_m_and_help_are_light():
     assert r.returncode == 0 and "predict" in r.stdout and "score" in r.stdout
 
 
+def test_no_head_gives_the_attention_and_the_one_note(runner, tiny_encoder_dir, tmp_path):
+    """predict -o/--html on a model without an MLM head: the diagrams, the page, and the note of
+    the library's rule (:func:`mlmtool.analysis.view.prediction_note`) on stderr and in the page."""
+    import mlmtool
+    from mlmtool.analysis.view import prediction_note
+
+    text = "the [MASK] sat on the mat ."
+    r = runner.invoke(cli, ["predict", "-m", str(tiny_encoder_dir), text, "-o", str(tmp_path / "a"),
+                            "--html", str(tmp_path / "v.html")])
+    assert r.exit_code == 0, r.output
+    note = prediction_note(mlmtool.load(str(tiny_encoder_dir)), text)
+    assert note and note in r.stderr and "predictions need an MLM head" in note
+    assert len(list((tmp_path / "a").glob("Attention_Layer*_Head*.png"))) == 2 * 4
+    page = (tmp_path / "v.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" class="mlmv-data">(.*?)</script>', page, re.S)[1])
+    assert data["predictions"] is None and data["note"] == note
+    r = runner.invoke(cli, ["predict", "-m", str(tiny_encoder_dir), text])  # nothing to draw: an error
+    assert r.exit_code == 2 and "masked-LM head" in r.output
+
+
 @pytest.mark.slow
 def test_minilm_predict_explains_missing_head_but_draws(runner, tmp_path):
     r = runner.invoke(cli, ["predict", "-m", "minilm", "The [MASK] sat on the mat.",

@@ -102,6 +102,16 @@ def test_vectors_round_trip(tiny_bert, tmp_path):
         (wv.words, wv.sentence_index, wv.sentences, 1)
 
 
+def test_vectors_to_dict_is_json_and_matches_the_vectors(tiny_bert):
+    import json
+
+    wv = word_vectors(tiny_bert, SENTENCES, layer=1)
+    data = json.loads(json.dumps(wv.to_dict()))
+    np.testing.assert_array_equal(np.array(data["vectors"], dtype=np.float32), wv.vectors)
+    assert (data["words"], data["sentence_index"], data["sentences"], data["special"], data["layer"]) == \
+        (wv.words, wv.sentence_index, wv.sentences, wv.special, 1)
+
+
 def test_auto_perplexity_is_valid_and_explained():
     assert auto_perplexity(200) == (30.0, None)
     for n in (3, 4, 10, 50, 91):

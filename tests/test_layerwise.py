@@ -131,17 +131,6 @@ def _predict(runner, *args):
     return runner.invoke(cli, ["predict", *args])
 
 
-@pytest.fixture(scope="module")
-def headless_bert_dir(tmp_path_factory, tiny_bert_dir):
-    """The tiny BERT's encoder saved without its masked-LM head (``BertModel``)."""
-    from transformers import AutoTokenizer, BertModel
-
-    path = tmp_path_factory.mktemp("headless")
-    BertModel.from_pretrained(str(tiny_bert_dir)).save_pretrained(path)
-    AutoTokenizer.from_pretrained(str(tiny_bert_dir)).save_pretrained(path)
-    return path
-
-
 def test_cli_by_layer_table_json_and_png(runner, tiny_bert, tiny_bert_dir, tmp_path):
     text = "the [MASK] sat on the mat ."
     ref = layerwise_predictions(tiny_bert, text, top_k=3)
@@ -187,8 +176,8 @@ def test_cli_by_layer_bad_input(runner, tiny_bert_dir, args, message):
     assert r.exit_code == 2 and message in r.output
 
 
-def test_cli_by_layer_without_mlm_head_is_one_line(runner, headless_bert_dir):
-    r = _predict(runner, "-m", str(headless_bert_dir), "the [MASK] sat .", "--by-layer")
+def test_cli_by_layer_without_mlm_head_is_one_line(runner, tiny_encoder_dir):
+    r = _predict(runner, "-m", str(tiny_encoder_dir), "the [MASK] sat .", "--by-layer")
     assert r.exit_code == 2, r.output
     assert r.output.count("\n") == 1 and r.output.startswith("Error: --by-layer applies the masked-LM head")
     assert "Traceback" not in r.output

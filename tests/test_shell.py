@@ -18,6 +18,8 @@ import pytest
 
 DATA_RE = re.compile(r'<script type="application/json" class="mlmv-data">(.*?)</script>', re.S)
 MENU = "Choice: "
+#: A candidate as ``mlmtool predict`` prints it: sequence, probability, the pieces when several.
+PRINTED = r"^(\S.*?)  \((\d\.\d{4})\)(?:  \[.*\])?$"
 
 
 def shell(runner, answers: list[str], *args):
@@ -65,7 +67,7 @@ def test_predict_prints_the_library_answer_and_writes_its_diagrams_and_page(
     r = shell(runner, [str(tiny_bert_dir), "1", text, "3", "y", "", "y", "", "0"])
     assert_clean_exit(r)
     expected = mlmtool.predict(tiny_bert, text, top_k=3).masks[0].candidates
-    printed = re.findall(r"^  (.*)  \((\d\.\d{4})\)$", r.output, re.M)
+    printed = re.findall(PRINTED, r.output, re.M)
     assert printed == [(c.sequence, f"{c.score:.4f}") for c in expected]
 
     att = mlmtool.attention(tiny_bert, text)
@@ -82,6 +84,19 @@ def test_predict_prints_the_library_answer_and_writes_its_diagrams_and_page(
     assert np.abs(decode_attention(data["attention"]) - att.attention).max() <= 1 / 255 + 1e-6
     assert "Written in this session: attention, view.html" in r.output
     assert load_calls == [(str(tiny_bert_dir), "en")]
+
+
+def test_predict_prints_what_mlmtool_predict_prints(runner, tiny_bert_dir):
+    """Several masks: the shell prints the joint sentences, through the CLI's renderer."""
+    from mlmtool.cli import cli
+
+    text = "the [MASK] sat on the [MASK] ."
+    r = shell(runner, ["1", text, "3", "n", "n", "0"], "-m", str(tiny_bert_dir))
+    assert_clean_exit(r)
+    cli_lines = runner.invoke(cli, ["predict", "-m", str(tiny_bert_dir), "-k", "3", text]).stdout.splitlines()
+    assert len(cli_lines) == 3 and "[MASK]" not in cli_lines[0]
+    assert re.findall(PRINTED, r.output, re.M) == re.findall(PRINTED, "\n".join(cli_lines), re.M)
+    assert "\n".join(cli_lines) in r.output
 
 
 def test_every_task_runs_on_the_one_loaded_model(runner, tiny_bert, tiny_bert_dir, tmp_path, load_calls):
@@ -131,7 +146,7 @@ def test_bad_answers_inside_a_task_are_reasked(runner, tiny_bert, tiny_bert_dir,
     assert_clean_exit(r)
     assert "Error: 0 is not in the range x>=1." in r.output
     assert "Error: 'two' is not a valid integer range." in r.output
-    printed = re.findall(r"^  (.*)  \((\d\.\d{4})\)$", r.output, re.M)
+    printed = re.findall(PRINTED, r.output, re.M)
     assert len(printed) == 2  # the answer finally accepted
     assert printed[0][0] == mlmtool.predict(tiny_bert, text, top_k=2).masks[0].candidates[0].sequence
     assert page_data(tmp_path / "out.html")["text"] == text
@@ -199,7 +214,7 @@ def test_a_library_error_is_one_line_and_the_menu_goes_on(runner, tiny_bert, tin
     after = r.output.split(str(exc.value).splitlines()[0], 1)[1]
     assert after.count(MENU) == 2  # back at the menu, and the next task worked
     best = mlmtool.predict(tiny_bert, "the [MASK] sat .", top_k=1).masks[0].candidates[0]
-    assert f"  {best.sequence}  ({best.score:.4f})" in after
+    assert f"\n{best.sequence}  ({best.score:.4f})" in after
 
 
 def test_a_task_whose_extra_is_missing_is_not_available(runner, tiny_bert_dir, monkeypatch):
@@ -247,10 +262,10 @@ def test_without_an_mlm_head_predict_and_explain_say_why(runner, tiny_bert_dir, 
     r = shell(runner, ["4", "1", "the [MASK] sat .", "n", "y", "", "0"], "-m", str(tiny_bert_dir))
     assert_clean_exit(r)
     assert "has no masked-LM head, and explaining a prediction needs one" in r.output
-    assert "predictions need one" in r.output
+    assert "predictions need an MLM head" in r.output  # the note of the page, view and predict
     assert not re.search(r"\(\d\.\d{4}\)", r.output)  # no candidates printed
     data = page_data(tmp_path / "view.html")
-    assert data["predictions"] is None and "no masked-LM head" in data["note"]
+    assert data["predictions"] is None and "no trained masked-LM head" in data["note"]
 
 
 @pytest.mark.slow
@@ -286,7 +301,7 @@ def test_finetune_trains_a_copy_then_switches(runner, tiny_bert, tiny_bert_dir, 
                        "2", "corpus.txt", "ft2", "1", "", "y", "0"], "-m", str(tiny_bert_dir))
     assert_clean_exit(r)
     assert (tmp_path / "ft" / "config.json").is_file() and (tmp_path / "ft2" / "config.json").is_file()
-    assert f"  {before.sequence}  ({before.score:.4f})" in r.output  # the session's weights were not trained
+    assert f"\n{before.sequence}  ({before.score:.4f})" in r.output  # the session's weights were not trained
     assert "Model: ft2 (2 layers x 4 heads, masked-LM head)" in r.output
     # the shell loads the start model once and ft2 when asked to switch; finetune's report
     # (ft/report.html, ft2/report.html) reads each saved model back once
@@ -295,12 +310,22 @@ def test_finetune_trains_a_copy_then_switches(runner, tiny_bert, tiny_bert_dir, 
     assert (tmp_path / "ft" / "report.html").is_file() and (tmp_path / "ft2" / "report.html").is_file()
 
 
+def _default_sigint():
+    """In the child before exec: SIGINT back to its default action. A suite run as a background
+    job (``pytest &``) ignores SIGINT, an ignored signal stays ignored across exec, and Python
+    then installs no KeyboardInterrupt handler, so Ctrl-C would do nothing in the shell."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_real_terminal_ctrl_c_and_ctrl_d(tiny_bert_dir, tmp_path):
     pexpect = pytest.importorskip("pexpect")
     cmd = [sys.executable, "-m", "mlmtool", "shell", "-m", str(tiny_bert_dir)]
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "TERM": "dumb", "PATH": "/usr/bin:/bin"}
-    child = pexpect.spawn(cmd[0], cmd[1:], cwd=str(tmp_path), encoding="utf-8", timeout=90, env=env)
+    spawn = {"cwd": str(tmp_path), "encoding": "utf-8", "timeout": 90, "env": env, "preexec_fn": _default_sigint}
+    child = pexpect.spawn(cmd[0], cmd[1:], **spawn)
     try:
         child.expect(MENU)
         child.sendline("1")
@@ -327,7 +352,7 @@ def test_real_terminal_ctrl_c_and_ctrl_d(tiny_bert_dir, tmp_path):
         child.close()
     assert child.exitstatus == 0 and "Traceback" not in child.before
 
-    child = pexpect.spawn(cmd[0], cmd[1:], cwd=str(tmp_path), encoding="utf-8", timeout=90, env=env)
+    child = pexpect.spawn(cmd[0], cmd[1:], **spawn)
     try:
         child.expect(MENU)
         child.sendeof()  # Ctrl-D

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.forward import encode, iter_forward
+from ..defaults import TOP_K
 from ..models import LoadedModel
 from ..tokens import display_token, word_ids_of
 
@@ -58,14 +59,16 @@ class AttentionResult:
                 "word_ids": self.word_ids, "special": self.special, "model_name": self.model_name}
 
     def save(self, path: str | Path) -> Path:
-        """Write the result as compressed NumPy (``.npz``: ``attention`` float32 and the token
-        metadata as JSON); read it back with :meth:`load`."""
+        """Write the result to exactly ``path`` as compressed NumPy (``.npz`` format, no suffix
+        added): ``attention`` float32 and the token metadata as JSON. Read it back with
+        :meth:`load`; returns the path."""
         import json
 
         path = Path(path)
         meta = {k: v for k, v in self.to_dict().items() if k != "attention"}
-        np.savez_compressed(path, attention=self.attention, meta=np.array(json.dumps(meta)))
-        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+        with path.open("wb") as fh:
+            np.savez_compressed(fh, attention=self.attention, meta=np.array(json.dumps(meta)))
+        return path
 
     @classmethod
     def load(cls, path: str | Path) -> "AttentionResult":
@@ -116,7 +119,7 @@ def attention_from(lm: LoadedModel, text: str, encoding, i: int, weights: np.nda
                            special=[w is None for w in word_ids], model_name=lm.name)
 
 
-def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size: int = 16,
+def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K, batch_size: int = 16,
                            **fill_options):
     """Predictions and attention weights, the attention from the predictions' first forward pass.
 
@@ -126,7 +129,8 @@ def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int =
 
     Args:
         lm: a model with a masked-LM head; texts: one text or a list, each with a mask.
-        top_k: candidates per mask.
+        top_k: candidates per mask (default :data:`mlmtool.defaults.TOP_K`).
+        batch_size: sequences per forward pass (default 16).
         fill_options: ``max_pieces``, ``beam``, ``independent`` as :func:`mlmtool.predict`.
 
     Returns:
@@ -149,30 +153,6 @@ def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int =
     return out[0] if single else out
 
 
-def view_inputs(lm: LoadedModel, text: str, **options):
-    """What the interactive page shows for ``text``: ``(attention, prediction or None, note or None)``.
-
-    Predictions when the text has a mask and the model a trained MLM head, with the
-    attention from the predictions' first forward pass (:func:`predict_with_attention`);
-    otherwise the attention alone and a one-line note saying why. The one rule of
-    ``mlmtool view``, ``predict --html`` and ``mlmtool serve``.
-
-    Args:
-        options: ``top_k``, ``max_pieces``, ``beam``, ``independent`` (as :func:`mlmtool.predict`).
-
-    Raises:
-        MlmtoolError: an empty text or one longer than the model's limit.
-    """
-    from ..tokens import USER_MASK, to_model_text
-
-    ids = lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
-    note = None
-    if lm.mask_token_id not in ids:
-        note = f"No {USER_MASK} in the sentence, so no predictions: attention only."
-    elif not lm.has_mlm_head:
-        note = (f"No predictions: model '{lm.name}' has no trained masked-LM head, and predictions "
-                "need an MLM head. The attention below does not.")
-    if note is not None:
-        return attention(lm, text), None, note
-    prediction, result = predict_with_attention(lm, text, **options)
-    return result, prediction, None
+# The page's rule (predictions, or attention and a note) lives in :mod:`.view`; ``mlmtool.server``
+# imports ``view_inputs`` from here.
+from .view import view_inputs  # noqa: E402,F401

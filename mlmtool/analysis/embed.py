@@ -17,13 +17,18 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..core.forward import encode, iter_forward
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import display_token, to_model_text, word_ids_of, word_pieces, word_strings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# NumPy is imported inside the functions, so that the CLI can read METHODS at start-up
+# (``mlmtool --help`` imports no NumPy).
 
 #: Projection methods, as the CLI spells them.
 METHODS = ("pca", "tsne")
@@ -59,7 +64,14 @@ class WordVectors:
     model_name: str = ""
 
     def __len__(self) -> int:
+        """The number of points (words, and special tokens when kept)."""
         return len(self.words)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``dict``: the attributes, ``vectors`` as nested lists ``[points][hidden]``."""
+        return {"vectors": self.vectors.tolist(), "words": list(self.words),
+                "sentence_index": [int(i) for i in self.sentence_index], "sentences": list(self.sentences),
+                "special": [bool(b) for b in self.special], "layer": int(self.layer), "model_name": self.model_name}
 
     def save(self, path: str | Path) -> Path:
         """Write the vectors and labels to a NumPy ``.npz`` file (no pickles).
@@ -67,8 +79,10 @@ class WordVectors:
         Arrays in the file: ``vectors`` ``float32 [points, hidden]``, ``words`` ``str
         [points]``, ``sentence_index`` ``int [points]``, ``sentences`` ``str [n]``,
         ``special`` ``bool [points]``, ``layer`` and ``model_name`` (0-d). Read it back with
-        :func:`load_vectors` or ``numpy.load``.
+        :func:`load_vectors` or ``numpy.load``. Returns the path.
         """
+        import numpy as np
+
         path = Path(path)
         with path.open("wb") as fh:
             np.savez(fh, vectors=self.vectors, words=np.array(self.words, dtype=str),
@@ -85,6 +99,8 @@ def load_vectors(path: str | Path) -> WordVectors:
     Raises:
         MlmtoolError: the file is missing or is not an mlmtool vectors file.
     """
+    import numpy as np
+
     try:
         with np.load(path, allow_pickle=False) as data:
             return WordVectors(vectors=data["vectors"], words=data["words"].tolist(),
@@ -169,6 +185,8 @@ def word_vectors(lm: LoadedModel, texts: str | list[str], layer: int | None = No
         MlmtoolError: layer out of range, an empty sentence, or one longer than the model's
             maximum length.
     """
+    import numpy as np
+
     items = [texts] if isinstance(texts, str) else list(texts)
     if layer is None:
         layer = lm.num_layers
@@ -266,6 +284,8 @@ def project(vectors: WordVectors, method: str = "pca", perplexity: float | None 
     Raises:
         MlmtoolError: unknown method, fewer than 3 points, or a bad perplexity.
     """
+    import numpy as np
+
     if method not in METHODS:
         raise MlmtoolError(f"method '{method}' is unknown; choose one of: {', '.join(METHODS)}", param="method")
     n = len(vectors)

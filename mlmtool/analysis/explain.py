@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.forward import encode, forward, iter_forward
+from ..defaults import MAX_EVALS, TOP_K
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import USER_MASK, display_token, piece, to_model_text, word_ids_of, word_pieces, word_strings
@@ -63,8 +64,8 @@ class ExplainResult:
         model_name: the model's name.
         max_evals: the evaluation budget given to shap.
         evaluations: how many sentences were actually evaluated.
-        top_predictions: the model's top 5 ``(token, probability)`` at the mask on the full
-            sentence, for context.
+        top_predictions: the model's top :data:`mlmtool.defaults.TOP_K` ``(token,
+            probability)`` at the mask on the full sentence, for context.
     """
 
     text: str
@@ -257,7 +258,7 @@ def target_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, ta
 
 
 def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: int = 1,
-            max_evals: int = 500, batch_size: int = 32, seed: int = 0,
+            max_evals: int = MAX_EVALS, batch_size: int = 32, seed: int = 0,
             progress: bool | None = False) -> ExplainResult:
     """Explain ``p(target | text)`` at a mask with SHAP (Partition explainer, :class:`TokenMasker`).
 
@@ -267,9 +268,10 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
         target: the word whose probability is explained; None (default) = the model's top
             prediction at the mask. It must be one vocabulary token.
         mask_index: which mask to explain when there are several, from 1 (default 1).
-        max_evals: shap's evaluation budget (default 500, shap's default). With fewer than
-            about ``words**2`` evaluations the deepest coalitions are not split and their
-            credit is shared evenly; additivity holds at any budget.
+        max_evals: shap's evaluation budget (default :data:`mlmtool.defaults.MAX_EVALS`, 500,
+            shap's default). With fewer than about ``words**2`` evaluations the deepest
+            coalitions are not split and their credit is shared evenly; additivity holds at
+            any budget.
         batch_size: sentences per forward pass (default 32).
         seed: seed for shap's tie-breaking (NumPy's global RNG, restored afterwards).
         progress: show a tqdm progress bar on stderr; None = only on a terminal.
@@ -279,12 +281,48 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
 
     Raises:
         NoMLMHeadError: the model cannot fill masks.
-        MlmtoolError: no mask, a bad ``mask_index`` or ``max_evals``, a target that is not
-            one token, or a text longer than the model's limit.
+        MlmtoolError: ``shap`` is not installed, no mask, a bad ``mask_index`` or
+            ``max_evals``, a target that is not one token, a text with no word besides the
+            mask, or a text longer than the model's limit.
     """
-    import warnings
+    shap = _import_shap()
+    lm.require_mlm_head()
+    if max_evals < 3:
+        raise MlmtoolError(f"max_evals must be at least 3, got {max_evals}", param="max_evals")
+    encoding, ids, position = _mask_position(lm, text, mask_index)
+    full = _probabilities(lm, ids, position)  # [vocab]
+    top = np.argsort(-full)[:TOP_K]
+    target_id = int(top[0]) if target is None else resolve_target(lm, text, target, mask_index)
+    masker = _make_masker(lm, encoding, ids)
+    if len(masker.hideable) == 0:
+        raise MlmtoolError("the text has no words besides the mask, so there is nothing to explain")
+    values, base, evaluations = _shap_values(shap, lm, masker, position, target_id, max_evals, batch_size,
+                                             seed, progress)
+    groups = word_pieces(word_ids_of(encoding, 0, lm.tokenizer))
+    return ExplainResult(
+        text=text,
+        target=lm.tokenizer.decode([target_id]).strip() or lm.tokenizer.convert_ids_to_tokens(target_id),
+        target_id=target_id,
+        mask_index=mask_index,
+        mask_position=position,
+        tokens=[display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(ids)],
+        token_values=values,
+        words=_user_words(lm, text, encoding),
+        word_values=np.array([values[g].sum() for g in groups], dtype=np.float64),
+        word_tokens=groups,
+        word_is_mask=[all(ids[p] == lm.mask_token_id for p in g) for g in groups],
+        base_value=base,
+        full_value=float(full[target_id]),
+        model_name=lm.name,
+        max_evals=max_evals,
+        evaluations=evaluations,
+        top_predictions=[(lm.tokenizer.decode([int(t)]).strip(), float(full[t])) for t in top],
+    )
 
-    from tqdm.auto import tqdm
+
+def _import_shap():
+    """The ``shap`` module (its import-time warnings silenced); MlmtoolError when missing."""
+    import warnings
 
     with warnings.catch_warnings():  # shap 0.51 warns about matplotlib colormap APIs on import
         warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -292,29 +330,33 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
             import shap
         except ImportError:
             raise MlmtoolError("explain needs the 'shap' package: pip install 'mlmtool[explain]'") from None
+    return shap
 
-    lm.require_mlm_head()
-    if max_evals < 3:
-        raise MlmtoolError(f"max_evals must be at least 3, got {max_evals}", param="max_evals")
+
+def _mask_position(lm: LoadedModel, text: str, mask_index: int):
+    """``(encoding, ids, position)``: the encoded text, its ids ``[seq]`` and the token position
+    (from 0) of the ``mask_index``-th mask (from 1). MlmtoolError for a bad ``mask_index``."""
     encoding = encode(lm, [text], need_mask=True)
     ids = list(encoding["input_ids"][0])
     positions = [i for i, t in enumerate(ids) if t == lm.mask_token_id]
     if not 1 <= mask_index <= len(positions):
         raise MlmtoolError(f"mask_index must be between 1 and {len(positions)} (the number of "
                            f"{USER_MASK} tokens in the text), got {mask_index}", param="mask_index")
-    position = positions[mask_index - 1]
-    model_text = to_model_text(text, lm.mask_token)
+    return encoding, ids, positions[mask_index - 1]
 
-    full = _probabilities(lm, ids, position)
-    top = np.argsort(-full)[:5]
-    top_predictions = [(lm.tokenizer.decode([int(t)]).strip(), float(full[t])) for t in top]
-    target_id = int(top[0]) if target is None else resolve_target(lm, text, target, mask_index)
 
-    masker = _make_masker(lm, encoding, ids)
-    free = masker.hideable  # positions of the tokens SHAP may hide
-    if len(free) == 0:
-        raise MlmtoolError("the text has no words besides the mask, so there is nothing to explain")
-    n_features = len(free)
+def _shap_values(shap, lm: LoadedModel, masker: TokenMasker, position: int, target_id: int, max_evals: int,
+                 batch_size: int, seed: int, progress: bool | None) -> tuple[np.ndarray, float, int]:
+    """Run shap's Partition explainer on ``p(target_id)`` at ``position``.
+
+    Returns:
+        ``(values, base_value, evaluations)``: ``float64 [seq]`` SHAP value per token (0 for
+        the tokens the masker never hides), ``p(target)`` with every hideable token hidden,
+        and the number of sentences evaluated.
+    """
+    from tqdm.auto import tqdm
+
+    n_features = len(masker.hideable)
     total = min(max_evals, max(n_features * (n_features - 1), 0) + 2)
     bar = tqdm(total=total, desc="SHAP evaluations", unit="sent", leave=False,
                disable=None if progress is None else not progress)
@@ -335,35 +377,17 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     finally:
         np.random.set_state(state)
         bar.close()
+    values = np.zeros(len(masker.ids), dtype=np.float64)  # [seq]; kept tokens stay exactly 0
+    values[masker.hideable] = np.asarray(exp.values[0], dtype=np.float64).reshape(-1)
+    return values, float(np.asarray(exp.base_values).reshape(-1)[0]), count[0]
 
-    values = np.zeros(len(ids), dtype=np.float64)  # [seq]; kept tokens stay exactly 0
-    values[free] = np.asarray(exp.values[0], dtype=np.float64).reshape(-1)
-    base = float(np.asarray(exp.base_values).reshape(-1)[0])
-    groups = word_pieces(word_ids_of(encoding, 0, lm.tokenizer))
-    words = word_strings(model_text, encoding, 0, lm.tokenizer)
+
+def _user_words(lm: LoadedModel, text: str, encoding) -> list[str]:
+    """The text's words as the user wrote them, the model's mask token shown as ``[MASK]``."""
+    words = word_strings(to_model_text(text, lm.mask_token), encoding, 0, lm.tokenizer)
     if lm.mask_token != USER_MASK:
         words = [USER_MASK if w == lm.mask_token else w for w in words]
-    word_values = np.array([values[g].sum() for g in groups], dtype=np.float64)
-    is_mask = [all(ids[p] == lm.mask_token_id for p in g) for g in groups]
-    return ExplainResult(
-        text=text,
-        target=lm.tokenizer.decode([target_id]).strip() or lm.tokenizer.convert_ids_to_tokens(target_id),
-        target_id=target_id,
-        mask_index=mask_index,
-        mask_position=position,
-        tokens=[display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(ids)],
-        token_values=values,
-        words=words,
-        word_values=word_values,
-        word_tokens=groups,
-        word_is_mask=is_mask,
-        base_value=base,
-        full_value=float(full[target_id]),
-        model_name=lm.name,
-        max_evals=max_evals,
-        evaluations=count[0],
-        top_predictions=top_predictions,
-    )
+    return words
 
 
 def _probabilities(lm: LoadedModel, ids: list[int], position: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.forward import encode, iter_forward, mask_positions
+from ..defaults import TOP_K
 from ..models import LoadedModel
 from .predict import check_top_k
 
@@ -103,7 +104,7 @@ class LayerwisePrediction:
         return path
 
 
-def layerwise_predictions(lm: LoadedModel, texts: str | list[str], top_k: int = 5,
+def layerwise_predictions(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K,
                           batch_size: int = 32) -> LayerwisePrediction | list[LayerwisePrediction]:
     """Top-k pieces at every mask after every layer, from one forward pass per batch.
 
@@ -111,7 +112,8 @@ def layerwise_predictions(lm: LoadedModel, texts: str | list[str], top_k: int = 
         lm: a model from :func:`mlmtool.load` with a trained masked-LM head that is a
             separate module (BERT ``cls``, RoBERTa ``lm_head``, DistilBERT ``vocab_*``).
         texts: one text or a list, each with at least one ``[MASK]``.
-        top_k: pieces per layer and mask (default 5; clipped to the vocabulary size).
+        top_k: pieces per layer and mask (default :data:`mlmtool.defaults.TOP_K`; clipped to
+            the vocabulary size).
         batch_size: texts per forward pass (default 32), bucketed by length.
 
     Returns:
@@ -138,7 +140,7 @@ def layerwise_predictions(lm: LoadedModel, texts: str | list[str], top_k: int = 
     return out[0] if single else out  # type: ignore[return-value]
 
 
-def layerwise_from(lm: LoadedModel, text: str, ids: list[int], layer_logits, top_k: int = 5
+def layerwise_from(lm: LoadedModel, text: str, ids: list[int], layer_logits, top_k: int = TOP_K
                    ) -> LayerwisePrediction:
     """Post-process one forward pass into a :class:`LayerwisePrediction` (no model call).
 

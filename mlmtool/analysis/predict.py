@@ -12,6 +12,7 @@ the masks (:mod:`mlmtool.core.forward`).
 
 from __future__ import annotations
 
+from ..defaults import TOP_K
 from ..models import LoadedModel
 from .fill import (DEFAULT_BEAM, DEFAULT_MAX_PIECES, Candidate, MaskPrediction, Prediction, SentenceCandidate,
                    check_fill_options, fill_words)
@@ -20,7 +21,7 @@ __all__ = ["Candidate", "MaskPrediction", "Prediction", "SentenceCandidate", "pr
            "check_top_k"]
 
 
-def predict(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size: int = 32, *,
+def predict(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K, batch_size: int = 32, *,
             max_pieces: int = DEFAULT_MAX_PIECES, beam: int = DEFAULT_BEAM,
             independent: bool = False) -> Prediction | list[Prediction]:
     """Predict the top-k words for every ``[MASK]`` in one text or many.
@@ -29,7 +30,8 @@ def predict(lm: LoadedModel, texts: str | list[str], top_k: int = 5, batch_size:
         lm: a model from :func:`mlmtool.load` with a masked-LM head.
         texts: one text or a list; ``[MASK]`` (or the model's own mask token) marks each
             word to guess.
-        top_k: candidates per mask, and complete sentences with several masks (default 5).
+        top_k: candidates per mask, and complete sentences with several masks
+            (default :data:`mlmtool.defaults.TOP_K`).
         batch_size: sequences per forward pass (default 32), bucketed by length.
         max_pieces: the most vocabulary pieces one word may have (default 3); 1 gives
             piece-level fill, equal to the HF fill-mask pipeline.

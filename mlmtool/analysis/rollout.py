@@ -222,18 +222,54 @@ def flow_matrix(aug: np.ndarray, scale: int = FLOW_SCALE, max_edges: int = 4_000
     out = np.zeros((n, n), dtype=np.int64)
     middle = caps[1:L - 1]  # [L-2, S, S]
     if prune_to and L > 2 and n > prune_to:
-        bound = np.minimum(caps[L - 1].sum(1, dtype=np.int64)[:, None], caps[0].sum(0, dtype=np.int64)[None, :])
-        drop = np.argsort(-middle, axis=-1, kind="stable")[..., prune_to:]
-        pruned = middle.copy()
-        np.put_along_axis(pruned, drop, 0, axis=-1)
-        found = _copies_flow(caps, pruned, todo, max_edges)
-        done = todo & (found == bound)
+        done, bound = _pruned_pass(caps, middle, todo, prune_to, max_edges)
         out[done] = bound[done]
         todo &= ~done
     if todo.any():
         found = _copies_flow(caps, middle, todo, max_edges)
         out[todo] = found[todo]
     return out / scale
+
+
+def _pruned_pass(caps: np.ndarray, middle: np.ndarray, todo: np.ndarray, prune_to: int,
+                 max_edges: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact shortcut of :func:`flow_matrix`: max-flow with the middle layers cut to each
+    token's ``prune_to`` strongest edges; a pair whose flow there reaches the one-layer cut
+    bound has exactly that value.
+
+    Returns:
+        ``(done, bound)``: ``bool [S, S]`` the pairs of ``todo`` settled, and ``int64 [S, S]``
+        the bound ``min(what (L, u) sends, what (0, v) receives)``, their value.
+    """
+    L = len(caps)
+    bound = np.minimum(caps[L - 1].sum(1, dtype=np.int64)[:, None], caps[0].sum(0, dtype=np.int64)[None, :])
+    drop = np.argsort(-middle, axis=-1, kind="stable")[..., prune_to:]
+    pruned = middle.copy()
+    np.put_along_axis(pruned, drop, 0, axis=-1)
+    found = _copies_flow(caps, pruned, todo, max_edges)
+    return todo & (found == bound), bound
+
+
+def _middle_edges(middle: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zero edges of one copy of the middle layers, as ``(rows, cols, capacities)``.
+
+    Args:
+        middle: ``int32 [L-2, S, S]``, layers 2 .. L-1 (layer ``l`` -> ``l - 1`` uses
+            ``middle[l - 2]``); n: tokens ``S``.
+
+    Returns:
+        Local node ids ``int64 [edges]`` (``(l - 1) * n + i`` for token ``i`` of layer ``l``)
+        and capacities ``int32 [edges]``.
+    """
+    rows, cols, caps = [], [], []
+    for l in range(2, len(middle) + 2):
+        i, j = np.nonzero(middle[l - 2])
+        rows.append((l - 1) * n + i)
+        cols.append((l - 2) * n + j)
+        caps.append(middle[l - 2][i, j])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(caps)
 
 
 def _copies_flow(caps: np.ndarray, middle: np.ndarray, todo: np.ndarray, max_edges: int) -> np.ndarray:
@@ -253,15 +289,7 @@ def _copies_flow(caps: np.ndarray, middle: np.ndarray, todo: np.ndarray, max_edg
     tokens = np.arange(n)
     # One copy of layers L-1 .. 1: local node (l - 1) * n + i for token i of layer l.
     per_copy = (L - 1) * n
-    mid_rows, mid_cols, mid_caps = [], [], []
-    for l in range(2, L):  # layer l -> layer l - 1 uses middle[l - 2] (= caps[l - 1])
-        i, j = np.nonzero(middle[l - 2])
-        mid_rows.append((l - 1) * n + i)
-        mid_cols.append((l - 2) * n + j)
-        mid_caps.append(middle[l - 2][i, j])
-    mid_rows = np.concatenate(mid_rows) if mid_rows else np.zeros(0, dtype=np.int64)
-    mid_cols = np.concatenate(mid_cols) if mid_cols else np.zeros(0, dtype=np.int64)
-    mid_caps = np.concatenate(mid_caps) if mid_caps else np.zeros(0, dtype=np.int32)
+    mid_rows, mid_cols, mid_caps = _middle_edges(middle, n)
     width = int(todo.sum(1).max())
     copies = int(max(1, min(width, max_edges // (len(mid_caps) + 2 * n))))
     # Global nodes: 0 = source, 1 + c * per_copy + local for copy c, the sink last.

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from ..defaults import TOP_K
 from ..errors import MlmtoolError
 from ..registry import LANGS
 
@@ -80,8 +81,8 @@ def text_arguments(func):
     return click.argument("text", nargs=-1)(func)
 
 
-def top_k_option(default: int = 5, help: str = "Candidates per mask."):
-    """``-k/--top-k N`` (at least 1)."""
+def top_k_option(default: int = TOP_K, help: str = "Candidates per mask."):
+    """``-k/--top-k N`` (at least 1; default :data:`mlmtool.defaults.TOP_K`)."""
     return click.option("-k", "--top-k", "top_k", default=default, show_default=True,
                         type=click.IntRange(1, None), help=help)
 

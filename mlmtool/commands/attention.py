@@ -69,7 +69,7 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
       mlmtool attention "The cat sat on the mat." --summary rollout --layers 3-6
       mlmtool attention "The cat sat on the mat." --summary flow --json
     """
-    from ..analysis.rollout import MAX_FLOW_TOKENS, check_layers
+    from ..analysis.rollout import check_layers
 
     if old_out is not None:  # the same meaning (a directory) under its earlier name
         click.echo("Note: --out is now -o/--output.", err=True)
@@ -84,14 +84,9 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
     lm = load_model(model, lang)
     span = check_layers(span, lm.num_layers)
     from ..analysis.attention import attention
-    from ..core.forward import encode
 
     if summary == "flow":
-        n = len(encode(lm, [sentence])["input_ids"][0])
-        if n > MAX_FLOW_TOKENS:
-            raise MlmtoolError(f"--summary flow takes at most {MAX_FLOW_TOKENS} tokens and this text has {n}: "
-                               "flow runs one max-flow per token pair, so its time grows as tokens^4 "
-                               "(about 5 s at 64 on 12 layers); use --summary rollout for longer texts")
+        _check_flow_length(lm, sentence)
     result = attention(lm, sentence)
     if summary is None:
         if write_files:
@@ -111,3 +106,16 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
                    err=True)
     if as_json:
         click.echo(json.dumps(res.to_dict(), ensure_ascii=False))
+
+
+def _check_flow_length(lm, sentence: str) -> None:
+    """Refuse a text longer than :data:`~mlmtool.analysis.rollout.MAX_FLOW_TOKENS` tokens for
+    ``--summary flow`` (MlmtoolError, before the model runs)."""
+    from ..analysis.rollout import MAX_FLOW_TOKENS
+    from ..core.forward import encode
+
+    n = len(encode(lm, [sentence])["input_ids"][0])
+    if n > MAX_FLOW_TOKENS:
+        raise MlmtoolError(f"--summary flow takes at most {MAX_FLOW_TOKENS} tokens and this text has {n}: "
+                           "flow runs one max-flow per token pair, so its time grows as tokens^4 "
+                           "(about 5 s at 64 on 12 layers); use --summary rollout for longer texts")

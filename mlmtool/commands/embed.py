@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..analysis.embed import METHODS
 from ._common import (batch_size_option, check_output_file, json_option, load_model, model_options,
                       output_option, overwrite_option, prepare_output_dir, read_sentences, text_arguments)
 
@@ -44,7 +45,7 @@ def _several_sentences_hint(text) -> None:
 
 @click.command()
 @text_arguments
-@click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
+@click.option("--method", type=click.Choice(METHODS), default=METHODS[0], show_default=True,
               help="2-D projection (scikit-learn PCA or t-SNE).")
 @click.option("--layer", type=int, default=None, metavar="N",
               help="Hidden-state layer: 0 = input embeddings, 1..L = output of layer N.  [default: last]")
@@ -85,7 +86,6 @@ def embed(text, input_file, method, layer, model, lang, color, keep_special, per
       mlmtool embed -i sentences.txt -o map/ --color word
     """
     from ..analysis.embed import project, word_vectors
-    from ..render.embed_view import render_embedding, render_embedding_html
 
     _file_name_hint(output)
     _several_sentences_hint(text)
@@ -115,6 +115,29 @@ def embed(text, input_file, method, layer, model, lang, color, keep_special, per
     if out_dir is not None:
         for kind, name in OUTPUT_FILES.items():
             targets[kind].append(str(out_dir / name))
+    written = write_outputs(proj, vectors, targets, color)
+    if as_json:
+        click.echo(json.dumps(proj.to_dict(), ensure_ascii=False, indent=2))
+    click.echo(summary_line(proj, lm.num_layers), err=True)
+    if written:
+        click.echo("Wrote " + ", ".join(written), err=True)
+
+
+def write_outputs(proj, vectors, targets: dict[str, list], color: str = "sentence") -> list[str]:
+    """Write a projection's files (``mlmtool embed`` and the shell).
+
+    Args:
+        proj: the :class:`~mlmtool.analysis.embed.Projection`; vectors: its
+            :class:`~mlmtool.analysis.embed.WordVectors`.
+        targets: paths by kind, None entries skipped: ``png`` (the scatter plot, 150 dpi),
+            ``html`` (the interactive scatter), ``vectors`` (``.npz``), ``json`` (the points).
+        color: ``"sentence"`` (default) or ``"word"``, as ``--color``.
+
+    Returns:
+        The paths written, in the order of ``targets``.
+    """
+    from ..render.embed_view import render_embedding, render_embedding_html
+
     written = []
     for kind, paths in targets.items():
         for path in filter(None, paths):
@@ -127,13 +150,15 @@ def embed(text, input_file, method, layer, model, lang, color, keep_special, per
             else:
                 proj.save(path)
             written.append(path)
-    if as_json:
-        click.echo(json.dumps(proj.to_dict(), ensure_ascii=False, indent=2))
-    layer_txt = "input embeddings (layer 0)" if proj.layer == 0 else f"layer {proj.layer} of {lm.num_layers}"
+    return written
+
+
+def summary_line(proj, num_layers: int) -> str:
+    """``"12 words from 2 sentence(s), layer 6 of 6, PCA; the two axes explain 41.0% of the
+    variance"``: what a projection shows, for people (``mlmtool embed`` and the shell)."""
+    layer_txt = "input embeddings (layer 0)" if proj.layer == 0 else f"layer {proj.layer} of {num_layers}"
     extra = ""
     if proj.explained_variance:
         extra = f"; the two axes explain {sum(proj.explained_variance) * 100:.1f}% of the variance"
-    click.echo(f"{len(vectors)} words from {len(texts)} sentence(s), {layer_txt}, "
-               f"{'PCA' if method == 'pca' else 't-SNE'}{extra}", err=True)
-    if written:
-        click.echo("Wrote " + ", ".join(written), err=True)
+    return (f"{len(proj.words)} words from {len(proj.sentences)} sentence(s), {layer_txt}, "
+            f"{'PCA' if proj.method == 'pca' else 't-SNE'}{extra}")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..defaults import MAX_EVALS
 from ._common import (batch_size_option, json_option, load_model, model_options, one_sentence, output_option,
                       overwrite_option, prepare_output_dir, read_sentences, text_arguments)
 
@@ -27,7 +28,7 @@ def _old_t(ctx, param, value):
 @click.option("--mask", "mask_index", type=click.IntRange(1, None), default=1, show_default=True,
               help="Which [MASK] to explain when the text has several (counted from 1).")
 @model_options
-@click.option("--max-evals", type=click.IntRange(3, None), default=500, show_default=True,
+@click.option("--max-evals", type=click.IntRange(3, None), default=MAX_EVALS, show_default=True,
               help="SHAP's budget of model evaluations (more = finer attribution, slower).")
 @output_option(what="explanation.html (page), explanation.png (bar chart) and explanation.json")
 @click.option("--out", "old_out", default=None, hidden=True, type=click.Path(file_okay=False))

@@ -12,12 +12,6 @@ from ._diagrams import attention_format_option, write_diagrams
 from ._layerwise import by_layer_options
 
 
-def _no_head_line(lm) -> str:
-    """Why a model without an MLM head gives attention but no predictions."""
-    return (f"No predictions: '{lm.name}' has no masked-LM head; predictions need an MLM head "
-            "(the attention output does not).")
-
-
 def fill_options(func):
     """``--max-pieces N``, ``--beam N`` and ``--independent``, defaults from the library
     (:mod:`mlmtool.analysis.fill`, which imports no torch); values are checked there (one line, exit 2)."""
@@ -74,16 +68,16 @@ def predict(text, input_file, top_k, max_pieces, beam, independent, model, lang,
     lm = load_model(model, lang)
     options = {"top_k": top_k, "max_pieces": max_pieces, "beam": beam, "independent": independent,
                "batch_size": batch_size}
-    results, att = _run(lm, texts, options, with_attention=bool(output or html_path))
+    results, att, note = _run(lm, texts, options, with_attention=bool(output or html_path))
     if output:
         write_diagrams(lm, att, output, fmt, overwrite)
     if html_path:
         from ..render.html_view import render_view
 
-        render_view(att, results[0] if results else None, note=None if results else _no_head_line(lm)).save(html_path)
+        render_view(att, results[0] if results else None, note=note).save(html_path)
         click.echo(f"Wrote {html_path}", err=True)
     if results is None:
-        click.echo(_no_head_line(lm), err=True)
+        click.echo(note, err=True)
         return
     if as_json:
         from ..analysis.predict import predict_json
@@ -91,29 +85,35 @@ def predict(text, input_file, top_k, max_pieces, beam, independent, model, lang,
         click.echo(json.dumps(predict_json(results[0] if text and text != ("-",) else results),
                               ensure_ascii=False, indent=2))
         return
-    _print_predictions(results)
+    print_predictions(results)
 
 
 def _run(lm, texts: list[str], options: dict, with_attention: bool):
-    """``(predictions or None, attention or None)``: one first forward pass serves both.
+    """``(predictions or None, attention or None, note or None)``; the model runs once.
 
-    A model without a masked-LM head gives attention only (predictions None) when attention
-    is asked for; otherwise it is an error (NoMLMHeadError, exit 2).
+    With attention asked for, the library's rule (:func:`mlmtool.analysis.view.view_inputs`,
+    the mask required): a model without a masked-LM head gives the attention and a note.
+    Otherwise a model without a head is an error (NoMLMHeadError, exit 2).
     """
     if not with_attention:
         from ..analysis.predict import predict as run_predict
 
-        return run_predict(lm, texts, **options), None
-    from ..analysis.attention import attention, predict_with_attention
+        return run_predict(lm, texts, **options), None, None
+    from ..analysis.view import view_inputs
 
-    if not lm.has_mlm_head:
-        return None, attention(lm, texts[0])
-    prediction, att = predict_with_attention(lm, texts[0], **options)
-    return [prediction], att
+    att, prediction, note = view_inputs(lm, texts[0], mask_required=True, **options)
+    return ([prediction] if prediction is not None else None), att, note
 
 
-def _print_predictions(results) -> None:
-    """People's view: each filled sentence with its probability (pieces shown when several)."""
+def print_predictions(results) -> None:
+    """Print predictions for people (``mlmtool predict`` and the shell): each filled sentence
+    with its probability, 4 decimals (a word's pieces shown when it has several).
+
+    Args:
+        results: a list of :class:`~mlmtool.analysis.fill.Prediction`; with several, each
+            is headed by its text. Joint ``sentences`` are shown when present, else each
+            mask's candidates.
+    """
     from rich.console import Console
     from rich.markup import escape
 

@@ -4,37 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ..analysis.view import build_view  # the library's; also importable from here, as before
 from ._common import (check_output_file, load_model, model_options, one_sentence, output_option, overwrite_option,
                       read_sentences, text_arguments, top_k_option)
 
-
-def build_view(lm, text: str, top_k: int = 5, head_labels=None, precision: str = "uint8"):
-    """Run the model on ``text`` and render :func:`mlmtool.render.html_view.render_view`.
-
-    Predictions are added when the text has a ``[MASK]`` and the model a trained masked-LM
-    head; otherwise the page shows attention only, with a note saying why.
-
-    Args:
-        lm: a model from :func:`mlmtool.load`.
-        text: one sentence (``[MASK]`` optional).
-        top_k: candidates per mask (default 5).
-        head_labels: head roles, layers/heads from 1 (see
-            :func:`mlmtool.render.html_view.head_labels_from`).
-        precision: ``"uint8"`` or ``"float16"`` attention in the page.
-
-    Returns:
-        ``(view, note)``: the :class:`~mlmtool.render.html_view.HTMLView` and the note shown
-        on the page (None when there are predictions).
-
-    Raises:
-        MlmtoolError: empty text, text longer than the model's limit, bad head labels.
-    """
-    from ..analysis.attention import view_inputs
-    from ..render.html_view import render_view
-
-    result, prediction, note = view_inputs(lm, text, top_k=top_k)
-    view = render_view(result, prediction, head_labels=head_labels, note=note, precision=precision)
-    return view, note
+__all__ = ["build_view", "view"]
 
 
 @click.command()

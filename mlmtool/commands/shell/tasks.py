@@ -55,12 +55,6 @@ def describe(lm) -> str:
     return f"{lm.name} ({lm.num_layers} layers x {lm.num_heads} heads, {head})"
 
 
-def _has_mask(lm, text: str) -> bool:
-    from ...tokens import to_model_text
-
-    return lm.mask_token_id in lm.tokenizer(to_model_text(text, lm.mask_token))["input_ids"]
-
-
 def _prepare_dir(path: str, overwrite: bool) -> Path:
     """Create the folder the user chose (:func:`prompts.output_dir` already asked about its files)."""
     from .._common import prepare_output_dir
@@ -71,40 +65,36 @@ def _prepare_dir(path: str, overwrite: bool) -> Path:
 # ---------------------------------------------------------------- tasks
 
 def task_predict(session: Session) -> None:
-    """Predict masked words; optionally write attention diagrams and the HTML page."""
+    """Predict masked words; optionally write attention diagrams and the HTML page.
+
+    The model runs once (:func:`mlmtool.analysis.view.view_inputs`: the predictions, or the
+    attention and a note saying why there are none); the predictions are printed by the
+    CLI's :func:`mlmtool.commands.predict.print_predictions`.
+    """
+    from ...analysis.view import prediction_note, view_inputs
+    from ...defaults import TOP_K
     from ...tokens import USER_MASK
+    from ..predict import print_predictions
 
     lm = session.lm
     text = prompts.text(f"Sentence (write {USER_MASK} for each word to guess; empty: back)", optional=True)
     if not text:
         return
-    prediction, note, top_k = None, None, 5
-    if not _has_mask(lm, text):
-        note = f"No {USER_MASK} in the sentence: no predictions, attention only."
+    note = prediction_note(lm, text)
+    if note:
         click.echo(note)
-    elif not lm.has_mlm_head:
-        note = (f"'{lm.name}' has no masked-LM head: predictions need one. "
-                "Attention diagrams and the HTML page still work.")
-        click.echo(note)
-    else:
-        top_k = prompts.count("How many candidates per mask", 5)
-        prediction = mlmtool.predict(lm, text, top_k=top_k)
-        for mask in prediction.masks:
-            if len(prediction.masks) > 1:
-                click.echo(f"mask {mask.index} of {len(prediction.masks)}:")
-            for cand in mask.candidates:
-                click.echo(f"  {cand.sequence}  ({cand.score:.4f})")
-    attention = None
+    top_k = TOP_K if note else prompts.count("How many candidates per mask", TOP_K)
+    attention, prediction, note = view_inputs(lm, text, top_k=top_k)
+    if prediction is not None:
+        print_predictions([prediction])
     if click.confirm("Write attention diagrams (one PNG per head)?", default=False):
         folder, overwrite = prompts.output_dir("Folder", "attention")
-        attention = mlmtool.attention(lm, text)
         out = _prepare_dir(folder, overwrite)
         paths = mlmtool.save_attention_diagrams(attention, out, "png")
         session.outputs.append(str(out))
         click.echo(f"Wrote {len(paths) - 1} head diagrams and overview.png to {out}/")
     if click.confirm("Write the interactive HTML page?", default=True):
         path, _ = prompts.output_file("HTML file", "view.html")
-        attention = attention or mlmtool.attention(lm, text)
         page = mlmtool.render_view(attention, prediction, head_labels=session.head_labels, note=note)
         page.save(path)
         session.outputs.append(path)
@@ -139,11 +129,18 @@ def task_finetune(session: Session) -> None:
         session.head_labels = None
 
 
+#: How the embed task's menu describes each of :data:`mlmtool.analysis.embed.METHODS`.
+_METHOD_TITLES = {"pca": "PCA (fast, linear)", "tsne": "t-SNE (clusters)"}
+
+
 def task_embed(session: Session) -> None:
     """Plot the words of some sentences in 2-D (PNG, and optionally an HTML scatter)."""
+    from ...analysis.embed import METHODS
+    from ..embed import summary_line, write_outputs
+
     lm = session.lm
     sentences = prompts.sentences()
-    method = prompts.choose("Projection", [("pca", "PCA (fast, linear)"), ("tsne", "t-SNE (clusters)")])
+    method = prompts.choose("Projection", [(m, _METHOD_TITLES[m]) for m in METHODS])
     png, _ = prompts.output_file("PNG file", "embeddings.png", suffix=".png")
     html = None
     if click.confirm("Also write an interactive HTML scatter?", default=False):
@@ -152,21 +149,10 @@ def task_embed(session: Session) -> None:
     proj = mlmtool.project(vectors, method=method)
     for note in proj.notes:
         click.echo(f"Note: {note}")
-    fig = mlmtool.render_embedding(proj)
-    fig.savefig(png, dpi=150)
-    written = [png]
-    if html:
-        mlmtool.render_embedding_html(proj).save(html)
-        written.append(html)
+    written = write_outputs(proj, vectors, {"png": [png], "html": [html]})
     session.outputs += written
-    extra = ""
-    if proj.explained_variance:
-        extra = f"; the two axes explain {sum(proj.explained_variance) * 100:.1f}% of the variance"
-    click.echo(f"{len(vectors)} words from {len(sentences)} sentence(s), layer {proj.layer} of "
-               f"{lm.num_layers}, {'PCA' if method == 'pca' else 't-SNE'}{extra}")
+    click.echo(summary_line(proj, lm.num_layers))
     click.echo("Wrote " + ", ".join(written))
-
-
 
 
 def task_explain(session: Session) -> None:
