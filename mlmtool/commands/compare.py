@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..defaults import TOP_HEADS
 from ..registry import LANGS
 from ._common import (batch_size_option, check_output_file, json_option, load_model, output_option,
                       overwrite_option, prepare_output_dir, read_sentences, top_k_option)
@@ -39,7 +40,7 @@ def _texts(text: tuple[str, ...], input_file: str | None) -> list[str]:
 @click.option("-l", "--lang", envvar="MLMTOOL_LANG", default="en", show_default=True, type=click.Choice(LANGS),
               help="Language; picks the registry's model when --model is not given.")
 @top_k_option()
-@click.option("--top-heads", default=10, show_default=True, type=click.IntRange(1, None), metavar="N",
+@click.option("--top-heads", default=TOP_HEADS, show_default=True, type=click.IntRange(1, None), metavar="N",
               help="Changed heads listed in the summary.")
 @batch_size_option()
 @output_option(what="the heatmap (compare_heads.png)")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..defaults import MIN_COUNT, THRESHOLD
 from ._common import (batch_size_option, json_option, load_model, model_options, output_option, overwrite_option,
                       prepare_output_dir, read_sentences, text_arguments, top_k_option)
 
@@ -42,14 +43,14 @@ def _old_threshold_flag(ctx, param, value):
 @click.option("--conllu", "treebank", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Score the sentences of this CoNLL-U treebank and probe every head against its gold "
                    "dependency parses (Clark et al. 2019, section 4).")
-@click.option("--min-count", default=100, show_default=True, type=click.IntRange(1, None),
+@click.option("--min-count", default=MIN_COUNT, show_default=True, type=click.IntRange(1, None),
               help="With --conllu: probe only relations with at least this many arcs.")
 @click.option("--subtypes", is_flag=True, help="With --conllu: keep relation subtypes (nmod:poss) apart.")
 @click.option("-p", "--pair", "pairs", multiple=True, callback=_check_pairs, metavar="WORD:WORD",
               help="Measure how much the first word attends to the second in every head "
                    "(repeatable; alternatives with |, e.g. quickly|slowly:ran). With --conllu, UPOS tags "
                    "in capitals (ADV:VERB) probe the arcs between two parts of speech.")
-@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--threshold", default=THRESHOLD, show_default=True, type=click.FloatRange(0, 1),
               help="Minimum score for a head to be labelled with a pattern (else broad/mixed).")
 @click.option("-t", "old_t", default=None, hidden=True, expose_value=False, callback=_old_threshold_flag)
 @click.option("-n", "--limit", default=None, type=click.IntRange(1, None),

@@ -300,7 +300,7 @@ class FinetuneReport:
 
         heads = None
         if self.comparison is not None:
-            heads = [{"layer": l, "head": h, "distance": d} for l, h, d in self.comparison.top(10)]
+            heads = [{"layer": l, "head": h, "distance": d} for l, h, d in self.comparison.top()]
         return {"start_model": self.start_model, "trained_model": self.trained_model, "notes": list(self.notes),
                 "before": asdict(self.before) if self.before is not None else None,
                 "after": asdict(self.after) if self.after is not None else None,
@@ -473,7 +473,7 @@ def render_report_markdown(report: FinetuneReport) -> str:
         lines += ["## Attention heads: how much each changed", "",
                   f"{METHOD}, over the {len(report.rows)} sentences above (layers and heads from 1).", "",
                   f"![per-head change]({REPORT_PNG})", "", "| head | distance |", "| --- | ---: |"]
-        lines += [f"| L{l}-H{h} | {d:.4f} |" for l, h, d in comparison.top(10)]
+        lines += [f"| L{l}-H{h} | {d:.4f} |" for l, h, d in comparison.top()]
     return "\n".join(lines) + "\n"
 
 
@@ -497,6 +497,6 @@ def render_report_html(report: FinetuneReport, png: bytes | None = None):
         png = report.heatmap_png()
     page = template("report.html.j2").render(
         report=report, loss_rows=_loss_rows(report.before, report.after), pct=_pct, change=_change,
-        heads=report.comparison.top(10) if report.comparison is not None else [], method=METHOD, citation=CITATION,
+        heads=report.comparison.top() if report.comparison is not None else [], method=METHOD, citation=CITATION,
         png=base64.b64encode(png).decode("ascii") if png else None)
     return HTML(page + "\n", title="Fine-tuning report")  # Jinja drops the template's last newline

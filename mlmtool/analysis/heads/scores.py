@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from ...defaults import THRESHOLD
 from .metrics import METRICS, PATTERNS
 
 #: Labels beyond the patterns: a broad head, and a head with no clear pattern.
 BROAD, MIXED = "broad", "mixed"
 
 #: Default thresholds for :func:`head_labels`.
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = THRESHOLD
 DEFAULT_BROAD_THRESHOLD = 0.75
 
 #: Bump when the layout of :meth:`HeadScores.to_dict` changes incompatibly.

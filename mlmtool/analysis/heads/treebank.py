@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ...defaults import MIN_COUNT
 from ...errors import MlmtoolError
 
 #: Relations with fewer arcs than this are not reported (Clark et al. 2019 Table 1 uses 100).
-DEFAULT_MIN_COUNT = 100
+DEFAULT_MIN_COUNT = MIN_COUNT
 
 #: A CoNLL-U ID: a word number, a multiword range (``3-4``) or an empty node (``5.1``).
 _ID = re.compile(r"^(\d+)(?:([-.])(\d+))?$")
