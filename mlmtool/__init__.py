@@ -20,6 +20,9 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
+    "probe": "mlmtool.analysis.probe",
+    "ProbeResult": "mlmtool.analysis.probe",
+    "render_probe": "mlmtool.render.probe_view",
     "load": "mlmtool.models",
     "LoadedModel": "mlmtool.models",
     "REGISTRY": "mlmtool.registry",

@@ -30,6 +30,7 @@ COMMANDS = {
     "shell": "mlmtool.commands.shell:shell",
     "serve": "mlmtool.commands.serve:serve",
     "compare": "mlmtool.commands.compare:compare",
+    "probe": "mlmtool.commands.probe:probe",
 }
 
 
