@@ -84,6 +84,13 @@ _LAZY = {
     "FinetuneConfig": "mlmtool.training.config",
     "FinetuneResult": "mlmtool.training.output",
     "create_app": "mlmtool.server.app",
+    "build_index": "mlmtool.analysis.corpus.build",
+    "load_index": "mlmtool.analysis.corpus.store",
+    "CorpusIndex": "mlmtool.analysis.corpus.store",
+    "IndexInfo": "mlmtool.analysis.corpus.store",
+    "search": "mlmtool.analysis.corpus.query",
+    "SearchResult": "mlmtool.analysis.corpus.query",
+    "SearchHit": "mlmtool.analysis.corpus.query",
     "MlmtoolError": "mlmtool.errors",
 }
 

@@ -30,6 +30,8 @@ COMMANDS = {
     "shell": "mlmtool.commands.shell:shell",
     "serve": "mlmtool.commands.serve:serve",
     "compare": "mlmtool.commands.compare:compare",
+    "index": "mlmtool.commands.index:index",
+    "search": "mlmtool.commands.search:search",
     "probe": "mlmtool.commands.probe:probe",
 }
 
