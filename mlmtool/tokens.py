@@ -7,10 +7,18 @@ byte-level BPE ``Ġ`` (RoBERTa) and SentencePiece ``▁`` (CamemBERT).
 The word rule lives here: :func:`word_ids_of` finds each token's word in running text (fast
 and slow tokenizers alike), :func:`encode_words` tokenizes text already split into words
 (a treebank's), :func:`word_strings` gives each word's surface form.
+
+Chinese and Japanese are written without spaces, so a SentencePiece or BPE tokenizer (XLM-R,
+CamemBERT-style) reads a whole unspaced sentence as one word. Inside such a run the words come
+from a segmenter (:func:`segment`): jieba for Chinese, MeCab (fugashi + unidic-lite) for
+Japanese, mapped onto the pieces by character offsets.
 """
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
+from functools import lru_cache
 from typing import Sequence
 
 USER_MASK = "[MASK]"
@@ -122,7 +130,8 @@ def word_ids_of(encoding, batch_index: int, tokenizer) -> list[int | None]:
     WordPiece ``##`` continuation joins the previous word; with byte-level BPE (``Ġ``) or
     SentencePiece (``▁``) a piece without the word-start marker does. The special tokens the
     tokenizer adds (``[CLS]``, ``[SEP]``, ``<s>``, ``</s>``, padding) get None; a mask or
-    ``[UNK]`` in the text is a word of its own.
+    ``[UNK]`` in the text is a word of its own. A tokenizer word holding two or more Chinese
+    or Japanese characters is then split by the segmenter (:func:`split_cjk_words`).
 
     Args:
         encoding: a ``BatchEncoding`` of a batch of texts (special tokens included).
@@ -133,6 +142,13 @@ def word_ids_of(encoding, batch_index: int, tokenizer) -> list[int | None]:
         ``[seq]`` word index (0, 1, ... in text order) or None per token. E.g. the pieces
         ``[CLS] 東京 ##都 に [SEP]`` → ``[None, 0, 0, 1, None]``.
     """
+    words = _tokenizer_word_ids(encoding, batch_index, tokenizer)
+    ids = [int(t) for t in encoding["input_ids"][batch_index]]
+    return split_cjk_words(words, _piece_texts(tokenizer, ids))
+
+
+def _tokenizer_word_ids(encoding, batch_index: int, tokenizer) -> list[int | None]:
+    """The tokenizer's own words (:func:`word_ids_of` before Chinese/Japanese segmentation)."""
     if getattr(encoding, "is_fast", False):
         return list(encoding.word_ids(batch_index))
     ids = [int(t) for t in encoding["input_ids"][batch_index]]
@@ -153,6 +169,110 @@ def word_ids_of(encoding, batch_index: int, tokenizer) -> list[int | None]:
             word += 1
         out.append(word)
     return out
+
+#: Han ideographs (with 々 〆 〇), kana and half-width katakana: the characters written unspaced.
+_CJK_CHAR = re.compile("[\u3005-\u3007\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+                       "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]")
+_KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+
+
+@lru_cache(maxsize=1)
+def _mecab():
+    """A MeCab tagger with the UniDic-lite dictionary (fugashi), made once."""
+    import fugashi
+
+    return fugashi.Tagger()
+
+
+@lru_cache(maxsize=4096)
+def _segment_run(run: str, japanese: bool) -> tuple[str, ...]:
+    """The words of one unspaced run of Chinese or Japanese characters.
+
+    Japanese: MeCab with UniDic-lite (fugashi), the dictionary of Tohoku's Japanese BERT.
+    Chinese: jieba's default dictionary with its HMM for unknown words (Sun 2012, jieba).
+    The words always join back into ``run``; if a segmenter changed the text, the run is
+    kept whole.
+    """
+    if japanese:
+        words = [w.surface for w in _mecab()(run)]
+    else:
+        import logging
+
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        words = jieba.lcut(run, HMM=True)
+    return tuple(words) if "".join(words) == run else (run,)
+
+
+def segment(text: str) -> list[int]:
+    """Start offsets of the words of ``text``: Chinese/Japanese runs split by a segmenter.
+
+    A maximal run of Han/kana characters is split by :func:`_segment_run` (Japanese when
+    ``text`` has any kana, else Chinese); every other maximal run of characters is one word.
+
+    Returns:
+        Sorted character offsets into ``text``, starting with 0 (empty for empty text).
+        E.g. ``"猫在沙发上睡觉。"`` → ``[0, 1, 2, 4, 5, 7]`` (猫 在 沙发 上 睡觉 。).
+    """
+    japanese = bool(_KANA.search(text))
+    starts, pos = [], 0
+    for run in re.finditer(f"{_CJK_CHAR.pattern}+|(?:(?!{_CJK_CHAR.pattern}).)+", text, re.S):
+        pos = run.start()
+        if not _CJK_CHAR.match(run.group()):
+            starts.append(pos)
+            continue
+        for word in _segment_run(run.group(), japanese):
+            starts.append(pos)
+            pos += len(word)
+    return starts
+
+
+def _piece_texts(tokenizer, ids: list[int]) -> list[str]:
+    """Each piece's characters without its tokenizer marker (``##``, ``▁``, ``Ġ``)."""
+    style = marker_style(tokenizer)
+    out = []
+    for token in tokenizer.convert_ids_to_tokens(ids):
+        if style == "wordpiece":
+            out.append(token[2:] if token.startswith("##") and len(token) > 2 else token)
+        elif style == "▁":
+            out.append(token[1:] if token.startswith("▁") else token)
+        else:
+            out.append(tokenizer.convert_tokens_to_string([token]).strip())
+    return out
+
+
+def split_cjk_words(word_ids: list[int | None], pieces: list[str]) -> list[int | None]:
+    """Split each word holding two or more Chinese/Japanese characters at the segmenter's words.
+
+    The word's pieces are joined into one string and :func:`segment`-ed; each piece belongs
+    to the segmenter word that its first character is in, so a piece that straddles two
+    segmenter words joins the first (and a bare ``▁`` piece joins the next piece's word).
+    Other words (English, a single character, the treebank's given words) are untouched.
+
+    Args:
+        word_ids: ``[seq]`` the tokenizer's word per token (None: special token).
+        pieces: ``[seq]`` each token's characters without markers (:func:`_piece_texts`).
+
+    Returns:
+        ``[seq]`` word ids renumbered 0, 1, ... in text order; identical to ``word_ids``
+        when no word needed splitting.
+    """
+    key_of: dict[int, tuple[int, int]] = {}
+    for wid, group in enumerate(word_pieces(word_ids)):
+        joined = "".join(pieces[p] for p in group)
+        if len(_CJK_CHAR.findall(joined)) < 2:
+            key_of.update((p, (wid, 0)) for p in group)
+            continue
+        starts, offset = segment(joined), 0
+        for p in group:
+            key_of[p] = (wid, bisect_right(starts, offset) - 1)
+            offset += len(pieces[p])
+    if all(sub == 0 for _, sub in key_of.values()):
+        return list(word_ids)
+    number = {key: k for k, key in enumerate(sorted(set(key_of.values())))}
+    return [number[key_of[p]] if p in key_of else None for p in range(len(word_ids))]
+
 
 
 def encode_words(lm, tokens: Sequence[Sequence[str]], space_after: Sequence[Sequence[bool]] | None = None
@@ -264,27 +384,29 @@ def word_strings(text: str, encoding, batch_index: int = 0, tokenizer=None) -> l
     """The surface string of each word of ``encoding`` (same order as :func:`word_pieces`
     of :func:`word_ids_of`).
 
-    A fast tokenizer's character offsets give the user's own text (case, accents). A slow
+    A fast tokenizer's character offsets give the user's own text (case, accents); with
+    ``tokenizer`` given, Chinese/Japanese words are the segmenter's (:func:`word_ids_of`),
+    without it the tokenizer's own. A slow
     tokenizer has no offsets: a word is then its pieces joined (``##`` removed, no spaces
     inserted, so Japanese stays as written), matched back into ``text`` for its case.
 
     Args:
         text: the text that was encoded (with the model's mask token).
         encoding: its ``BatchEncoding``; batch_index: the text's index in it.
-        tokenizer: the tokenizer; needed for a slow tokenizer's encoding.
+        tokenizer: the tokenizer; needed for a slow tokenizer's encoding and for the
+            segmenter's words.
 
     Raises:
         ValueError: a slow tokenizer's encoding without ``tokenizer``.
     """
     if getattr(encoding, "is_fast", False):
+        word_ids = (word_ids_of(encoding, batch_index, tokenizer) if tokenizer is not None
+                    else list(encoding.word_ids(batch_index)))
         out = []
-        seen = set()
-        for wid in encoding.word_ids(batch_index):
-            if wid is None or wid in seen:
-                continue
-            seen.add(wid)
-            span = encoding.word_to_chars(batch_index, wid)
-            out.append(text[span.start:span.end].strip())  # a mask with lstrip=True spans its space
+        for group in word_pieces(word_ids):
+            first = encoding.token_to_chars(batch_index, group[0])
+            last = encoding.token_to_chars(batch_index, group[-1])
+            out.append(text[first.start:last.end].strip())  # a mask with lstrip=True spans its space
         return out
     if tokenizer is None:
         raise ValueError("word_strings needs the tokenizer for a slow tokenizer's encoding")

@@ -22,6 +22,7 @@ from ..analysis.compare import CITATION, METHOD, ComparisonResult
 from ._document import HTML, build_page, colormap_hex
 from .heads_view import render_heatmap
 from .html_view import encode_attention
+from .fonts import use_in_matplotlib
 
 #: File name ``mlmtool compare -o DIR`` gives the heatmap.
 HEATMAP_NAME = "compare_heads.png"
@@ -42,6 +43,7 @@ def render_compare_heatmap(result: ComparisonResult, ax=None, title: str | None 
     where = f"{n} sentences" if n > 1 else ("aligned words" if result.kind == "texts" else "1 sentence")
     title = title or f"{result.labels[0]} vs {result.labels[1]}: attention change per head ({where})"
     top = float(np.nanmax(result.distance)) if result.distance.size else 0.0
+    use_in_matplotlib(ax)  # fonts for CJK and other scripts
     if ax is None:  # room for the title and the colour bar's caption when there are few heads
         from matplotlib.figure import Figure
 

@@ -14,7 +14,6 @@ matplotlib figure per head).
 from __future__ import annotations
 
 import html
-import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..analysis.attention import AttentionResult
 from ._document import TextDocument
+from .fonts import CSS_SANS, pil_font
 
 #: Palette layout: indices 0..127 are colour-map levels, 128..255 a grey ramp for text.
 _LEVELS = 128
@@ -40,15 +40,10 @@ def _palette() -> list[int]:
     return np.concatenate([cmap, greys]).reshape(-1).tolist()
 
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans (shipped with matplotlib) at ``size`` px, or Pillow's default font."""
-    spec = importlib.util.find_spec("matplotlib")
-    if spec and spec.origin:
-        path = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
-        if path.is_file():
-            return ImageFont.truetype(str(path), size)
-    return ImageFont.load_default(size)
+def _font(size: int, text: str = "") -> ImageFont.FreeTypeFont:
+    """The font that draws ``text`` at ``size`` px: DejaVu Sans unless the text needs another
+    script's font (:func:`mlmtool.render.fonts.pil_font`, the one font rule)."""
+    return pil_font(text, size)
 
 
 def _grey_to_index(grey: np.ndarray) -> np.ndarray:
@@ -77,21 +72,21 @@ def _layout(tokens: list[str]) -> _Layout:
     """Draw the token labels, colour bar and margins for ``tokens`` once."""
     n = len(tokens)
     font_size = 14 if n <= 40 else 11 if n <= 96 else 9
-    font = _font(font_size)
+    fonts = [_font(font_size, t) for t in tokens]  # per label: CJK labels get a CJK font
     cell = font_size + 8
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
-    label_w = max(int(measure.textlength(t, font=font)) for t in tokens) + 8
+    label_w = max(int(measure.textlength(t, font=f)) for t, f in zip(tokens, fonts)) + 8
     title_h = font_size + 16
     left, top = label_w, title_h + label_w
     bar_w = 70
     width, height = left + n * cell + bar_w, top + n * cell + 10
     canvas = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(canvas)
-    for i, t in enumerate(tokens):  # row labels: attending token
+    for i, (t, font) in enumerate(zip(tokens, fonts)):  # row labels: attending token
         y = top + i * cell + cell // 2
         draw.text((left - 4, y), t, font=font, fill=0, anchor="rm")
     strip = Image.new("L", (label_w, cell), 255)  # column labels, rotated 90°
-    for j, t in enumerate(tokens):
+    for j, (t, font) in enumerate(zip(tokens, fonts)):
         strip.paste(255, (0, 0, label_w, cell))
         ImageDraw.Draw(strip).text((4, cell // 2), t, font=font, fill=0, anchor="lm")
         canvas.paste(strip.rotate(90, expand=True), (left + j * cell, title_h))
@@ -114,7 +109,7 @@ def _layout(tokens: list[str]) -> _Layout:
 def _title_strip(text: str, width: int, height: int, size: int) -> np.ndarray:
     """A white strip with ``text`` in black, as palette indices."""
     strip = Image.new("L", (width, height), 255)
-    ImageDraw.Draw(strip).text((8, height // 2), text, font=_font(size), fill=0, anchor="lm")
+    ImageDraw.Draw(strip).text((8, height // 2), text, font=_font(size, text), fill=0, anchor="lm")
     return _grey_to_index(np.asarray(strip))
 
 
@@ -257,7 +252,7 @@ def matrix_svg(tokens: list[str], weights: np.ndarray, title: str) -> SVG:
     left, top = label, 32 + label
     w, h = left + n * cell + 10, top + n * cell + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-             f'font-family="DejaVu Sans, sans-serif" font-size="13">',
+             f'font-family="{html.escape(CSS_SANS)}" font-size="13">',
              f'<rect width="{w}" height="{h}" fill="white"/>',
              f'<text x="8" y="20" font-size="15">{html.escape(title)}</text>']
     for i, t in enumerate(escaped):
@@ -276,7 +271,7 @@ def render_overview_svg(result: AttentionResult, thumb: int = 72) -> SVG:
     side, gap, left, top = n * cell, 6, 40, 48
     w, h = left + H * (side + gap), top + L * (side + gap)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:g}" height="{h:g}" '
-             f'font-family="DejaVu Sans, sans-serif" font-size="12">',
+             f'font-family="{html.escape(CSS_SANS)}" font-size="12">',
              f'<rect width="{w:g}" height="{h:g}" fill="white"/>',
              f'<text x="4" y="18">Attention, all heads ({html.escape(result.model_name or "model")})</text>']
     for hd in range(H):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..analysis.embed import Projection
 from ._document import HTML, template
+from .fonts import use_in_matplotlib
 
 #: Colour modes: one colour per sentence, or per word (words seen once are grey).
 COLOR_MODES = ("sentence", "word")
@@ -112,6 +113,7 @@ def render_embedding(proj: Projection, color: str = "sentence", ax=None, labels:
         ValueError: unknown ``color``.
     """
     from matplotlib.figure import Figure
+    use_in_matplotlib(ax)  # fonts for CJK and other scripts
 
     groups = _groups(proj, color)
     if ax is None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..analysis.explain import ExplainResult
 from ._document import HTML, template
+from .fonts import use_in_matplotlib
 
 #: shap's plot colours (``shap.plots.colors.red_rgb`` / ``blue_rgb``).
 RED = (255, 0, 81)
@@ -140,6 +141,7 @@ def render_explain_bars(result: ExplainResult, ax=None):
         The ``matplotlib.figure.Figure``; save it with ``fig.savefig("explanation.png")``.
     """
     from matplotlib.figure import Figure
+    use_in_matplotlib(ax)  # fonts for CJK and other scripts
 
     rows = [r for r in _word_rows(result) if not r["is_mask"]]
     if ax is None:

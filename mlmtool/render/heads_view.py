@@ -21,6 +21,7 @@ import numpy as np
 from ..analysis.heads.metrics import PATTERNS
 from ..analysis.heads.scores import (BROAD, CITATION, DEFAULT_BROAD_THRESHOLD, DEFAULT_THRESHOLD, MIXED, READINGS,
                                      HeadExample, HeadScores, PairScores)
+from .fonts import use_in_matplotlib
 
 #: Metrics drawn as heatmaps, in report order.
 HEATMAP_METRICS: tuple[str, ...] = PATTERNS + ("entropy",)
@@ -84,6 +85,7 @@ def render_heatmap(matrix: np.ndarray, title: str, ax=None, vmin: float | None =
         The matplotlib ``Figure``.
     """
     from matplotlib.figure import Figure
+    use_in_matplotlib(ax)  # fonts for CJK and other scripts
 
     layers, heads = matrix.shape
     if ax is None:
@@ -149,6 +151,7 @@ def render_syntax_heatmap(syntax, relation: str, axes=None):
         fixed-offset baseline).
     """
     from matplotlib.figure import Figure
+    use_in_matplotlib(axes)  # fonts for CJK and other scripts
 
     from ..analysis.heads.syntax import DIRECTIONS
 
@@ -179,6 +182,7 @@ def render_head_labels(scores: HeadScores, labels: np.ndarray, ax=None):
     """
     from matplotlib import colormaps
     from matplotlib.figure import Figure
+    use_in_matplotlib(ax)  # fonts for CJK and other scripts
 
     names = list(PATTERNS) + [BROAD, MIXED]
     index = np.vectorize(names.index)(labels)

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..analysis.layerwise import LayerwisePrediction, MaskLayers
+from .fonts import use_in_matplotlib
 
 
 def render_layerwise(result: LayerwisePrediction, mask: int | None = None, axes: Sequence | None = None):
@@ -35,6 +36,7 @@ def render_layerwise(result: LayerwisePrediction, mask: int | None = None, axes:
         ValueError: ``mask`` outside ``1..len(result.masks)``.
     """
     from matplotlib.figure import Figure
+    use_in_matplotlib(axes)  # fonts for CJK and other scripts
 
     if mask is not None and not 1 <= mask <= len(result.masks):
         raise ValueError(f"mask {mask} is outside 1..{len(result.masks)}")

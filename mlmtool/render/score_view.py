@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..analysis.score import SentenceScore
 from ._document import HTML
+from .fonts import CSS_MONO, CSS_SANS, use_in_matplotlib
 
 #: Surprisal (nats) at which the colour reaches full red.
 RED_AT = 8.0
@@ -100,9 +101,9 @@ def render_score_html(scores: SentenceScore | Sequence[SentenceScore], title: st
             f'<section><h2>{html.escape(s.text)}</h2><p class="sum">PLL <b>{s.pll:.3f}</b> &middot; PPPL '
             f'<b>{s.pppl:.2f}</b> &middot; {len(s.tokens)} tokens &middot; {html.escape(s.variant)}</p>'
             f'<table>{"".join(rows)}</table></section>')
-    css = ("body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:18px}"
+    css = (f"body{{font:14px/1.4 {CSS_SANS};margin:2em;color:#222}}h1{{font-size:18px}}"
            "h2{font-size:15px;margin:1.4em 0 .2em}.sum{color:#555;margin:0 0 .5em}table{border-collapse:collapse}"
-           "td{padding:1px 8px 1px 0}.tok{font-family:monospace}.lp{text-align:right;color:#555;"
+           f"td{{padding:1px 8px 1px 0}}.tok{{font-family:{CSS_MONO}}}.lp{{text-align:right;color:#555;"
            "font-variant-numeric:tabular-nums}.bar{width:320px}.bar span{display:block;height:12px;"
            "border-radius:2px;min-width:1px}.note{color:#777}")
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -124,6 +125,7 @@ def render_score_png(scores: SentenceScore | Sequence[SentenceScore], ax=None):
         The ``matplotlib.figure.Figure``; save it with ``fig.savefig("score.png")``.
     """
     from matplotlib.figure import Figure
+    use_in_matplotlib(ax)  # fonts for CJK and other scripts
 
     scores = _as_list(scores)
     if ax is not None:

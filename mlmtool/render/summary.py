@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..analysis.rollout import AttentionSummary
 from .diagrams import SVG, matrix_image, matrix_layout, matrix_svg
+from .fonts import use_in_matplotlib
 
 
 def summary_filename(summary: AttentionSummary, fmt: str = "png") -> str:
@@ -43,6 +44,7 @@ def render_summary(summary: AttentionSummary, ax=None):
 def _draw_summary(summary: AttentionSummary, ax):
     """The summary matrix on a matplotlib ``ax``: row = token after the last layer, column =
     input token; returns ``ax.figure``."""
+    use_in_matplotlib(ax)  # fonts for CJK and other scripts
     n = len(summary.tokens)
     image = ax.imshow(summary.matrix, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(n), list(summary.tokens), rotation=90, fontsize=7)

@@ -235,7 +235,7 @@ function mlmtoolView(rootId) {
     const ctx = canvas.getContext("2d");
     const cell = Math.max(3, Math.min(22, Math.floor(520 / N)));
     const showLabels = cell >= 9;
-    const font = "12px ui-monospace, 'DejaVu Sans Mono', monospace";
+    const font = "12px ui-monospace, 'DejaVu Sans Mono', 'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Hiragino Sans', 'Microsoft YaHei', 'Yu Gothic', 'Malgun Gothic', 'WenQuanYi Micro Hei', 'Noto Sans Devanagari', 'Noto Color Emoji', 'Segoe UI Emoji', 'Apple Color Emoji', monospace";
     ctx.font = font;
     const labelW = showLabels ? Math.ceil(Math.max(...tokens.map((t) => ctx.measureText(t).width))) + 10 : 6;
     const left = labelW, top = labelW, side = N * cell;
@@ -438,7 +438,7 @@ function mlmtoolView(rootId) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     svg.classList.remove("mlmv-focus");
     const ctx = document.createElement("canvas").getContext("2d");
-    ctx.font = "12px ui-monospace, 'DejaVu Sans Mono', monospace";
+    ctx.font = "12px ui-monospace, 'DejaVu Sans Mono', 'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Hiragino Sans', 'Microsoft YaHei', 'Yu Gothic', 'Malgun Gothic', 'WenQuanYi Micro Hei', 'Noto Sans Devanagari', 'Noto Color Emoji', 'Segoe UI Emoji', 'Apple Color Emoji', monospace";
     const longest = Math.max(...tokens.map((t) => ctx.measureText(t).width));
     const row = N > 48 ? 14 : 18, colW = Math.ceil(Math.min(320, longest + 12)), gap = 150;
     const width = 2 * colW + gap, height = N * row + 8;
@@ -547,7 +547,7 @@ function mlmtoolView(rootId) {
     const cell = 20, label = 10 + 8 * Math.max(...tokens.map((t) => t.length));
     const left = label, top = 30 + label, side = N * cell, width = left + side + 10, height = top + side + 10;
     const parts = ['<svg xmlns="' + SVGNS + '" width="' + width + '" height="' + height +
-      '" font-family="DejaVu Sans, sans-serif" font-size="12">',
+      '" font-family="system-ui, -apple-system, \'Segoe UI\', \'DejaVu Sans\', Arial, \'Noto Sans CJK SC\', \'Source Han Sans SC\', \'PingFang SC\', \'Hiragino Sans\', \'Microsoft YaHei\', \'Yu Gothic\', \'Malgun Gothic\', \'WenQuanYi Micro Hei\', \'Noto Sans Devanagari\', \'Noto Color Emoji\', \'Segoe UI Emoji\', \'Apple Color Emoji\', sans-serif" font-size="12">',
       '<rect width="100%" height="100%" fill="#fff"/>',
       '<text x="8" y="20" font-size="14">' + xml(headName(l, h) + (data.model ? " (" + data.model + ")" : "")) + "</text>"];
     tokens.forEach((t, i) => {
