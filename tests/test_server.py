@@ -402,6 +402,26 @@ def test_guarded_model_takes_the_gate_per_call_and_counts_rows(tiny_bert):
     assert sum(rows) >= 3 and gate.runs >= len(rows)
 
 
+def test_a_job_stopped_by_the_closing_gate_is_an_error_not_a_bug(caplog):
+    """Ctrl-C closes the gates; the SHAP job then fails at its next model call with the
+    gate's message, and nothing is logged as a bug (no traceback)."""
+    from mlmtool.server.worker import ExplainJobs
+
+    gate = ModelGate()
+    gate.close()
+
+    def run(job, on_call):
+        with gate.hold(urgent=False):
+            raise AssertionError("a closed gate never lets the job in")
+
+    jobs = ExplainJobs(run)
+    job = jobs.submit("bert", {}, 10)
+    wait_until(lambda: jobs.get(job.id)[0].status == "error", "the job fails")
+    jobs.close()
+    assert job.error == "the server is stopping"
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 def test_explain_queue_is_bounded(tiny_bert):
     app = create_app({"bert": tiny_bert}, limits=Limits(max_explain_jobs=1))
     gate = app.state.gates["bert"]
@@ -889,7 +909,7 @@ def test_ctrl_c_stops_within_seconds_even_during_shap(tiny_bert_dir, tmp_path):
         t.join(30)
     srv.http.close()
     assert rc == 0 and took < 8, (rc, took, err)
-    assert "Traceback" not in err and err.strip().endswith("mlmtool serve: stopped")
+    assert "Traceback" not in err and err.strip().endswith("mlmtool serve: stopped"), err
 
 
 # ---- the page in Chromium --------------------------------------------------------------

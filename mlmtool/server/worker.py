@@ -19,8 +19,8 @@ The weights are shared, not copied, so serving SHAP costs no extra memory.
 
 This choice (one lock per model with priorities, rather than one copy of the weights per
 worker) keeps the guarantee checkable: ``tests/test_server.py`` hooks the real encoder
-and asserts it is never entered by two threads at once while SHAP and many predict
-requests run together.
+and asserts it is never entered by two threads at once while a SHAP job (one that calls
+the model until the test releases it) and many predict requests run together.
 """
 
 from __future__ import annotations
@@ -214,8 +214,9 @@ class ExplainJobs:
     Args:
         run: ``run(job, on_call) -> dict`` computes a job's result (called on the worker
             thread; ``on_call(n)`` adds ``n`` to the job's evaluations). A
-            :class:`~mlmtool.errors.MlmtoolError` becomes the job's error message; any other
-            exception is logged with its traceback and the job fails with a short message.
+            :class:`~mlmtool.errors.MlmtoolError` or a :class:`BusyError` (a closed gate: the
+            server is stopping) becomes the job's error message; any other exception is
+            logged with its traceback and the job fails with a short message.
         max_jobs: queued plus running jobs allowed at once (default 4).
         keep: finished jobs remembered for polling (default 64, oldest forgotten first).
     """
@@ -283,7 +284,7 @@ class ExplainJobs:
             try:
                 job.result = self._run(job, on_call)
                 job.status = "done"
-            except MlmtoolError as exc:
+            except (MlmtoolError, BusyError) as exc:  # refused input, or the server is stopping
                 job.error, job.status = str(exc).splitlines()[0] if str(exc) else type(exc).__name__, "error"
             except Exception as exc:  # a bug: keep the traceback in the log, not in the answer
                 log.exception("explain job %s failed", job.id)
