@@ -285,17 +285,10 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
             ``max_evals``, a target that is not one token, a text with no word besides the
             mask, or a text longer than the model's limit.
     """
-    shap = _import_shap()
-    lm.require_mlm_head()
-    if max_evals < 3:
-        raise MlmtoolError(f"max_evals must be at least 3, got {max_evals}", param="max_evals")
-    encoding, ids, position = _mask_position(lm, text, mask_index)
+    shap, encoding, ids, position, masker, target_id = _checked(lm, text, target, mask_index, max_evals)
     full = _probabilities(lm, ids, position)  # [vocab]
     top = np.argsort(-full)[:TOP_K]
-    target_id = int(top[0]) if target is None else resolve_target(lm, text, target, mask_index)
-    masker = _make_masker(lm, encoding, ids)
-    if len(masker.hideable) == 0:
-        raise MlmtoolError("the text has no words besides the mask, so there is nothing to explain")
+    target_id = int(top[0]) if target_id is None else target_id
     values, base, evaluations = _shap_values(shap, lm, masker, position, target_id, max_evals, batch_size,
                                              seed, progress)
     groups = word_pieces(word_ids_of(encoding, 0, lm.tokenizer))
@@ -318,6 +311,32 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
         evaluations=evaluations,
         top_predictions=[(lm.tokenizer.decode([int(t)]).strip(), float(full[t])) for t in top],
     )
+
+
+def check_explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: int = 1,
+                  max_evals: int = MAX_EVALS) -> None:
+    """Check the arguments of :func:`explain` without running the model (the web app refuses
+    a bad request at once with this, before queueing a SHAP job).
+
+    Raises:
+        NoMLMHeadError, MlmtoolError: exactly what :func:`explain` raises for these arguments.
+    """
+    _checked(lm, text, target, mask_index, max_evals)
+
+
+def _checked(lm: LoadedModel, text: str, target: str | None, mask_index: int, max_evals: int):
+    """:func:`explain`'s checks, in its order: ``(shap, encoding, ids, position, masker,
+    target_id)``, ``target_id`` None when no target was given."""
+    shap = _import_shap()
+    lm.require_mlm_head()
+    if max_evals < 3:
+        raise MlmtoolError(f"max_evals must be at least 3, got {max_evals}", param="max_evals")
+    encoding, ids, position = _mask_position(lm, text, mask_index)
+    target_id = None if target is None else resolve_target(lm, text, target, mask_index)
+    masker = _make_masker(lm, encoding, ids)
+    if len(masker.hideable) == 0:
+        raise MlmtoolError("the text has no words besides the mask, so there is nothing to explain")
+    return shap, encoding, ids, position, masker, target_id
 
 
 def _import_shap():

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends
 from ..handlers import ApiError
 from ..schemas import ExplainRequest
 from ..state import ServerState, server_state
-from ..worker import BusyError, ModelGate, guarded
 
 router = APIRouter()
 
@@ -23,28 +22,16 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def check_explain(lm, req: ExplainRequest) -> None:
-    """Run the library's own checks of an explanation now, without running the model.
-
-    :func:`mlmtool.explain` checks its arguments (masked-LM head, ``max_evals``, the text,
-    ``mask_index``) before its first model call; here it runs on the model behind a closed
-    :class:`~mlmtool.server.worker.ModelGate`, which stops it at that call. The target is
-    checked by the library's :func:`~mlmtool.analysis.explain.resolve_target`.
+    """The library's own checks of an explanation (:func:`mlmtool.analysis.explain.check_explain`),
+    run now so that a bad request is a 400, not a failed job; the model does not run.
 
     Raises:
         MlmtoolError: the library's refusal (HTTP 400), e.g. no [MASK], a mask out of
             range, a target that is not one token, no masked-LM head.
     """
-    from ...analysis.explain import explain, resolve_target
+    from ...analysis.explain import check_explain as library_check
 
-    stop = ModelGate()
-    stop.close()
-    try:
-        explain(guarded(lm, stop), req.text, target=req.target, mask_index=req.mask,
-                max_evals=req.max_evals, seed=req.seed, progress=False)
-    except BusyError:  # the closed gate: every check passed, the model would run now
-        pass
-    if req.target is not None:
-        resolve_target(lm, req.text, req.target, req.mask)
+    library_check(lm, req.text, target=req.target, mask_index=req.mask, max_evals=req.max_evals)
 
 
 @router.post("/api/explain", status_code=202,
