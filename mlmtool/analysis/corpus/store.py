@@ -1,0 +1,230 @@
+"""The index folder of ``mlmtool index``: its manifest, its word table and one HNSW index per layer.
+
+Layout (docs/search.md)::
+
+    INDEX_DIR/manifest.json                 IndexInfo: model + weights hash, layers, counts, versions
+    INDEX_DIR/words-g0001.parquet           one row per word: sentence, word_index, word, start, end,
+                                            upos, relation (row number = the word's key)
+    INDEX_DIR/sentences-g0001.parquet       one row per indexed sentence: sentence, text
+    INDEX_DIR/layer-04.g0001.usearch        usearch HNSW (cosine, float16 vectors), keys = row numbers
+    INDEX_DIR/.building/                    chunks of a build in progress (resumable; gone when done)
+
+Each build that adds words writes a new generation (``g0002`` ...) of the layer files and one more
+pair of table files, then replaces the manifest (the single commit point, ``os.replace``); a
+build stopped at any moment leaves the previous manifest and its files intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...errors import MlmtoolError
+
+FORMAT = "mlmtool-index"
+VERSION = 1
+MANIFEST = "manifest.json"
+WORK = ".building"
+
+#: HNSW settings (Malkov & Yashunin 2018): M = connectivity, efConstruction, efSearch; measured in
+#: docs/search.md (recall@10 ≥ 0.95 at 1M words).
+HNSW = {"connectivity": 16, "expansion_add": 40, "expansion_search": 96}
+
+#: Layers with at most this many words are searched exactly (a NumPy scan of the float16
+#: vectors, a few ms); larger ones through the HNSW graph.
+EXACT_BELOW = 50_000
+
+
+@dataclass
+class IndexInfo:
+    """What an index holds: the manifest (``manifest.json``) as a dataclass.
+
+    Attributes:
+        path: the index folder.
+        model: the model's name as given to :func:`mlmtool.load` (search loads it from here).
+        model_hash: SHA-256 of the encoder's weights (:func:`weights_hash`).
+        hidden_size: ``D``, the vectors' width.
+        layers: indexed hidden-state layers (1..L; 0 = embeddings).
+        lines: corpus lines (or treebank sentences) consumed, counted from the file's start.
+        words: words indexed (= vectors per layer = rows of the word table).
+        sentences: sentences with at least one word.
+        truncated: sentences longer than the model accepts, cut to its maximum length.
+        corpus_sha256: SHA-256 of the first ``lines`` lines (an appended corpus must keep them).
+        conllu: True when built from a CoNLL-U treebank (UPOS and relation per word).
+        generation: how many builds added words.
+        tables: ``[(words_file, sentences_file)]`` one pair per generation.
+        layer_files: layer number (as a string, JSON keys) → its usearch file.
+        versions: library versions at the last build (mlmtool, usearch, pyarrow, torch, ...).
+        hnsw: the HNSW settings used (:data:`HNSW`).
+    """
+
+    path: str
+    model: str
+    model_hash: str
+    hidden_size: int
+    layers: list[int]
+    lines: int = 0
+    words: int = 0
+    sentences: int = 0
+    truncated: int = 0
+    corpus_sha256: str = ""
+    conllu: bool = False
+    generation: int = 0
+    tables: list[list[str]] = field(default_factory=list)
+    layer_files: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    hnsw: dict[str, int] = field(default_factory=lambda: dict(HNSW))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready ``dict`` of the manifest (``format`` and ``version`` included)."""
+        return {"format": FORMAT, "version": VERSION, **asdict(self)}
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write :meth:`to_dict` as JSON, atomically (temporary file + ``os.replace``).
+
+        Args:
+            path: the file; default ``<self.path>/manifest.json``.
+
+        Returns:
+            The path written.
+        """
+        path = Path(path) if path is not None else Path(self.path) / MANIFEST
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+def weights_hash(lm) -> str:
+    """SHA-256 (hex) of the encoder's weights: names, shapes and float32 values, in name order.
+
+    Only the encoder (``lm.encoder``) counts: the masked-LM head does not change hidden states.
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(lm.encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose output the index depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("mlmtool", "usearch", "pyarrow", "numpy", "torch", "transformers", "tokenizers"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def read_info(path: str | Path) -> IndexInfo:
+    """Read and check an index folder's manifest; every file it names must be there.
+
+    Raises:
+        MlmtoolError: no such folder; a folder without a manifest (not an index, or a first
+            build that was interrupted: run ``mlmtool index`` again); an unreadable manifest;
+            a file the manifest names is missing (partial or corrupted). Nothing is deleted.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise MlmtoolError(f"no index folder '{folder}'")
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        hint = ("a first build was interrupted; run the same `mlmtool index` command again to finish it"
+                if (folder / WORK).is_dir() else "build one with `mlmtool index CORPUS -o DIR`")
+        raise MlmtoolError(f"'{folder}' is not an mlmtool index (no {MANIFEST}); {hint}")
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        if data.pop("format", None) != FORMAT or data.pop("version", None) != VERSION:
+            raise ValueError("not an mlmtool index manifest of this version")
+        data["path"] = str(folder)
+        info = IndexInfo(**data)
+    except (ValueError, TypeError) as exc:
+        raise MlmtoolError(f"'{folder}' holds a corrupted index ({MANIFEST}: {exc}); nothing was "
+                           "changed: rebuild it into another folder") from None
+    missing = [n for pair in info.tables for n in pair] + list(info.layer_files.values())
+    missing = [n for n in missing if not (folder / n).is_file()]
+    if missing:
+        raise MlmtoolError(f"'{folder}' is a partial or corrupted index ({missing[0]} is missing); "
+                           "nothing was changed: rebuild it into another folder")
+    return info
+
+
+class CorpusIndex:
+    """An opened index: its manifest, word table, sentences and per-layer HNSW indexes.
+
+    The HNSW files are memory-mapped (``usearch.Index.restore(view=True)``), so opening is
+    fast and only the pages a search touches are read.
+
+    Args:
+        path: the index folder.
+
+    Raises:
+        MlmtoolError: as :func:`read_info`, or a table file that cannot be read.
+    """
+
+    def __init__(self, path: str | Path):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.info = read_info(path)
+        self.path = Path(path)
+        try:
+            self.words = pa.concat_tables([pq.read_table(self.path / w) for w, _ in self.info.tables]) \
+                if self.info.tables else None
+            texts = [pq.read_table(self.path / s) for _, s in self.info.tables]
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise MlmtoolError(f"'{self.path}' is a corrupted index ({exc}); nothing was changed") from None
+        self.texts: dict[int, str] = {}
+        for t in texts:
+            self.texts.update(zip(t.column("sentence").to_pylist(), t.column("text").to_pylist()))
+        self._layers: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        """The number of indexed words."""
+        return self.info.words
+
+    def layer(self, layer: int):
+        """The memory-mapped usearch ``Index`` of ``layer`` (keys = word rows).
+
+        Raises:
+            MlmtoolError: ``layer`` was not indexed (the message lists those that were).
+        """
+        if layer not in self.info.layers:
+            raise MlmtoolError(f"layer {layer} is not in the index '{self.path}'; indexed layers: "
+                               + ", ".join(map(str, self.info.layers)), param="layer")
+        if layer not in self._layers:
+            from usearch.index import Index
+
+            index = Index.restore(str(self.path / self.info.layer_files[str(layer)]), view=True)
+            index.expansion_search = self.info.hnsw.get("expansion_search", HNSW["expansion_search"])
+            self._layers[layer] = index
+        return self._layers[layer]
+
+    def vectors(self, layer: int):
+        """All vectors of ``layer``: ``float16 [words, D]``, row ``i`` = word ``i``."""
+        import numpy as np
+
+        index = self.layer(layer)
+        order = np.argsort(np.asarray(index.keys, dtype=np.int64))
+        return np.asarray(index.vectors)[order]
+
+
+def load_index(path: str | Path) -> CorpusIndex:
+    """Open the index folder ``path`` for :func:`mlmtool.search`.
+
+    Returns:
+        A :class:`CorpusIndex`.
+
+    Raises:
+        MlmtoolError: not an index, or a partial or corrupted one (see :func:`read_info`).
+    """
+    return CorpusIndex(path)

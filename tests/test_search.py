@@ -1,0 +1,193 @@
+"""mlmtool index / mlmtool search (issue 28) on the tiny models of conftest.py.
+
+Properties: search equals a brute-force cosine top-k over ``mlmtool.word_vectors`` (the rule of
+``mlmtool embed``), exactly and through HNSW; an interrupted build resumes and appending lines
+gives the index a fresh build gives; bad input is one line, exit 2, and nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import mlmtool
+from mlmtool.analysis.corpus import build as build_mod
+from mlmtool.cli import cli
+
+from conftest import CORPUS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: Unique lines (no two identical vectors, so no ties in the top-k).
+LINES = [f"{s[:-2]} {tail} ." for s in CORPUS for tail in ("today", "at night", "in the park", "quickly")]
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_bert_dir):
+    return mlmtool.load(str(tiny_bert_dir))
+
+
+@pytest.fixture(scope="module")
+def built(lm, tmp_path_factory):
+    """An index of LINES (32 lines, layers 1 and 2) and its corpus file."""
+    folder = tmp_path_factory.mktemp("search")
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    info = mlmtool.build_index(lm, corpus, folder / "index", layers=[1, 2])
+    return info, corpus
+
+
+def _brute_force(lm, query_sentence: str, query_word: int, layer: int, k: int):
+    """Top-k (score, sentence, word_index) by cosine over word_vectors of every line."""
+    wv = mlmtool.word_vectors(lm, LINES, layer=layer)
+    q = mlmtool.word_vectors(lm, [query_sentence], layer=layer).vectors[query_word]
+    mat = wv.vectors / np.linalg.norm(wv.vectors, axis=1, keepdims=True)
+    scores = mat @ (q / np.linalg.norm(q))
+    word_no = [0] * len(wv.words)
+    for i in range(1, len(word_no)):
+        word_no[i] = word_no[i - 1] + 1 if wv.sentence_index[i] == wv.sentence_index[i - 1] else 0
+    order = np.argsort(-scores)[:k]
+    return {(wv.sentence_index[i], word_no[i]): float(scores[i]) for i in order}, scores[order]
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("layer", [1, 2])
+def test_search_equals_brute_force_cosine_top_k(lm, built, exact, layer):
+    info, _ = built
+    assert info.words == sum(len(s.split()) for s in LINES)
+    res = mlmtool.search(info.path, "the dog ran to the [bank] .", lm, layer=layer, top_k=10, exact=exact)
+    assert res.word == "bank" and res.word_index == 5 and res.exact is exact
+    reference, ref_scores = _brute_force(lm, "the dog ran to the bank .", 5, layer, 10)
+    got = [h.score for h in res.hits]
+    np.testing.assert_allclose(got, ref_scores, atol=2e-3)  # float16 storage
+    assert got == sorted(got, reverse=True)
+    for h in res.hits:
+        assert LINES[h.sentence].split()[h.word_index] == h.word
+        assert f"{h.left} {h.word} {h.right}".strip() == LINES[h.sentence]
+        if (h.sentence, h.word_index) in reference:
+            assert abs(reference[(h.sentence, h.word_index)] - h.score) < 2e-3
+
+
+def test_word_filters_and_the_json_of_the_cli(built, runner):
+    info, _ = built
+    out = runner.invoke(cli, ["search", info.path, "the", "[cat]", "sat", "on", "the", "mat", ".", "-k", "5",
+                              "--same-word", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert {h["word"] for h in data["hits"]} == {"cat"} and len(data["hits"]) == 5
+    assert set(data["hits"][0]) == {"sentence", "word_index", "word", "left", "right", "score"}
+    assert data["summary"]["words"] == {"cat": 5}
+    other = mlmtool.search(info.path, "the [cat] sat .", top_k=7, words="other")
+    assert len(other.hits) == 7 and all(h.word != "cat" for h in other.hits)
+    page = runner.invoke(cli, ["search", info.path, "the [cat] sat .", "--html", "hits.html"])
+    assert page.exit_code == 0 and "keyword" not in page.output
+    html = open("hits.html", encoding="utf-8").read()
+    assert "default-src 'none'" in html and "<script" not in html and "cat" in html
+
+
+def test_interrupted_build_resumes_and_new_lines_append(lm, tmp_path, monkeypatch):
+    monkeypatch.setattr(build_mod, "CHUNK_LINES", 4)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(LINES[:20]) + "\n", encoding="utf-8")
+    real = build_mod.embed_sentences
+    calls = []
+
+    def stop_after_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_mod, "embed_sentences", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
+    assert len(list((tmp_path / "ix" / ".building").glob("chunk-*.npz"))) == 2
+    calls.clear()
+    monkeypatch.setattr(build_mod, "embed_sentences", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    first = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
+    assert len(calls) == 3 and first.lines == 20 and not (tmp_path / "ix" / ".building").exists()
+    with corpus.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(LINES[20:]) + "\n")
+    appended = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
+    fresh = mlmtool.build_index(lm, corpus, tmp_path / "fresh", layers=[2])
+    assert (appended.words, appended.lines, appended.generation) == (fresh.words, 32, 2)
+    assert mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2]).generation == 2  # nothing new
+    a = mlmtool.search(appended.path, "a [river] .", lm, top_k=12)
+    b = mlmtool.search(fresh.path, "a [river] .", lm, top_k=12)
+    assert a.to_dict()["hits"] == b.to_dict()["hits"]
+    np.testing.assert_array_equal(mlmtool.load_index(appended.path).vectors(2),
+                                  mlmtool.load_index(fresh.path).vectors(2))
+
+
+def _snapshot(folder):
+    return sorted((p.relative_to(folder).as_posix(), p.stat().st_size) for p in folder.rglob("*"))
+
+
+def test_bad_input_is_one_line_exit_2_and_nothing_is_deleted(built, tiny_bert_dir, tiny_roberta_dir,
+                                                             runner, tmp_path):
+    info, corpus = built
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+    (tmp_path / "bin.txt").write_bytes(b"abc\x00\x01\x02\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine", encoding="utf-8")
+    m = ["-m", str(tiny_bert_dir)]
+    cases = [
+        (["index", str(tmp_path / "empty.txt"), *m, "-o", "a"], "empty"),
+        (["index", str(tmp_path / "bin.txt"), *m, "-o", "b"], "binary"),
+        (["index", str(corpus), *m, "-o", str(tmp_path / "notes")], "not an mlmtool index"),
+        (["index", str(corpus), "-m", str(tiny_roberta_dir), "-o", info.path, "--layers", "1,2"], "not of"),
+        (["search", info.path, "the cat sat ."], "no word in [brackets]"),
+        (["search", info.path, "the [cat] [sat] ."], "more than one"),
+        (["search", info.path, "the [cat] sat .", "--layer", "0"], "layer 0 is not in the index"),
+        (["search", info.path, "the [cat] sat .", "--pos", "NOUN"], "no part-of-speech"),
+        (["search", str(tmp_path / "notes"), "the [cat] sat ."], "not an mlmtool index"),
+    ]
+    before = _snapshot(tmp_path)
+    index_before = _snapshot(corpus.parent)
+    for args, words in cases:
+        out = runner.invoke(cli, args)
+        assert out.exit_code == 2, (args, out.output)
+        assert words in out.output and len(out.output.strip().splitlines()) == 1, (args, out.output)
+    assert _snapshot(tmp_path) == before and _snapshot(corpus.parent) == index_before
+    assert "tiny" in runner.invoke(cli, cases[3][0]).output  # both models named
+
+
+def test_partial_index_is_refused_and_kept(built, tmp_path, runner):
+    import shutil
+
+    info, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(info.path, copy)
+    next(copy.glob("layer-02*.usearch")).unlink()
+    before = _snapshot(copy)
+    out = runner.invoke(cli, ["search", str(copy), "the [cat] sat ."])
+    assert out.exit_code == 2 and "partial or corrupted" in out.output
+    (copy / "manifest.json").write_text("{not json", encoding="utf-8")
+    out = runner.invoke(cli, ["search", str(copy), "the [cat] sat ."])
+    assert out.exit_code == 2 and "corrupted" in out.output
+    assert [n for n, _ in _snapshot(copy)] == [n for n, _ in before]  # nothing deleted
+
+
+def test_conllu_index_carries_upos_and_filters_by_pos(lm, tmp_path):
+    rows = []
+    for n, sent in enumerate(["the cat sat on the mat .", "the dog ran in the park ."]):
+        words = sent.split()
+        tags = ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN", "PUNCT"]
+        rows.append(f"# sent_id = {n}\n# text = {sent}\n" + "".join(
+            f"{i + 1}\t{w}\t{w}\t{t}\t_\t_\t{0 if t == 'VERB' else 3}\t{'root' if t == 'VERB' else 'dep'}\t_\t_\n"
+            for i, (w, t) in enumerate(zip(words, tags))))
+    (tmp_path / "t.conllu").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    info = mlmtool.build_index(lm, None, tmp_path / "ix", conllu=tmp_path / "t.conllu")
+    res = mlmtool.search(info.path, "a [dog] ran .", lm, pos="NOUN", top_k=10)
+    assert len(res.hits) == 4 and {h.upos for h in res.hits} == {"NOUN"}
+    assert res.summary()["pos"] == {"NOUN": 4} and res.hits[0].relation == "dep"
+
+
+def test_facade_results_speak_the_same_way(built, tmp_path):
+    info, _ = built
+    res = mlmtool.search(mlmtool.load_index(info.path), "the [cat] sat .", top_k=3)
+    assert isinstance(res, mlmtool.SearchResult) and isinstance(res.hits[0], mlmtool.SearchHit)
+    assert json.loads(res.save(tmp_path / "r.json").read_text())["hits"] == res.to_dict()["hits"]
+    assert json.loads(info.save(tmp_path / "m.json").read_text())["words"] == info.words
