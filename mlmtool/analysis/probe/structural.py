@@ -1,0 +1,243 @@
+"""The structural probe (Hewitt & Manning 2019, "A Structural Probe for Finding Syntax in
+Word Representations", NAACL, https://aclanthology.org/N19-1419; conventions of their code,
+github.com/john-hewitt/structural-probes: ``probe.py``, ``loss.py``, ``reporter.py``).
+
+A linear map ``B`` (``[rank, D]``, rank 128 by default) is trained so that
+
+* ``distance``: the squared distance ``‖B(h_i − h_j)‖²`` approximates the tree distance
+  ``d_T(w_i, w_j)`` (edges on the path between the two words);
+* ``depth``: the squared norm ``‖B h_i‖²`` approximates the word's depth in the tree.
+
+Loss (their ``L1DistanceLoss`` / ``L1DepthLoss``): per sentence of ``n`` words the L1 error
+summed over word pairs and divided by ``n²`` (over words, divided by ``n`` for depth), then
+averaged over the batch's sentences. Training: Adam, ``B`` initialised uniform in
+[−0.05, 0.05] as theirs.
+
+Metrics (their ``reporter.py``): **UUAS** — the minimum spanning tree of the predicted
+distances over the non-punctuation words (Prim's algorithm), the share of gold undirected
+arcs between two non-punctuation words it contains, pooled over the corpus; **DSpr** — per
+word, the Spearman correlation of its predicted and gold distances to all words of its
+sentence, averaged per sentence length, then over the lengths 5–50; **root accuracy** — the
+non-punctuation word of least predicted depth is the gold root (the non-punctuation word of
+least gold depth); **NSpr** — per sentence, the Spearman correlation of predicted and gold
+depths, averaged as DSpr. Punctuation is UPOS ``PUNCT``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from .data import PUNCT, ProbeSentences, tree_depths, tree_distances
+
+#: The structural tasks and their metrics, the first being the one ranked in tables.
+STRUCTURAL_TASKS = {"distance": ("uuas", "dspr"), "depth": ("nspr", "root_accuracy")}
+
+#: Sentence lengths averaged by DSpr and NSpr (Hewitt & Manning 2019 §3.1).
+SPEARMAN_LENGTHS = (5, 50)
+
+
+def distance_loss(pred, gold, lengths):
+    """Their ``L1DistanceLoss``: ``mean_s  Σ_ij |pred − gold| / n_s²`` over valid pairs.
+
+    Args:
+        pred: ``Tensor [B, n, n]`` predicted squared distances; gold: ``[B, n, n]`` tree
+            distances, −1 on padding; lengths: ``[B]`` words per sentence.
+
+    Returns:
+        A scalar tensor.
+    """
+    valid = (gold != -1).float()
+    per_sent = ((pred - gold).abs() * valid).sum(dim=(1, 2)) / lengths.float().pow(2)
+    return per_sent.sum() / (lengths != 0).sum().float()
+
+
+def depth_loss(pred, gold, lengths):
+    """Their ``L1DepthLoss``: ``mean_s  Σ_i |pred − gold| / n_s``; shapes ``[B, n]``, gold −1
+    on padding."""
+    valid = (gold != -1).float()
+    per_sent = ((pred - gold).abs() * valid).sum(dim=1) / lengths.float()
+    return per_sent.sum() / (lengths != 0).sum().float()
+
+
+def predict_batch(proj, x, kind: str):
+    """``‖B(h_i − h_j)‖²`` ``[B, n, n]`` (distance) or ``‖B h_i‖²`` ``[B, n]`` (depth).
+
+    Args:
+        proj: ``Tensor [rank, D]``; x: ``Tensor [B, n, D]`` padded word vectors.
+    """
+    t = x @ proj.T  # [B, n, rank]
+    if kind == "depth":
+        return (t * t).sum(-1)
+    sq = (t * t).sum(-1)
+    return (sq[:, :, None] + sq[:, None, :] - 2 * t @ t.transpose(1, 2)).clamp_min(0)
+
+
+def gold_targets(sents: ProbeSentences, kind: str) -> list[np.ndarray]:
+    """Per sentence the gold tree distances ``[n, n]`` or depths ``[n]`` (float32)."""
+    out = []
+    for i in range(len(sents)):
+        a, b = sents.offsets[i], sents.offsets[i + 1]
+        heads = np.where(sents.heads[a:b] >= 0, sents.heads[a:b] - a, -1)
+        out.append(tree_distances(heads) if kind == "distance" else tree_depths(heads))
+    return out
+
+
+def _batch(x, gold: Sequence[np.ndarray], offsets: np.ndarray, idx: Sequence[int]):
+    """Padded ``(x [B, n, D], gold [B, n(, n)] with −1 padding, lengths [B])`` tensors."""
+    import torch
+
+    lengths = torch.tensor([int(offsets[i + 1] - offsets[i]) for i in idx])
+    n = int(lengths.max())
+    xb = torch.zeros(len(idx), n, x.shape[1])
+    gb = torch.full((len(idx), n) + ((n,) if gold[idx[0]].ndim == 2 else ()), -1.0)
+    for r, i in enumerate(idx):
+        k = int(lengths[r])
+        xb[r, :k] = x[offsets[i]:offsets[i + 1]]
+        gb[(r, slice(0, k), slice(0, k)) if gb.ndim == 3 else (r, slice(0, k))] = torch.from_numpy(gold[i])
+    return xb, gb, lengths
+
+
+def fit(x: np.ndarray, sents: ProbeSentences, kind: str, gold: Sequence[np.ndarray], rank: int = 128,
+        epochs: int = 10, lr: float = 1e-3, batch_sentences: int = 20, seed: int = 0) -> np.ndarray:
+    """Train a structural probe on one layer.
+
+    Args:
+        x: ``[W, D]`` the layer's word vectors; sents: their sentences; kind: ``"distance"``
+            or ``"depth"``; gold: :func:`gold_targets` of ``sents``; rank: rows of ``B``;
+            epochs: passes over the sentences (shuffled, seeded); lr: Adam's learning rate;
+            batch_sentences: sentences per step.
+
+    Returns:
+        ``float32 [rank, D]`` the trained ``B``.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    proj = torch.empty(rank, xt.shape[1]).uniform_(-0.05, 0.05, generator=gen).requires_grad_()
+    opt = torch.optim.Adam([proj], lr=lr)
+    loss_fn = distance_loss if kind == "distance" else depth_loss
+    for _ in range(epochs):
+        order = torch.randperm(len(sents), generator=gen).tolist()
+        for k in range(0, len(order), batch_sentences):
+            xb, gb, lengths = _batch(xt, gold, sents.offsets, order[k:k + batch_sentences])
+            opt.zero_grad()
+            loss_fn(predict_batch(proj, xb, kind), gb, lengths).backward()
+            opt.step()
+    return proj.detach().numpy()
+
+
+def predict(proj: np.ndarray, x: np.ndarray, sents: ProbeSentences, kind: str) -> list[np.ndarray]:
+    """Per sentence the predicted squared distances ``[n, n]`` or depths ``[n]`` (float32)."""
+    import torch
+
+    p = torch.from_numpy(np.asarray(proj, dtype=np.float32))
+    out = []
+    with torch.no_grad():
+        for i in range(len(sents)):
+            xs = torch.from_numpy(np.asarray(x[sents.offsets[i]:sents.offsets[i + 1]], dtype=np.float32))
+            out.append(predict_batch(p, xs[None], kind)[0].numpy())
+    return out
+
+
+def mst_edges(dist: np.ndarray) -> set[tuple[int, int]]:
+    """Prim's minimum spanning tree of a dense symmetric ``[n, n]`` matrix: ``{(i, j)}``, i < j."""
+    n = len(dist)
+    if n < 2:
+        return set()
+    inside = np.zeros(n, dtype=bool)
+    inside[0] = True
+    best = dist[0].astype(np.float64).copy()
+    link = np.zeros(n, dtype=np.int64)
+    edges = set()
+    for _ in range(n - 1):
+        cand = np.where(inside, np.inf, best)
+        j = int(cand.argmin())
+        edges.add((min(j, int(link[j])), max(j, int(link[j]))))
+        inside[j] = True
+        closer = dist[j] < best
+        best = np.where(closer, dist[j], best)
+        link = np.where(closer, j, link)
+    return edges
+
+
+def _sentence(sents: ProbeSentences, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(heads [n] within the sentence, -1 = root; non-punctuation mask [n])``."""
+    a, b = sents.offsets[i], sents.offsets[i + 1]
+    heads = np.where(sents.heads[a:b] >= 0, sents.heads[a:b] - a, -1)
+    keep = np.array([t != PUNCT for t in sents.labels["upos"][a:b]])
+    return heads, keep
+
+
+def uuas(pred: Sequence[np.ndarray], sents: ProbeSentences) -> float:
+    """Undirected unlabelled attachment score of the predicted distances' MST (pooled)."""
+    right = total = 0
+    for i, d in enumerate(pred):
+        heads, keep = _sentence(sents, i)
+        words = np.flatnonzero(keep)
+        gold = {(min(w, h), max(w, h)) for w, h in enumerate(heads) if h >= 0 and keep[w] and keep[h]}
+        found = {(int(words[a]), int(words[b])) for a, b in mst_edges(d[np.ix_(words, words)])}
+        right += len(gold & found)
+        total += len(gold)
+    return right / total if total else float("nan")
+
+
+def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair of ``a``, ``b`` (``[k, n]``; ties get mean ranks)."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a, axis=-1), rankdata(b, axis=-1)
+    ra -= ra.mean(-1, keepdims=True)
+    rb -= rb.mean(-1, keepdims=True)
+    den = np.sqrt((ra * ra).sum(-1) * (rb * rb).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (ra * rb).sum(-1) / den, np.nan)
+
+
+def _by_length(rhos_per_sentence: Sequence[np.ndarray], lengths: Sequence[int]) -> float:
+    """Mean per sentence length, then mean over the lengths in :data:`SPEARMAN_LENGTHS`."""
+    groups: dict[int, list[float]] = defaultdict(list)
+    lo, hi = SPEARMAN_LENGTHS
+    for rhos, n in zip(rhos_per_sentence, lengths):
+        if lo <= n <= hi:
+            groups[n].extend(r for r in np.atleast_1d(rhos).tolist() if r == r)
+    means = [np.mean(v) for v in groups.values() if v]
+    return float(np.mean(means)) if means else float("nan")
+
+
+def dspr(pred: Sequence[np.ndarray], gold: Sequence[np.ndarray]) -> float:
+    """Distance Spearman: per word, its predicted vs gold distances; see the module doc."""
+    return _by_length([_spearman_rows(p, g) for p, g in zip(pred, gold)], [len(g) for g in gold])
+
+
+def nspr(pred: Sequence[np.ndarray], gold: Sequence[np.ndarray]) -> float:
+    """Depth Spearman: per sentence, predicted vs gold depths; see the module doc."""
+    return _by_length([_spearman_rows(p[None], g[None]) for p, g in zip(pred, gold)], [len(g) for g in gold])
+
+
+def root_accuracy(pred: Sequence[np.ndarray], gold: Sequence[np.ndarray], sents: ProbeSentences) -> float:
+    """Share of sentences whose least-deep predicted non-punctuation word is the gold root."""
+    right = total = 0
+    for i, (p, g) in enumerate(zip(pred, gold)):
+        _, keep = _sentence(sents, i)
+        if not keep.any():
+            continue
+        words = np.flatnonzero(keep)
+        right += int(words[p[words].argmin()] == words[g[words].argmin()])
+        total += 1
+    return right / total if total else float("nan")
+
+
+def evaluate(kind: str, pred: Sequence[np.ndarray], gold: Sequence[np.ndarray], sents: ProbeSentences
+             ) -> dict[str, float]:
+    """The task's metrics (:data:`STRUCTURAL_TASKS`): ``{"uuas", "dspr"}`` or ``{"nspr", "root_accuracy"}``."""
+    if kind == "distance":
+        return {"uuas": uuas(pred, sents), "dspr": dspr(pred, gold)}
+    return {"nspr": nspr(pred, gold), "root_accuracy": root_accuracy(pred, gold, sents)}
+
+
+__all__ = ["SPEARMAN_LENGTHS", "STRUCTURAL_TASKS", "depth_loss", "distance_loss", "dspr", "evaluate", "fit",
+           "gold_targets", "mst_edges", "nspr", "predict", "predict_batch", "root_accuracy", "uuas"]
