@@ -7,7 +7,7 @@ tokens)`` split).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from ..core.forward import encode, iter_forward
 from ..defaults import TOP_K
 from ..models import LoadedModel
 from ..tokens import display_token, word_ids_of
+from .arch import check_attention, layer_label, layout, to_weights
 
 
 @dataclass
@@ -34,6 +35,11 @@ class AttentionResult:
             tokens), from the fast tokenizer.
         special: ``[seq]`` True for special tokens (``[CLS]``, ``[SEP]``, ``<s>``...).
         model_name: the model's name, for titles.
+        local_window: per layer (index 0 = layer 1), the half window ``w`` of a local
+            sliding-window layer (its weights are zero where ``|i - j| > w``), None for a
+            global layer; ``[]`` when every layer is global (:func:`mlmtool.analysis.arch.local_windows`).
+        notes: one line per fact about this model's attention a reader should know (local
+            layers, grouped-query attention); ``[]`` for BERT-like models.
     """
 
     text: str
@@ -42,6 +48,8 @@ class AttentionResult:
     word_ids: list[int | None]
     special: list[bool]
     model_name: str = ""
+    local_window: list[int | None] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_layers(self) -> int:
@@ -53,10 +61,24 @@ class AttentionResult:
         """Heads per layer (``attention.shape[1]``)."""
         return int(self.attention.shape[1])
 
+    @property
+    def layer_labels(self) -> list[str]:
+        """Per layer ``"global"`` or ``"local ±w"`` (``[]`` when every layer is global), for
+        diagram titles and the view's layer rows."""
+        return [layer_label(w) for w in self.local_window]
+
     def to_dict(self) -> dict:
-        """A JSON-ready ``dict``; ``attention`` becomes nested lists ``[layers][heads][seq][seq]``."""
-        return {"text": self.text, "tokens": self.tokens, "attention": self.attention.tolist(),
-                "word_ids": self.word_ids, "special": self.special, "model_name": self.model_name}
+        """A JSON-ready ``dict``; ``attention`` becomes nested lists ``[layers][heads][seq][seq]``.
+
+        ``local_window`` and ``layer_labels`` (per layer) are present only for models with
+        local layers, ``notes`` only when there are notes."""
+        out = {"text": self.text, "tokens": self.tokens, "attention": self.attention.tolist(),
+               "word_ids": self.word_ids, "special": self.special, "model_name": self.model_name}
+        if self.local_window:
+            out["local_window"], out["layer_labels"] = list(self.local_window), self.layer_labels
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
     def save(self, path: str | Path) -> Path:
         """Write the result to exactly ``path`` as compressed NumPy (``.npz`` format, no suffix
@@ -77,6 +99,7 @@ class AttentionResult:
 
         with np.load(path) as data:
             meta = json.loads(str(data["meta"]))
+            meta.pop("layer_labels", None)
             return cls(attention=data["attention"].astype(np.float32), **meta)
 
 
@@ -94,8 +117,11 @@ def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16
         One :class:`AttentionResult` for a string, else a list in input order.
 
     Raises:
-        MlmtoolError: an empty text or one longer than the model's maximum length.
+        MlmtoolError: the architecture gives no token x token attention
+            (:func:`mlmtool.analysis.arch.check_attention`: Funnel, Longformer, ...), an empty
+            text or one longer than the model's maximum length.
     """
+    check_attention(lm)
     single = isinstance(texts, str)
     items = [texts] if single else list(texts)
     encoding = encode(lm, items, need_mask=False)
@@ -110,13 +136,23 @@ def attention_from(lm: LoadedModel, text: str, encoding, i: int, weights: np.nda
 
     Args:
         encoding: the ``BatchEncoding`` of :func:`mlmtool.core.forward.encode`; i: the text's
-            index in it; weights: ``float32 [L, H, S, S]`` for that text.
+            index in it; weights: ``float32 [L, H, S, S]`` for that text (SqueezeBERT's scores
+            become weights here, :func:`mlmtool.analysis.arch.to_weights`).
     """
     ids = encoding["input_ids"][i]
-    word_ids = word_ids_of(encoding, i, lm.tokenizer)
+    return make_result(lm, text, ids, word_ids_of(encoding, i, lm.tokenizer), weights)
+
+
+def make_result(lm: LoadedModel, text: str, ids, word_ids: list[int | None], weights: np.ndarray
+                ) -> AttentionResult:
+    """An :class:`AttentionResult` from token ids, their word ids and the forward core's
+    ``float32 [L, H, S, S]`` weights, with the model's local windows and notes
+    (:func:`mlmtool.analysis.arch.layout`)."""
+    shape = layout(lm)
     return AttentionResult(text=text, tokens=[display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(ids)],
-                           attention=np.ascontiguousarray(weights, dtype=np.float32), word_ids=word_ids,
-                           special=[w is None for w in word_ids], model_name=lm.name)
+                           attention=np.ascontiguousarray(to_weights(lm, weights), dtype=np.float32),
+                           word_ids=list(word_ids), special=[w is None for w in word_ids], model_name=lm.name,
+                           local_window=shape.local_window, notes=shape.notes)
 
 
 def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K, batch_size: int = 16,
@@ -137,13 +173,15 @@ def predict_with_attention(lm: LoadedModel, texts: str | list[str], top_k: int =
         ``(Prediction, AttentionResult)`` for a string, else a list of such pairs in input order.
 
     Raises:
-        NoMLMHeadError, MlmtoolError: as :func:`mlmtool.predict`.
+        NoMLMHeadError, MlmtoolError: as :func:`mlmtool.predict`; MlmtoolError also when the
+            architecture gives no token x token attention (:func:`mlmtool.analysis.arch.check_attention`).
     """
     from .fill import DEFAULT_BEAM, DEFAULT_MAX_PIECES, check_fill_options, fill_encoded
 
     single = isinstance(texts, str)
     items = [texts] if single else list(texts)
     lm.require_mlm_head()
+    check_attention(lm)
     options = {"max_pieces": DEFAULT_MAX_PIECES, "beam": DEFAULT_BEAM, "independent": False, **fill_options}
     check_fill_options(top_k, options["max_pieces"], options["beam"])
     encoding = encode(lm, items, need_mask=True)

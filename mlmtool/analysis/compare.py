@@ -44,6 +44,7 @@ from ..defaults import TOP_HEADS, TOP_K
 from ..errors import MlmtoolError
 from ..models import LoadedModel
 from ..tokens import USER_MASK, to_model_text, word_strings
+from .arch import attention_heads, check_attention
 from .attention import AttentionResult, attention_from
 from .fill import DEFAULT_MAX_PIECES, Prediction, check_fill_options, fill_encoded
 from .heads.metrics import sentence_units, word_attention
@@ -399,11 +400,13 @@ def run_side(lm: LoadedModel, texts: Sequence[str], *, label: str | None = None,
         fine-tuning report captures the start model this way before training).
 
     Raises:
-        MlmtoolError: no texts, an empty text, a text over the model's limit, bad top_k.
+        MlmtoolError: no texts, an empty text, a text over the model's limit, bad top_k, an
+            architecture without token x token attention (:func:`mlmtool.analysis.arch.check_attention`).
     """
     texts = list(texts)
     if not texts:
         raise MlmtoolError("no sentences to compare")
+    check_attention(lm)
     check_fill_options(top_k, max_pieces)
     encoding = encode(lm, texts)
     ids = [list(e) for e in encoding["input_ids"]]
@@ -547,10 +550,11 @@ def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[s
     if not items:
         raise MlmtoolError("no sentences to compare")
     same_vocabulary(lm_a.tokenizer.get_vocab(), lm_b.tokenizer.get_vocab(), lm_a.name, lm_b.name)
-    if (lm_a.num_layers, lm_a.num_heads) != (lm_b.num_layers, lm_b.num_heads):
+    heads_a, heads_b = attention_heads(lm_a), attention_heads(lm_b)
+    if (lm_a.num_layers, heads_a) != (lm_b.num_layers, heads_b):
         raise MlmtoolError(
-            f"models '{lm_a.name}' ({lm_a.num_layers} layers x {lm_a.num_heads} heads) and '{lm_b.name}' "
-            f"({lm_b.num_layers} x {lm_b.num_heads}) have different heads, so they cannot be compared head by head")
+            f"models '{lm_a.name}' ({lm_a.num_layers} layers x {heads_a} heads) and '{lm_b.name}' "
+            f"({lm_b.num_layers} x {heads_b}) have different heads, so they cannot be compared head by head")
     label_a, label_b = (lm_a.name, lm_b.name) if lm_a.name != lm_b.name else (f"{lm_a.name} (A)", f"{lm_b.name} (B)")
     a = run_side(lm_a, items, label=label_a, top_k=top_k, max_pieces=max_pieces, layerwise=layerwise,
                  batch_size=batch_size)
@@ -589,7 +593,7 @@ def compare_sides(a: Side, b: Side, *, shown: int = 0) -> ComparisonResult:
         predictions_a=list(a.predictions), predictions_b=list(b.predictions), changes=changes,
         alignment=[], units_a=tokens, units_b=list(tokens), attention_a=a.attention[shown].attention,
         attention_b=b.attention[shown].attention, pairs=[(u, u) for u in range(len(tokens))], shown=shown,
-        notes=_prediction_notes(a, b), layerwise_a=_lens(a), layerwise_b=_lens(b))
+        notes=_prediction_notes(a, b) + _attention_notes(a, b), layerwise_a=_lens(a), layerwise_b=_lens(b))
 
 
 def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = TOP_K,
@@ -639,7 +643,7 @@ def compare_texts(lm: LoadedModel, text_a: str, text_b: str, *, top_k: int = TOP
         texts_b=[text_b], distance=distance, per_sentence=distance[None], predictions_a=a.predictions,
         predictions_b=b.predictions, changes=_mask_changes(a, b, 0, 0, 1), alignment=alignment,
         units_a=list(ua.names), units_b=list(ub.names), attention_a=att_a.astype(np.float32),
-        attention_b=att_b.astype(np.float32), pairs=pairs, notes=_prediction_notes(a, b),
+        attention_b=att_b.astype(np.float32), pairs=pairs, notes=_prediction_notes(a, b) + _attention_notes(a, b),
         layerwise_a=_lens(a), layerwise_b=_lens(b))
 
 
@@ -672,6 +676,15 @@ def _mask_changes(a: Side, b: Side, i: int, j: int, number: int) -> list[MaskCha
 def _lens(side: Side) -> list:
     """The side's layer-wise predictions, one entry (or None) per sentence."""
     return list(side.layerwise) if side.layerwise else [None] * len(side.texts)
+
+
+def _attention_notes(a: Side, b: Side) -> list[str]:
+    """The architecture notes of each side's attention (local layers, grouped-query attention:
+    :attr:`AttentionResult.notes`), each once, naming the side when the two differ."""
+    notes_a, notes_b = list(a.attention[0].notes), list(b.attention[0].notes)
+    if notes_a == notes_b:
+        return notes_a
+    return [f"'{a.label}': {n}" for n in notes_a] + [f"'{b.label}': {n}" for n in notes_b]
 
 
 def _prediction_notes(a: Side, b: Side) -> list[str]:

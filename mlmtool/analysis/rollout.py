@@ -34,7 +34,7 @@ whose flow there already reaches the pair's upper bound (see :func:`flow_matrix`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,8 @@ class AttentionSummary:
         model_name: the model's name, for titles.
         raw: flow only: ``float64 [seq, seq]`` maximum-flow values before the rows are
             normalised (each at most 1, in units of attention weight); None for rollout.
+        notes: what the summary assumes about this model's attention (local layers; see
+            :func:`summary_notes`), one line each; ``[]`` for BERT-like models.
     """
 
     method: str
@@ -84,6 +86,7 @@ class AttentionSummary:
     special: list[bool]
     model_name: str = ""
     raw: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -95,13 +98,16 @@ class AttentionSummary:
 
     def to_dict(self) -> dict:
         """A JSON-ready ``dict``: ``method``, ``text``, ``tokens``, ``layers`` ``[first, last]``
-        (from 1), ``matrix`` ``[seq][seq]``, ``special``, ``model`` and, for flow, ``raw``."""
+        (from 1), ``matrix`` ``[seq][seq]``, ``special``, ``model``, for flow ``raw``, and
+        ``notes`` when there are any."""
         out = {"method": self.method, "text": self.text, "tokens": list(self.tokens),
                "layers": [int(self.layers[0]), int(self.layers[1])],
                "matrix": np.asarray(self.matrix, dtype=float).tolist(),
                "special": [bool(s) for s in self.special], "model": self.model_name}
         if self.raw is not None:
             out["raw"] = np.asarray(self.raw, dtype=float).tolist()
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -328,6 +334,25 @@ def _copies_flow(caps: np.ndarray, middle: np.ndarray, todo: np.ndarray, max_edg
     return out
 
 
+def summary_notes(result: AttentionResult, span: tuple[int, int], method: str) -> list[str]:
+    """What rollout or flow assumes about ``result``'s model over layers ``span`` (from 1).
+
+    The model's own notes (:attr:`AttentionResult.notes`) first; then, when the span has
+    local sliding-window layers, that their weights are taken as computed (zero beyond the
+    window), so a token reaches farther tokens only through global layers or by hops over
+    several local layers, and that heads are averaged with equal weight (as for every model).
+    """
+    notes = list(result.notes)
+    windows = result.local_window[span[0] - 1:span[1]] if result.local_window else []
+    local = [span[0] + i for i, w in enumerate(windows) if w is not None]
+    if local:
+        w = max(x for x in windows if x is not None)
+        notes.append(f"{method} takes the local layers ({', '.join(map(str, local))}: ±{w} tokens) as they compute "
+                     "attention, zero beyond the window: tokens farther apart are linked only through global "
+                     "layers or by hops over several local layers; heads are averaged with equal weight")
+    return notes
+
+
 def attention_rollout(result: AttentionResult, layers: tuple[int, int] | None = None) -> AttentionSummary:
     """Attention rollout of a text's attention (Abnar & Zuidema 2020, eq. 1).
 
@@ -349,7 +374,7 @@ def attention_rollout(result: AttentionResult, layers: tuple[int, int] | None = 
     span = check_layers(layers, result.num_layers)
     matrix = rollout_matrix(residual_attention(result.attention, span))
     return AttentionSummary("rollout", result.text, list(result.tokens), matrix, span,
-                            list(result.special), result.model_name)
+                            list(result.special), result.model_name, notes=summary_notes(result, span, "rollout"))
 
 
 def attention_flow(result: AttentionResult, layers: tuple[int, int] | None = None,
@@ -381,4 +406,5 @@ def attention_flow(result: AttentionResult, layers: tuple[int, int] | None = Non
     raw = flow_matrix(residual_attention(result.attention, span))
     matrix = raw / np.maximum(raw.sum(axis=1, keepdims=True), 1e-300) if normalize else raw.copy()
     return AttentionSummary("flow", result.text, list(result.tokens), matrix, span,
-                            list(result.special), result.model_name, raw=raw)
+                            list(result.special), result.model_name, raw=raw,
+                            notes=summary_notes(result, span, "flow"))

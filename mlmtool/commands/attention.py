@@ -69,6 +69,8 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
       mlmtool attention "The cat sat on the mat." --summary rollout --layers 3-6
       mlmtool attention "The cat sat on the mat." --summary flow --json
     """
+    from ..analysis.arch import check_attention
+    from ..analysis.attention import attention
     from ..analysis.rollout import check_layers
 
     if old_out is not None:  # the same meaning (a directory) under its earlier name
@@ -82,13 +84,13 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
     write_files = not as_json or explicit_dir
     sentence = one_sentence(read_sentences(text, input_file), "attention")
     lm = load_model(model, lang)
+    check_attention(lm)
     span = check_layers(span, lm.num_layers)
-    from ..analysis.attention import attention
-
     if summary == "flow":
         _check_flow_length(lm, sentence)
     result = attention(lm, sentence)
     if summary is None:
+        _echo_notes(result.notes)
         if write_files:
             write_diagrams(lm, result, output, fmt, overwrite)
         if as_json:
@@ -97,6 +99,7 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
     from ..analysis.rollout import attention_flow, attention_rollout
 
     res = attention_rollout(result, span) if summary == "rollout" else attention_flow(result, span)
+    _echo_notes(res.notes)
     if write_files:
         from ..render.summary import save_summary, summary_filename
 
@@ -106,6 +109,12 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
                    err=True)
     if as_json:
         click.echo(json.dumps(res.to_dict(), ensure_ascii=False))
+
+
+def _echo_notes(notes) -> None:
+    """Print each architecture note (local layers, shared keys) as one stderr line."""
+    for note in notes:
+        click.echo(f"Note: {note}.", err=True)
 
 
 def _check_flow_length(lm, sentence: str) -> None:

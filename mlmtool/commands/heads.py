@@ -102,6 +102,8 @@ def heads(text, input_file, model, lang, output, old_out, treebank, min_count, s
     if scores.n_skipped:
         click.echo(f"Skipped {scores.n_skipped} sentence(s) longer than the {lm.max_length} tokens "
                    f"'{lm.name}' accepts.", err=True)
+    for note in scores.notes:
+        click.echo(f"Note: {note}.", err=True)
     paths = save_heads_report(scores, out, threshold=threshold, top_k=top_k)
     if as_json:
         click.echo(json.dumps(scores.to_dict(threshold), ensure_ascii=False, indent=1))

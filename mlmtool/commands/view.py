@@ -41,6 +41,7 @@ def view(text, input_file, output, html_path, top_k, heads_file, precision, mode
     """
     from pathlib import Path
 
+    from ..analysis.arch import attention_heads, check_attention, layout
     from ..render.html_view import head_labels_from, load_head_labels
 
     if output and Path(output).suffix.lower() in (".html", ".htm"):
@@ -54,13 +55,15 @@ def view(text, input_file, output, html_path, top_k, heads_file, precision, mode
     out = check_output_file(Path(output) / "view.html" if output else (html_path or "view.html"), overwrite)
     labels = load_head_labels(heads_file) if heads_file else None
     lm = load_model(model, lang)
-    labels = head_labels_from(labels, lm.num_layers, lm.num_heads) if labels else None
+    check_attention(lm)
+    heads = attention_heads(lm)
+    labels = head_labels_from(labels, lm.num_layers, heads) if labels else None
     page, note = build_view(lm, sentence, top_k=top_k, head_labels=labels, precision=precision)
     page.save(out)
     size = Path(out).stat().st_size
-    if note:
-        click.echo(note, err=True)
-    click.echo(f"Wrote {out} ({size / 1e6:.2f} MB, {lm.num_layers} layers x {lm.num_heads} heads); "
+    for line in ([note] if note else []) + [f"Note: {n}." for n in layout(lm).notes]:
+        click.echo(line, err=True)
+    click.echo(f"Wrote {out} ({size / 1e6:.2f} MB, {lm.num_layers} layers x {heads} heads); "
                "open it in a browser.", err=True)
     if open_page:
         click.launch(str(Path(out).resolve()))

@@ -178,13 +178,31 @@ def attention_result(lm, prepared: PreparedSentences, i: int, weights: np.ndarra
     Args:
         weights: ``float32 [L, H, S, S]`` from the forward core for ``prepared.ids[i]``.
     """
-    from ...tokens import display_token
-    from ..attention import AttentionResult
+    from ..attention import make_result
 
-    word_ids = prepared.word_ids[i]
-    tokens = [display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(prepared.ids[i])]
-    return AttentionResult(text=prepared.texts[i], tokens=tokens, attention=weights, word_ids=list(word_ids),
-                           special=[w is None for w in word_ids], model_name=lm.name)
+    return make_result(lm, prepared.texts[i], prepared.ids[i], prepared.word_ids[i], weights)
+
+
+def score_notes(lm) -> tuple[list[str], list[str]]:
+    """``(layer_labels, notes)`` for :class:`HeadScores`: the model's attention notes
+    (:func:`mlmtool.analysis.arch.attention_notes`) and what the statistics assume.
+
+    Local layers: their heads cannot reach words beyond the window, so their scores (for
+    [CLS]/[SEP], long-range pairs, entropy) are over the words inside it; the metrics are
+    computed the same way for every layer. Grouped-query attention: the heads of a group
+    share keys and values, so they are compared as separate heads but are not independent.
+    """
+    from ..arch import layer_label, layout
+
+    shape = layout(lm)
+    notes = list(shape.notes)
+    local = [w for w in shape.local_window if w is not None]
+    if local:
+        notes.append(f"head statistics take each layer's attention as the model computes it: heads of local "
+                     f"layers see only words within ±{max(local)} tokens, so their scores for [CLS], [SEP] and "
+                     "distant words are limited by the window (with fewer tokens than the window, "
+                     "local and global layers see the same words)")
+    return [layer_label(w) for w in shape.local_window], notes
 
 
 def check_prepared(lm, prepared: PreparedSentences, what: str = "sentences") -> None:
@@ -214,13 +232,19 @@ def score_prepared(lm, prepared: PreparedSentences, pairs: Sequence[tuple[str, s
         progress: ``callback(done, total)`` after each sentence.
         observer: also given each sentence's word-level attention (see :class:`Observer`).
 
+    Raises:
+        MlmtoolError: the architecture gives no token x token attention
+            (:func:`mlmtool.analysis.arch.check_attention`).
+
     Returns:
         ``(HeadScores, get)`` where ``get(indices)`` runs the model again on a few sentences
         and returns ``[(AttentionResult, words)]`` (for examples).
     """
     from ...core.forward import forward, iter_forward
+    from ..arch import attention_heads, check_attention
 
-    acc = _Accumulator(len(prepared), lm.num_layers, lm.num_heads, pairs)
+    check_attention(lm)
+    acc = _Accumulator(len(prepared), lm.num_layers, attention_heads(lm), pairs)
     for done, f in enumerate(iter_forward(lm, prepared.ids, attentions=True, batch_size=batch_size), 1):
         res = attention_result(lm, prepared, f.index, f.attentions)
         units, w = acc.add(f.index, res, prepared.words[f.index])
@@ -234,7 +258,9 @@ def score_prepared(lm, prepared: PreparedSentences, pairs: Sequence[tuple[str, s
         return [(attention_result(lm, prepared, i, f.attentions), prepared.words[i])
                 for f, i in zip(found, indices)]
 
-    return acc.finish(lm.name, list(prepared.texts), prepared.n_skipped, get), get
+    scores = acc.finish(lm.name, list(prepared.texts), prepared.n_skipped, get)
+    scores.layer_labels, scores.notes = score_notes(lm)
+    return scores, get
 
 
 def score_heads(lm, sentences: Sequence[str], pairs: Iterable[str | tuple[str, str]] = (),

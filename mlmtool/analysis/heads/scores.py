@@ -178,6 +178,10 @@ class HeadScores:
         pairs: one :class:`PairScores` per pair of words (``pairs=`` of :func:`score_heads`).
         syntax: the dependency probe (:class:`~mlmtool.analysis.heads.syntax.SyntaxScores`)
             when the sentences came from a treebank, else None.
+        layer_labels: per layer ``"global"`` / ``"local ±w"`` for models with local
+            sliding-window layers (ModernBERT), else ``[]``.
+        notes: what the scores assume about this model's attention (local layers,
+            grouped-query attention), one line each; ``[]`` for BERT-like models.
     """
 
     model_name: str
@@ -190,6 +194,8 @@ class HeadScores:
     examples: dict[str, HeadExample] = field(default_factory=dict)
     pairs: list[PairScores] = field(default_factory=list)
     syntax: Any = None
+    layer_labels: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def score(self, metric: str) -> np.ndarray:
         """``float32 [layers, heads]``: ``metric`` averaged over the sentences where defined.
@@ -251,7 +257,9 @@ class HeadScores:
                         "heads": [{"layer", "head", "attention", "hit_rate"}] (best first),
                         "matrix": [[...]], "example"}],
              "syntax": [{"relation", "direction", "layer", "head", "accuracy", "baseline",
-                         "n"}]}   # only with a treebank; see SyntaxScores.records
+                         "n"}],   # only with a treebank; see SyntaxScores.records
+             "layer_labels": ["global", "local ±64", ...],   # only with local layers
+             "notes": ["..."]}                               # only when there are notes
         """
         scores = self.scores
         labels = self.labels(threshold, broad_threshold)
@@ -282,6 +290,8 @@ class HeadScores:
             "examples": {m: _example_dict(e) for m, e in self.examples.items()},
             "pairs": [_pair_dict(p) for p in self.pairs],
             **({"syntax": self.syntax.records()} if self.syntax is not None else {}),
+            **({"layer_labels": list(self.layer_labels)} if self.layer_labels else {}),
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
     def save(self, path: str | Path, threshold: float = DEFAULT_THRESHOLD,

@@ -432,8 +432,10 @@ def score_syntax(lm, treebank: str | Path | Sequence[DependencyTree], pairs: Ite
             sentences too long, a pair tag that is not UPOS, a tag pair no arc links, or a
             word pair that never occurs in one sentence.
     """
+    from ..arch import attention_heads, check_attention
     from .run import check_prepared, score_prepared
 
+    check_attention(lm)
     trees = read_conllu(treebank, subtypes=subtypes) if isinstance(treebank, (str, Path)) else list(treebank)
     if limit is not None:
         trees = trees[:limit]
@@ -444,7 +446,7 @@ def score_syntax(lm, treebank: str | Path | Sequence[DependencyTree], pairs: Ite
         if cooccurring(prepared.words, prepared.texts, pair) == 0:
             raise MlmtoolError(f"pairs '{pair[0]}:{pair[1]}': the two words never occur in the same "
                                f"sentence of the treebank ({len(prepared)} sentences)", param="pairs")
-    probe = SyntaxProbe(prepared, relations, lm.num_layers, lm.num_heads)
+    probe = SyntaxProbe(prepared, relations, lm.num_layers, attention_heads(lm))
     scores, get = score_prepared(lm, prepared, word_pairs, batch_size=batch_size, progress=progress,
                                  observer=probe)
     scores.syntax = probe.finish(lm.name, relations, kinds, prepared, get, min_count, subtypes)
