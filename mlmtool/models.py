@@ -24,7 +24,8 @@ from .registry import REGISTRY, ModelEntry, package_model_dir
 
 #: Architectures whose position ids start after the padding index (fairseq convention), so
 #: ``max_position_embeddings`` counts ``pad_token_id + 1`` extra slots.
-_PADDING_OFFSET_TYPES = {"roberta", "camembert", "xlm-roberta", "xlm_roberta", "longformer"}
+_PADDING_OFFSET_TYPES = {"roberta", "camembert", "xlm-roberta", "xlm_roberta", "longformer", "data2vec-text",
+                         "roberta-prelayernorm", "xlm-roberta-xl", "ibert", "luke", "mpnet", "esm"}
 
 
 @dataclass

@@ -615,7 +615,7 @@ def _written(lm: LoadedModel, ids, max_pieces: int) -> tuple[str, bool]:
     tok = lm.tokenizer
     ids = [int(i) for i in ids]
     if any(i in tok.all_special_ids for i in ids):
-        return "⟨" + tok.convert_ids_to_tokens(ids[0]).strip("[]<>") + "⟩", False
+        return "⟨" + tok.convert_ids_to_tokens(ids[0]).strip("[]<>|") + "⟩", False
     if max_pieces == 1 and len(ids) == 1:
         return piece(tok, ids[0])
     return tok.decode(ids).strip(), False

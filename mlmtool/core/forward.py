@@ -85,34 +85,98 @@ def unwrap(model):
     return inner
 
 
-class _DistilHead:
-    """DistilBERT's masked-LM head, which is four attributes of the model rather than one
-    module: ``vocab_projector(vocab_layer_norm(activation(vocab_transform(h))))``
-    (``transformers/models/distilbert/modeling_distilbert.py``)."""
+#: Heads that the rule of :func:`head_path` cannot find: the model's attributes applied in
+#: this order (``transformers/models/<type>/modeling_<type>.py``, ``*ForMaskedLM.forward``).
+#: DistilBERT's head is four attributes, and its activation is registered before the encoder;
+#: NeoMME multiplies by ``unembedding_projection.weight`` (a leading ``~`` = ``h @ weight``).
+HEAD_TABLE: dict[str, tuple[str, ...]] = {
+    "distilbert": ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+    "neomme": ("~unembedding_projection", "lm_head"),
+}
 
-    def __init__(self, model):
-        self.model = model
+
+#: Model types whose head returns a tuple ``(scores,)`` (``XLMPredLayer``), so wrapped.
+_TUPLE_HEADS = ("xlm", "flaubert")
+
+
+class _ChainHead:
+    """A masked-LM head made of several attributes of the model, applied in order
+    (ELECTRA ``generator_predictions`` → ``generator_lm_head``; ModernBERT ``head`` →
+    ``decoder``; DistilBERT's four ``vocab_*`` modules)."""
+
+    def __init__(self, model, names: Sequence[str]):
+        self.model, self.names = model, tuple(names)
 
     def __call__(self, hidden):
-        m = self.model
-        return m.vocab_projector(m.vocab_layer_norm(m.activation(m.vocab_transform(hidden))))
+        for name in self.names:
+            if name.startswith("~"):
+                hidden = hidden @ getattr(self.model, name[1:]).weight
+            else:
+                hidden = _logits_of(getattr(self.model, name)(hidden))
+        return hidden
+
+    def parameters(self):
+        """The parameters of every module in the chain (a tied decoder included once)."""
+        seen = set()
+        for name in self.names:
+            for p in getattr(self.model, name.lstrip("~")).parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
+
+
+def _logits_of(out):
+    """XLM's ``pred_layer`` returns a tuple ``(scores,)``; every other head a tensor."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+def head_path(model) -> tuple[str, ...]:
+    """Names of the model's attributes that make its masked-LM head, applied in order.
+
+    The rule: the model's children other than the encoder (``base_model``) that hold
+    parameters, in registration order, up to and including the one that holds the output
+    embeddings (``get_output_embeddings()``, the vocabulary projection). It finds ``cls``
+    (BERT, DeBERTa, ALBERT's ``predictions`` …), ``lm_head`` (RoBERTa, XLM-R, EuroBERT,
+    Funnel …), ``pred_layer`` (XLM/FlauBERT), ``generator_predictions`` +
+    ``generator_lm_head`` (ELECTRA, ConvBERT) and ``head`` + ``decoder`` (ModernBERT).
+    :data:`HEAD_TABLE` names the exceptions. Returns ``()`` when there is no head.
+    """
+    names = HEAD_TABLE.get(getattr(getattr(model, "config", None), "model_type", None))
+    if names and all(getattr(model, n.lstrip("~"), None) is not None for n in names):
+        return names
+    get_out = getattr(model, "get_output_embeddings", None)
+    out_emb = get_out() if get_out is not None else None
+    if out_emb is None:
+        return ()
+    encoder = getattr(model, "base_model", model)
+    path = []
+    for name, child in model.named_children():
+        if child is encoder or not any(True for _ in child.parameters()):
+            continue
+        path.append(name)
+        if any(m is out_emb for m in child.modules()):
+            return tuple(path)
+    return ()
 
 
 def mlm_head(model):
     """The callable mapping hidden states ``[..., D]`` to vocabulary logits ``[..., V]``.
 
-    ``cls`` for BERT, ``lm_head`` for RoBERTa/CamemBERT/XLM-R, the four ``vocab_*``
-    modules for DistilBERT. Returns None when the architecture has none of these (then
-    :func:`run_batch` runs the model's own forward and gathers the positions).
+    The module itself when the head is one attribute (``cls`` for BERT, ``lm_head`` for
+    RoBERTa); a :class:`_ChainHead` (callable, with ``parameters()``) when it is several.
+    Found by :func:`head_path`. Returns None when the model has no head (a bare encoder, or
+    an architecture whose head the rule cannot find: then :func:`run_batch` runs the
+    model's own forward and gathers the positions).
     """
     model = unwrap(model)
-    for attr in ("cls", "lm_head"):
-        head = getattr(model, attr, None)
-        if head is not None:
-            return head
-    if getattr(model, "vocab_projector", None) is not None:
-        return _DistilHead(model)
-    return None
+    if model is getattr(model, "base_model", model):
+        return None
+    names = head_path(model)
+    if not names:
+        return None
+    if len(names) == 1 and model.config.model_type not in _TUPLE_HEADS:
+        return getattr(model, names[0])
+    return _ChainHead(model, names)
 
 
 def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
@@ -148,8 +212,9 @@ def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
             raise MlmtoolError("this model has no masked-LM head, so it cannot predict tokens")
         if layer_logits:
             raise MlmtoolError("layer-wise predictions need a masked-LM head that is a separate module")
-        full = inner(input_ids=input_ids, attention_mask=attention_mask, output_attentions=attentions,
-                     output_hidden_states=want_hidden, **extra)
+        # The class's forward: finetune shadows the instance's ``forward`` with the masked loss.
+        full = type(inner).forward(inner, input_ids=input_ids, attention_mask=attention_mask,
+                                   output_attentions=attentions, output_hidden_states=want_hidden, **extra)
         out.logits = full.logits[rows, cols] if rows is not None else None
         out.attentions = full.attentions if attentions else None
         out.hidden_states = full.hidden_states if hidden_states else None
@@ -161,10 +226,22 @@ def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
     if layer_logits:
         import torch
 
+        check_layer_shapes(enc.hidden_states, enc.last_hidden_state, "layer-wise predictions")
         out.layer_logits = torch.stack([head(h[rows, cols]) for h in enc.hidden_states])  # [L+1, n, V]
     out.attentions = enc.attentions if attentions else None
+    if hidden_states:
+        check_layer_shapes(enc.hidden_states, enc.last_hidden_state, "every layer's hidden states")
     out.hidden_states = enc.hidden_states if hidden_states else None
     return out
+
+
+def check_layer_shapes(hidden_states, last, what: str) -> None:
+    """Raise :class:`MlmtoolError` unless every ``[B, S, D]`` tensor of ``hidden_states`` has
+    the shape of ``last`` (Funnel pools tokens between blocks; Reformer's layers carry two
+    streams, so its last hidden state is ``2 D`` wide)."""
+    if any(h.shape[1:] != last.shape[1:] for h in hidden_states):
+        raise MlmtoolError(f"{what} need every layer in the shape of the last; this model pools "
+                           "tokens between layers (Funnel) or keeps two streams (Reformer)")
 
 
 def encode(lm, texts: Sequence[str], *, need_mask: bool = False):

@@ -37,7 +37,7 @@ def prepare_model(lm: LoadedModel, config: FinetuneConfig):
         model = _new_model(lm, config)
     else:
         model = lm.model
-        model.set_attn_implementation("sdpa")
+        _set_attention(model, "sdpa")
     model.train()
     if config.trainable_layers:
         _freeze_below(model, config.trainable_layers)
@@ -49,7 +49,7 @@ def prepare_model(lm: LoadedModel, config: FinetuneConfig):
 def restore(lm: LoadedModel, model) -> None:
     """Leave ``lm.model`` as the library uses it (eager attention, eval mode) if it was trained."""
     if lm.model is unwrap(model):
-        lm.model.set_attn_implementation("eager")
+        _set_attention(lm.model, "eager")
         lm.model.eval()
 
 
@@ -61,13 +61,28 @@ def _new_model(lm: LoadedModel, config: FinetuneConfig):
     from transformers import AutoModelForMaskedLM
 
     cfg = copy.deepcopy(lm.model.config)
-    cfg.num_hidden_layers = config.layers
-    cfg.num_attention_heads = config.heads
-    cfg.hidden_size = config.hidden
-    cfg.intermediate_size = 4 * config.hidden
-    cfg.vocab_size = len(lm.tokenizer)
+    try:
+        cfg.num_hidden_layers = config.layers
+        cfg.num_attention_heads = config.heads
+        cfg.hidden_size = config.hidden
+        cfg.intermediate_size = 4 * config.hidden
+        cfg.vocab_size = len(lm.tokenizer)
+    except (NotImplementedError, AttributeError) as exc:  # Funnel sizes by block_sizes
+        raise MlmtoolError(f"--from-scratch cannot size a {cfg.model_type} model by layers/heads/hidden: "
+                           f"{str(exc).splitlines()[0]}", param="from_scratch") from None
     torch.manual_seed(config.seed)
-    return AutoModelForMaskedLM.from_config(cfg, attn_implementation="sdpa")
+    model = AutoModelForMaskedLM.from_config(cfg)
+    _set_attention(model, "sdpa")
+    return model
+
+
+def _set_attention(model, implementation: str) -> None:
+    """Switch ``model`` to ``implementation`` (``sdpa`` / ``eager``) where the architecture has
+    it; FNet, for one, has no SDPA (transformers raises ValueError) and keeps its own."""
+    try:
+        model.set_attn_implementation(implementation)
+    except (ValueError, ImportError):
+        pass
 
 
 def _freeze_below(model, n_top: int) -> None:
@@ -107,15 +122,8 @@ def _lora_model(model, rank: int, fresh_head: bool):
     from peft import LoraConfig, get_peft_model
 
     names = {n.rsplit(".", 1)[-1] for n, m in model.base_model.named_modules() if isinstance(m, torch.nn.Linear)}
-    targets = [n for n in ("query", "value") if n in names] or None
-    save = None
-    head = mlm_head(model)
-    if fresh_head and head is not None:
-        prefix = "cls" if getattr(model, "cls", None) is head else "lm_head"
-        embeddings = model.get_input_embeddings().weight
-        save = [f"{prefix}.{n}" for n, m in head.named_modules()
-                if n and not list(m.children()) and any(True for _ in m.parameters(recurse=False))
-                and getattr(m, "weight", None) is not embeddings]
+    targets = next((list(pair) for pair in LORA_TARGETS if set(pair) <= names), None)
+    save = _fresh_head_modules(model) if fresh_head else None
     try:
         with warnings.catch_warnings():  # peft calls deprecated transformers helpers
             warnings.simplefilter("ignore", FutureWarning)
@@ -124,6 +132,32 @@ def _lora_model(model, rank: int, fresh_head: bool):
     except ValueError as exc:
         raise MlmtoolError(f"lora is not supported for this model: {str(exc).splitlines()[0]}",
                            param="lora") from None
+
+
+#: LoRA target modules, the first pair the encoder has wins: the attention query and value
+#: projections under each architecture's names (Hu et al. 2021 adapt W_q and W_v); with
+#: none, peft's defaults for the model type. BERT family ``query``/``value``; DeBERTa-v2
+#: ``query_proj``; EuroBERT and Llama-style ``q_proj``; DistilBERT/XLM ``q_lin``; MPNet ``q``;
+#: Funnel ``q_head``; fused projections: ModernBERT ``Wqkv``, DeBERTa ``in_proj``.
+LORA_TARGETS: tuple[tuple[str, ...], ...] = (
+    ("query", "value"), ("query_proj", "value_proj"), ("q_proj", "v_proj"), ("q_lin", "v_lin"),
+    ("q", "v"), ("q_head", "v_head"), ("Wqkv",), ("in_proj",), ("qkv",),
+)
+
+
+def _fresh_head_modules(model) -> list[str] | None:
+    """The leaf modules of a freshly initialised MLM head, as peft ``modules_to_save`` names
+    (trained in full); a decoder tied to the word embeddings is left out."""
+    from ..core.forward import head_path
+
+    embeddings = model.get_input_embeddings().weight
+    save = []
+    for name in head_path(model):
+        module = getattr(model, name.lstrip("~"))
+        save += [f"{name.lstrip('~')}.{n}".rstrip(".") for n, m in module.named_modules()
+                 if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
+                 and getattr(m, "weight", None) is not embeddings]
+    return save or None
 
 
 def head_lr_optimizer(model, config: FinetuneConfig, decay_names: list[str]):

@@ -178,7 +178,10 @@ def report_start(lm, eval_rows: Sequence[dict], config, n: int = 5) -> ReportSta
         return ReportStart(sentences, None, "trained from scratch: there is no start model to compare with")
     lm.model.set_attn_implementation("eager")
     lm.model.eval()
-    return ReportStart(sentences, run_side(lm, [s.text for s in sentences], label=f"start ({lm.name})"))
+    try:
+        return ReportStart(sentences, run_side(lm, [s.text for s in sentences], label=f"start ({lm.name})"))
+    except MlmtoolError as exc:  # no attention view (FNet, BigBird, Funnel, YOSO, MRA, Reformer)
+        return ReportStart(sentences, None, f"sentences and heads not compared: {exc}")
 
 
 def report_end(output: str | Path, start: ReportStart, before, after,
@@ -368,10 +371,14 @@ def _compare(start, trained_lm, texts: list[str], top_k: int, batch_size: int, n
 
     if not texts:
         return None, None, None
-    side_b = run_side(trained_lm, texts, label=f"trained ({Path(str(trained_lm.name)).name})", top_k=top_k,
-                      batch_size=batch_size)
-    side_a = run_side(start, texts, label=f"start ({start.name})", top_k=top_k, batch_size=batch_size) \
-        if isinstance(start, LoadedModel) else start
+    try:
+        side_b = run_side(trained_lm, texts, label=f"trained ({Path(str(trained_lm.name)).name})", top_k=top_k,
+                          batch_size=batch_size)
+        side_a = run_side(start, texts, label=f"start ({start.name})", top_k=top_k, batch_size=batch_size) \
+            if isinstance(start, LoadedModel) else start
+    except MlmtoolError as exc:  # e.g. "no attention view" (FNet, BigBird, Funnel, YOSO, MRA, Reformer)
+        notes.append(f"sentences and heads not compared: {exc}")
+        return None, None, None
     comparison = None
     if side_a is not None:
         cross_score(side_a, side_b, start if isinstance(start, LoadedModel) else None, trained_lm, batch_size)
