@@ -1,0 +1,120 @@
+"""Benchmark: corpus search (``mlmtool index`` / ``mlmtool search``, issue 28).
+
+1. Size: bytes per word per layer of the usearch HNSW file, against the float16 vectors alone
+   (``2 * D`` bytes; 768 at MiniLM's hidden 384) and exBERT's ~225 KB per token. Target ≤ 2x.
+2. Build throughput: words/s of :func:`mlmtool.build_index` (one layer) against a plain
+   batched forward pass (:func:`mlmtool.core.forward.iter_forward`, no extra outputs) over the
+   same sentences in the same run. Target ≥ 0.8x. Peak resident memory of the process.
+3. Search: p50 / p95 ms per query of one layer of ``--vectors`` synthetic unit vectors
+   (clustered: 5,000 centres plus noise, D = 384, float16) through the HNSW graph, and
+   recall@10 against exact cosine search (usearch's brute force). Targets: p50 < 20 ms,
+   recall@10 ≥ 0.95.
+
+Sentences: the ``# text =`` lines of ``datasets/en_ewt-dev-300.conllu`` (repeated to
+``--sentences``). Model: ``minilm``, CPU.
+
+Run: ``python -m scripts.benchmarks.bench_search [--sentences 600] [--vectors 1000000]`` or
+``python -m scripts.benchmarks.bench --only search``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sentences(n: int) -> list[str]:
+    """``n`` sentences: the treebank's texts, repeated in order."""
+    lines = [ln[len("# text = "):].strip() for ln in
+             (ROOT / "datasets" / "en_ewt-dev-300.conllu").read_text(encoding="utf-8").splitlines()
+             if ln.startswith("# text = ")]
+    return [lines[i % len(lines)] for i in range(n)]
+
+
+def size_and_throughput(n_sentences: int) -> None:
+    """Sections 1 and 2 (see the module docstring)."""
+    import mlmtool
+    from mlmtool.core.forward import iter_forward
+
+    lm = mlmtool.load("minilm")
+    texts = sentences(n_sentences)
+    ids = lm.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=lm.max_length)["input_ids"]
+    t = time.perf_counter()
+    for _ in iter_forward(lm, ids, batch_size=32):
+        pass
+    plain = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        t = time.perf_counter()
+        info = mlmtool.build_index(lm, corpus, Path(tmp) / "ix", layers=[lm.num_layers], batch_size=32)
+        built = time.perf_counter() - t
+        folder = Path(tmp) / "ix"
+        layer_bytes = (folder / info.layer_files[str(lm.num_layers)]).stat().st_size
+        table_bytes = sum((folder / n).stat().st_size for pair in info.tables for n in pair)
+    words = info.words
+    per = layer_bytes / words
+    print(f"size: {per:.0f} bytes/word/layer (HNSW, float16) vs {2 * info.hidden_size} float16 vectors "
+          f"= {per / (2 * info.hidden_size):.2f}x; word table + sentences {table_bytes / words:.1f} bytes/word "
+          f"(once for all layers); exBERT ~225 KB/token -> {225_000 / (per + table_bytes / words):.0f}x smaller")
+    print(f"build: {words} words, index {words / built:.0f} words/s vs plain forward {words / plain:.0f} words/s "
+          f"= {plain / built:.2f}x; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+def synthetic(n: int, dim: int = 384, seed: int = 0):
+    """``float16 [n, dim]`` unit vectors: 5,000 Gaussian centres plus noise (0.6 per axis)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((5000, dim)).astype(np.float32)
+    out = np.empty((n, dim), np.float16)
+    for s in range(0, n, 100_000):
+        e = min(n, s + 100_000)
+        x = centres[rng.integers(0, len(centres), e - s)] + 0.6 * rng.standard_normal((e - s, dim), np.float32)
+        out[s:e] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def search_speed(n: int, queries: int = 200) -> None:
+    """Section 3 (see the module docstring)."""
+    import numpy as np
+    from usearch.index import Index, MetricKind
+    from usearch.index import search as brute_force
+
+    from mlmtool.analysis.corpus.store import HNSW
+
+    both = synthetic(n + queries)  # the queries are held-out draws from the same centres
+    data, q = both[:n], both[n:].astype(np.float32)
+    index = Index(ndim=data.shape[1], metric="cos", dtype="f16", **HNSW)
+    t = time.perf_counter()
+    index.add(np.arange(n, dtype=np.uint64), data, threads=2)
+    print(f"search: {n} synthetic vectors, HNSW built in {time.perf_counter() - t:.0f} s (2 threads)")
+    times = []
+    found = []
+    for v in q:
+        t = time.perf_counter()
+        found.append(index.search(v, 10).keys)
+        times.append((time.perf_counter() - t) * 1000)
+    exact = brute_force(data, q, 10, MetricKind.Cos, exact=True, threads=2).keys
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])
+    print(f"search: p50 {np.percentile(times, 50):.2f} ms, p95 {np.percentile(times, 95):.2f} ms per query "
+          f"(one thread, k=10, ef={HNSW['expansion_search']}); recall@10 vs exact {recall:.3f}")
+
+
+def run(n_sentences: int = 600, n_vectors: int = 1_000_000) -> None:
+    """All three sections; prints one line per figure."""
+    size_and_throughput(n_sentences)
+    search_speed(n_vectors)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=600)
+    parser.add_argument("--vectors", type=int, default=1_000_000)
+    args = parser.parse_args()
+    run(args.sentences, args.vectors)
