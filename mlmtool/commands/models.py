@@ -27,6 +27,7 @@ def models(as_json, info):
         card_file = DATA_DIR / entry.delta / "README.md" if entry.delta else None
         rows = {"name": entry.name, "source": entry.source, "lang": entry.lang,
                 "masked-LM head": "yes" if entry.has_mlm_head else "no",
+                "architecture": entry.architecture, "layers x heads": f"{entry.layers} x {entry.heads}",
                 "status": availability(entry), "about": entry.description}
         for k, v in rows.items():
             click.echo(f"{k:>15}: {v}")
@@ -35,6 +36,8 @@ def models(as_json, info):
             click.echo(card_file.read_text(encoding="utf-8").rstrip())
         return
     rows = [{"name": e.name, "lang": e.lang, "status": availability(e), "fill_mask": e.has_mlm_head,
+             "architecture": e.architecture, "layers": e.layers, "heads": e.heads,
+             "works": "every command" if e.has_mlm_head else "attention, heads, embed, compare",
              "source": e.source, "description": e.description} for e in REGISTRY.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -43,10 +46,11 @@ def models(as_json, info):
     from rich.table import Table
 
     table = Table(title="mlmtool models", title_justify="left")
-    for col in ("name", "lang", "status", "fill-mask", "source", "description"):
+    for col in ("name", "lang", "status", "architecture", "layers x heads", "works", "source", "description"):
         table.add_column(col, overflow="fold")
     for r in rows:
         usable = r["status"] in ("shipped", "cached")
+        shape = f"{r['layers']} x {r['heads']}" if r["layers"] and r["heads"] else "?"
         table.add_row(r["name"], r["lang"], ("[green]" if usable else "[yellow]") + r["status"],
-                      "yes" if r["fill_mask"] else "no", r["source"], r["description"])
+                      r["architecture"], shape, r["works"], r["source"], r["description"])
     Console(soft_wrap=False).print(table)
