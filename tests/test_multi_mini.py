@@ -244,37 +244,45 @@ def test_head_commands_refuse_in_one_line_naming_what_to_use(mm_home, runner, ar
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lang", list(FIVE))
-def test_attention_rollout_and_flow_in_five_languages(mm_home, runner, lang):
-    import numpy as np
+def test_attention_rollout_and_flow_in_five_languages(multi_mini, runner):
+    """Every head's rows, and rollout's, are distributions in every language; flow lies in
+    [0, 1]; the command line gives the same attention as the library (French)."""
+    from mlmtool.analysis.attention import attention
+    from mlmtool.analysis.rollout import attention_flow, attention_rollout
 
-    for extra in ([], ["--summary", "rollout"], ["--summary", "flow", "--layers", "10-12"]):
-        result = _cli(runner, "attention", "-m", "multi-mini", "--json", *extra, FIVE[lang])
-        assert result.exit_code == 0, result.output
-        data = json.loads(result.stdout)
-        matrix = np.array(data["attention"] if not extra else data["matrix"], dtype=float)
-        if not extra:  # every head's rows are distributions
-            assert matrix.shape[:2] == (12, 12)
-            np.testing.assert_allclose(matrix.sum(-1), 1, atol=1e-3)
-        elif extra[1] == "rollout":
-            np.testing.assert_allclose(matrix.sum(-1), 1, atol=1e-3)
-        else:
-            assert (matrix >= -1e-6).all() and (matrix <= 1 + 1e-6).all()
+    results = attention(multi_mini, list(FIVE.values()))
+    for res in results:
+        assert res.attention.shape[:2] == (12, 12)
+        np.testing.assert_allclose(res.attention.sum(-1), 1, atol=1e-4)
+        np.testing.assert_allclose(attention_rollout(res).matrix.sum(-1), 1, atol=1e-4)
+        flow = attention_flow(res, layers=(11, 12)).matrix
+        assert (flow >= -1e-6).all() and (flow <= 1 + 1e-6).all()
+    result = _cli(runner, "attention", "-m", "multi-mini", "--json", FIVE["fr"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.array(json.loads(result.stdout)["attention"]), results[1].attention, atol=1e-5)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lang", list(TREEBANKS))
-def test_heads_conllu_on_five_treebanks(mm_home, runner, lang):
-    path = UD / f"{TREEBANKS[lang]}-ud-dev.conllu"
-    if not path.is_file():
-        pytest.skip(f"no {path}")
-    result = _cli(runner, "heads", "-m", "multi-mini", "--conllu", str(path), "-n", "60", "--min-count", "20",
-                  "--json", "-o", f"heads-{lang}")
-    assert result.exit_code == 0, result.output
-    syntax = json.loads(result.stdout)["syntax"]
-    assert syntax, "no relation was probed"
-    for rel in syntax:
-        assert 0 <= rel["accuracy"] <= 1 and 1 <= rel["layer"] <= 12 and 1 <= rel["head"] <= 12, rel
+def test_heads_conllu_on_five_treebanks(multi_mini, runner):
+    """The syntax probe runs on all five UD dev treebanks (first 25 sentences each), and the
+    command line equals the library (French)."""
+    from mlmtool.analysis.heads.syntax import score_syntax
+
+    for lang, tb in TREEBANKS.items():
+        path = UD / f"{tb}-ud-dev.conllu"
+        if not path.is_file():
+            pytest.skip(f"no {path}")
+        scores = score_syntax(multi_mini, path, min_count=10, limit=25)
+        syntax = scores.to_dict()["syntax"]
+        assert syntax, f"no relation was probed in {tb}"
+        for rel in syntax:
+            assert 0 <= rel["accuracy"] <= 1 and 1 <= rel["layer"] <= 12 and 1 <= rel["head"] <= 12, rel
+        if lang == "fr":
+            result = _cli(runner, "heads", "-m", "multi-mini", "--conllu", str(path), "-n", "25", "--min-count", "10",
+                          "--json", "-o", "heads-fr")
+            assert result.exit_code == 0, result.output
+            assert [(r["relation"], r["direction"], r["layer"], r["head"]) for r in json.loads(result.stdout)["syntax"]] \
+                == [(r["relation"], r["direction"], r["layer"], r["head"]) for r in syntax]
 
 
 @pytest.mark.slow
@@ -294,3 +302,26 @@ def test_compare_two_languages(mm_home, runner):
     data = json.loads(result.stdout)
     d = np.array([h["distance"] for h in data["heads"]], dtype=float)
     assert d.shape == (144,) and ((d >= 0) & (d <= 1)).all() and d.max() > 0
+
+
+@pytest.mark.slow
+def test_serve_multi_mini(multi_mini):
+    """``mlmtool serve -m multi-mini``: the app lists it without fill-mask and answers attention
+    in every language; predict is refused with the library's one line (HTTP 400)."""
+    from fastapi.testclient import TestClient
+
+    from mlmtool.server.app import create_app
+
+    with TestClient(create_app({"multi-mini": multi_mini}), base_url="http://127.0.0.1") as client:
+        models = client.get("/api/models").json()
+        assert "multi-mini" in json.dumps(models)
+        for text in FIVE.values():
+            r = client.post("/api/attention", json={"text": text})
+            assert r.status_code == 200, r.text
+            from mlmtool.render.html_view import decode_attention
+
+            att = decode_attention(r.json()["attention"])
+            assert att.shape[:2] == (12, 12)
+            np.testing.assert_allclose(att.sum(-1), 1, atol=0.02)  # uint8 quantised rows
+        r = client.post("/api/predict", json={"text": "Le chat <mask> sur le canapé."})
+        assert r.status_code == 400 and "without a masked-LM head" in r.json()["error"]

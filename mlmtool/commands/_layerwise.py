@@ -63,9 +63,11 @@ def run_by_layer(options: dict, png_path: str | None) -> None:
     if png_path:
         check_output_file(png_path, options.get("overwrite", False))
     lm = load_model(options["model"], options["lang"])
-    if not lm.has_mlm_head:
-        raise MlmtoolError(f"--by-layer applies the masked-LM head to every layer, and model '{lm.name}' has "
-                           "none (an encoder only); try a fill-mask model, see `mlmtool models`")
+    if not lm.has_mlm_head:  # the model's own refusal (it names what to use instead), said for --by-layer
+        try:
+            lm.require_mlm_head()
+        except MlmtoolError as exc:
+            raise MlmtoolError(f"--by-layer applies the masked-LM head to every layer: {exc}") from None
     from ..analysis.layerwise import layerwise_predictions
 
     results = layerwise_predictions(lm, texts, top_k=options["top_k"], batch_size=options["batch_size"])
