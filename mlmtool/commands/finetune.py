@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import json
 import os
 import shutil
@@ -107,7 +108,8 @@ def finetune(corpus, as_json, **options):
         paths[paths.index("-")] = stdin_path
     config = config_from_options(paths, options)
     try:
-        result = run_finetune(config, report=click.echo)
+        with _output_lock(config.output), _sigterm_as_interrupt():
+            result = run_finetune(config, report=click.echo)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Checkpoints are kept in {config.output}.partial/; continue with the same "
                    "command plus --resume.", err=True)
@@ -134,3 +136,49 @@ def finetune(corpus, as_json, **options):
         click.echo(f"Saved to {result.output}/ ; try: mlmtool predict -m {result.output} \"... [MASK] ...\"")
     if os.path.exists(os.path.join(result.output, "report.html")):
         click.echo(f"What changed (held-out loss, predictions, heads): {result.output}/report.html and report.md")
+
+
+@contextlib.contextmanager
+def _output_lock(output: str):
+    """Hold ``<output>.lock`` (``filelock``) while training into ``output``; another finetune on
+    the same folder is refused in one line (exit 2). Only process 0 of a torchrun job locks.
+
+    Raises:
+        MlmtoolError: the lock is held by a running finetune (exit 2).
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    from ..errors import MlmtoolError
+
+    lock = FileLock(os.path.abspath(output).rstrip(os.sep) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise MlmtoolError(f"another finetune is writing to '{output}' (lock {lock.lock_file}); "
+                                   "wait for it or choose another --output") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into ``KeyboardInterrupt`` while training, so it exits as Ctrl-C does."""
+    import signal
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        before = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
