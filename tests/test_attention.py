@@ -141,3 +141,19 @@ def test_minilm_writes_72_diagrams(minilm, tmp_path):
     assert len(list(tmp_path.glob("Attention_Layer*_Head*.png"))) == 72
     assert (tmp_path / "Attention_Layer6_Head12.png").exists() and not (tmp_path / "Attention_Layer0_Head1.png").exists()
     assert len(paths) == 73
+
+
+def test_diagram_titles_name_local_layers():
+    """ModernBERT-style local layers are named in the head diagram's title (issue 24)."""
+    import numpy as np
+
+    from mlmtool.analysis.attention import AttentionResult
+    from mlmtool.render.diagrams import _title
+
+    att = np.full((2, 1, 3, 3), 1 / 3, dtype=np.float32)
+    res = AttentionResult("a b", ["[CLS]", "a", "[SEP]"], att, [None, 0, None], [True, False, True], "m",
+                          local_window=[None, 64])
+    assert _title(res, 1, 1) == "Layer 1 · global, Head 1 (m)"
+    assert _title(res, 2, 1) == "Layer 2 · local ±64, Head 1 (m)"
+    plain = AttentionResult("a b", ["[CLS]", "a", "[SEP]"], att, [None, 0, None], [True, False, True], "m")
+    assert _title(plain, 2, 1) == "Layer 2, Head 1 (m)"

@@ -120,8 +120,12 @@ def _check_head(result: AttentionResult, layer: int, head: int) -> None:
 
 
 def _title(result: AttentionResult, layer: int, head: int) -> str:
+    """``Layer L, Head H (model)``, plus the layer's kind where the model has local layers
+    (``Layer 2 · local ±64, Head 1``: ModernBERT's sliding-window layers, from the result)."""
     name = f" ({result.model_name})" if result.model_name else ""
-    return f"Layer {layer}, Head {head}{name}"
+    labels = result.layer_labels
+    kind = f" · {labels[layer - 1]}" if labels else ""
+    return f"Layer {layer}{kind}, Head {head}{name}"
 
 
 def matrix_image(weights: np.ndarray, title: str, lay: _Layout) -> Image.Image:
