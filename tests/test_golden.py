@@ -29,25 +29,22 @@ VOLATILE = {"time", "times", "second", "seconds", "runtime", "path", "dir", "sou
 
 PAIRS_TSV = "the cat sat on the mat .\tthe cat sat in the mat .\nshe opened the door .\tshe opened the cat .\n"
 SENTENCES = "the cat sat on the mat .\nshe opened the door and let the cat out .\nhe walked to the bank of the river .\n"
-CONLLU = """# text = the cat sat on the mat .
-1\tthe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
-2\tcat\tcat\tNOUN\tNN\t_\t3\tnsubj\t_\t_
-3\tsat\tsit\tVERB\tVBD\t_\t0\troot\t_\t_
-4\ton\ton\tADP\tIN\t_\t6\tcase\t_\t_
-5\tthe\tthe\tDET\tDT\t_\t6\tdet\t_\t_
-6\tmat\tmat\tNOUN\tNN\t_\t3\tobl\t_\t_
-7\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_
+def _conllu(sentences):
+    """CoNLL-U text of ``(form, upos, head, deprel)`` rows per sentence (lemma = form)."""
+    blocks = []
+    for rows in sentences:
+        lines = ["# text = " + " ".join(r[0] for r in rows)]
+        lines += [f"{i}\t{f}\t{f}\t{u}\t_\t_\t{h}\t{d}\t_\t_" for i, (f, u, h, d) in enumerate(rows, 1)]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks) + "\n"
 
-# text = the dog ran in the park .
-1\tthe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
-2\tdog\tdog\tNOUN\tNN\t_\t3\tnsubj\t_\t_
-3\tran\trun\tVERB\tVBD\t_\t0\troot\t_\t_
-4\tin\tin\tADP\tIN\t_\t6\tcase\t_\t_
-5\tthe\tthe\tDET\tDT\t_\t6\tdet\t_\t_
-6\tpark\tpark\tNOUN\tNN\t_\t3\tobl\t_\t_
-7\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_
 
-"""
+CONLLU = _conllu([
+    [("the", "DET", 2, "det"), ("cat", "NOUN", 3, "nsubj"), ("sat", "VERB", 0, "root"), ("on", "ADP", 6, "case"),
+     ("the", "DET", 6, "det"), ("mat", "NOUN", 3, "obl"), (".", "PUNCT", 3, "punct")],
+    [("the", "DET", 2, "det"), ("dog", "NOUN", 3, "nsubj"), ("ran", "VERB", 0, "root"), ("in", "ADP", 6, "case"),
+     ("the", "DET", 6, "det"), ("park", "NOUN", 3, "obl"), (".", "PUNCT", 3, "punct")],
+])
 
 # (case name, model: "bert" | "roberta" | a registry name, argv after the model options)
 CASES = [
