@@ -265,6 +265,8 @@ def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
+    from .analysis.arch import attention_heads
+
     name, source, entry = resolve(model, lang)
     if entry is None and Path(source).is_dir() and is_adapter_dir(source):
         return _load_adapter(name, Path(source), lang, device)
@@ -290,7 +292,7 @@ def _load(model: str | None, lang: str, device: str | None) -> LoadedModel:
         mask_token=tokenizer.mask_token,
         mask_token_id=tokenizer.mask_token_id,
         num_layers=config.num_hidden_layers,
-        num_heads=config.num_attention_heads,
+        num_heads=attention_heads(config),  # ConvBERT's head_ratio halves them
         has_mlm_head=has_head and (entry is None or entry.has_mlm_head),
         max_length=_max_input_length(config, tokenizer),
         entry=entry,

@@ -189,27 +189,9 @@ def fill_words(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K, *,
     kept for code that imports it: the same search and results, with ``batch_size``
     keyword-only here (``predict`` also takes it as the fourth positional argument).
 
-    Args:
-        lm: a model from :func:`mlmtool.load` with a masked-LM head.
-        texts: one text or a list; ``[MASK]`` (or the model's own mask token) marks each
-            word to guess.
-        top_k: candidates per mask, and complete sentences with several masks
-            (default :data:`mlmtool.defaults.TOP_K`).
-        max_pieces: the most vocabulary pieces one word may have (default 3; 1 = piece-level,
-            equal to the HF fill-mask pipeline).
-        beam: beam width (default 2): unfinished prefixes kept per mask and step, and
-            sentences kept after each mask is filled.
-        independent: with several masks, only each mask's own list (no joint sentences).
-        batch_size: sequences per forward pass (default 32); all sequences of one search step
-            are bucketed by length across sentences.
-
-    Returns:
-        A :class:`Prediction` for a single string, else a list in input order.
-
-    Raises:
-        NoMLMHeadError: the model has no trained masked-LM head.
-        MlmtoolError: no mask, empty text, a text longer than the model's limit, or
-            ``top_k``/``max_pieces``/``beam`` below 1.
+    Args, returns and errors: as :func:`mlmtool.analysis.predict.predict` (one list of
+    them, kept there); ``batch_size`` counts the sequences of one search step, bucketed by
+    length across sentences.
     """
     single = isinstance(texts, str)
     items = [texts] if single else list(texts)
