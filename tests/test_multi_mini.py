@@ -325,3 +325,34 @@ def test_serve_multi_mini(multi_mini):
             np.testing.assert_allclose(att.sum(-1), 1, atol=0.02)  # uint8 quantised rows
         r = client.post("/api/predict", json={"text": "Le chat <mask> sur le canapé."})
         assert r.status_code == 400 and "without a masked-LM head" in r.json()["error"]
+
+
+@pytest.mark.slow
+def test_probe_on_multi_mini_in_french(multi_mini):
+    """``mlmtool probe`` runs on multi-mini (a French treebank): POS is far above the majority
+    baseline at a middle layer (real weights know the part of speech)."""
+    from mlmtool.analysis.heads.treebank import read_conllu
+    from mlmtool.analysis.probe.run import probe
+
+    path = UD / "fr_gsd-ud-dev.conllu"
+    if not path.is_file():
+        pytest.skip(f"no {path}")
+    trees = list(read_conllu(path))[:120]
+    result = probe(multi_mini, trees[:90], trees[90:], tasks=["upos"], layers=[0, 6])
+    layers = {row["layer"]: row for row in result.to_dict()["layers"]}
+    assert layers[6]["upos"]["accuracy"] > 0.8 and layers[6]["upos"]["accuracy"] >= layers[0]["upos"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_index_and_search_five_languages(multi_mini, tmp_path):
+    """Corpus search on multi-mini: the query word itself (same sentence) is the nearest hit,
+    and Chinese/Japanese words are searchable (segmented words, issue 31)."""
+    from mlmtool.analysis.corpus.build import build_index
+    from mlmtool.analysis.corpus.query import search
+
+    corpus = tmp_path / "five.txt"
+    corpus.write_text("\n".join(FIVE.values()) + "\n", encoding="utf-8")
+    build_index(multi_mini, corpus, tmp_path / "idx", layers=[12])
+    for query, sentence in (("Le [chat] dort sur le canapé.", 1), ("[猫]在沙发上睡觉。", 3)):
+        hit = search(tmp_path / "idx", query, lm=multi_mini, top_k=3).hits[0]
+        assert hit.sentence == sentence and hit.score > 0.99, (query, hit)
