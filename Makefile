@@ -23,13 +23,14 @@ demo: $(STAMP)
 	@echo "Open demo-out/view.html (interactive), demo-out/attention/overview.png (all heads)"
 	@echo "or any demo-out/attention/Attention_Layer{L}_Head{H}.png (layers and heads from 1)."
 
-## test: the whole suite, real-model tests included (what CI runs)
+## test: the whole suite, real-model tests included (what CI runs), on two worker processes
+## (pytest-xdist; a test file's tests stay in one worker, each worker runs torch on one thread)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 ## test-fast: skip the slow real-model tests
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(PY) -m scripts.benchmarks.bench

@@ -84,8 +84,8 @@ def test_fallback_notice_only_when_it_should(monkeypatch, capsys):
     warnings.simplefilter("error", OfflineFallbackWarning)  # nothing below may fall back
     with pytest.raises(ModelNotAvailableError):  # an explicit model never falls back
         load(REGISTRY["en"].source)
-    with pytest.raises(ModelNotAvailableError):  # nor does another language
-        load(lang="de")
+    with pytest.raises(ModelNotAvailableError):  # nor does a language asked not to (de's is multi-mini)
+        load(lang="de", fallback=False)
     load("en-mini")
     assert capsys.readouterr().err == ""
 

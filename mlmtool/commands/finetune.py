@@ -163,6 +163,8 @@ def _output_lock(output: str):
         yield
     finally:
         lock.release()
+        with contextlib.suppress(OSError):  # leave nothing beside the user's output
+            os.remove(lock.lock_file)
 
 
 @contextlib.contextmanager

@@ -149,9 +149,10 @@ def head_path(model) -> tuple[str, ...]:
     if out_emb is None:
         return ()
     encoder = getattr(model, "base_model", model)
-    path = []
+    prefix = getattr(model, "base_model_prefix", None)  # by name too: a wrapper (the server's
+    path = []                                           # gate) returns another object for it
     for name, child in model.named_children():
-        if child is encoder or not any(True for _ in child.parameters()):
+        if name == prefix or child is encoder or not any(True for _ in child.parameters()):
             continue
         path.append(name)
         if any(m is out_emb for m in child.modules()):

@@ -64,6 +64,8 @@ def _new_model(lm: LoadedModel, config: FinetuneConfig):
     try:
         cfg.num_hidden_layers = config.layers
         cfg.num_attention_heads = config.heads
+        if getattr(cfg, "num_key_value_heads", None) is not None:  # grouped-query (EuroBERT): one
+            cfg.num_key_value_heads = config.heads                   # key/value head per head
         cfg.hidden_size = config.hidden
         cfg.intermediate_size = 4 * config.hidden
         cfg.vocab_size = len(lm.tokenizer)
