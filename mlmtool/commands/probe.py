@@ -7,7 +7,7 @@ import json
 
 import click
 
-from ..analysis.probe.result import DEFAULT_TASKS, TASKS, ProbeConfig
+from ..analysis.probe.config import DEFAULT_TASKS, TASKS, ProbeConfig
 from ._common import (batch_size_option, check_output_file, json_option, load_model, model_options,
                       output_option, overwrite_option, prepare_output_dir)
 from .attention import parse_layers

@@ -5,13 +5,24 @@
   edge probing for ``deprel``); control tasks and selectivity (Hewitt & Liang 2019).
 * :mod:`.structural` — ``distance``/``depth``: the structural probe, UUAS, DSpr, root
   accuracy, NSpr (Hewitt & Manning 2019).
-* :mod:`.result` — :class:`ProbeResult`, :class:`ProbeConfig`, saved probes.
+* :mod:`.config` — the tasks and :class:`ProbeConfig` (light).
+* :mod:`.result` — :class:`ProbeResult`, saved probes.
 * :mod:`.run` — :func:`probe`, the one entry point.
 """
 
 from __future__ import annotations
 
-from .result import DEFAULT_TASKS, TASKS, ProbeConfig, ProbeResult, TrainedProbes, load_probes
-from .run import probe
+import importlib
+
+from .config import DEFAULT_TASKS, TASKS, ProbeConfig
+
+_LAZY = {"ProbeResult": ".result", "TrainedProbes": ".result", "load_probes": ".result", "probe": ".run"}
+
+
+def __getattr__(name: str):
+    """The heavy names (NumPy, scikit-learn, torch) are imported on first use (PEP 562)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DEFAULT_TASKS", "TASKS", "ProbeConfig", "ProbeResult", "TrainedProbes", "load_probes", "probe"]
