@@ -156,6 +156,42 @@ class Checkpoints(TrainerCallback):
         self.last_save = time.monotonic()
 
 
+class StopOnSignal(TrainerCallback):
+    """Ctrl-C (SIGINT) or SIGTERM (what cluster schedulers send before they kill) during
+    training: finish the current step, save a checkpoint in ``<output>.partial/``, stop.
+
+    The handlers are installed at the start of training and restored at its end (main thread
+    only); every process stops at the same step. :func:`mlmtool.training.train.finetune`
+    then raises ``KeyboardInterrupt``, so the command says how to ``--resume``.
+    """
+
+    def __init__(self, trainer):
+        self.trainer, self.requested, self.stopped, self._before = trainer, False, False, {}
+
+    def _request(self, signum, frame):
+        self.requested = True
+
+    def on_train_begin(self, args, state, control, **kw):
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._before[sig] = signal.signal(sig, self._request)
+            except ValueError:  # not the main thread: leave the signals alone
+                return
+
+    def on_step_end(self, args, state, control, **kw):
+        if _any_process(self.trainer, self.requested):
+            self.stopped = control.should_save = control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kw):
+        import signal
+
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+        self._before = {}
+
+
 class Progress(ProgressCallback):
     """The step bar, with the latest training loss as its postfix instead of log lines."""
 
@@ -180,7 +216,7 @@ def add_callbacks(trainer, config, tally: LossTally, held_out: Callable[[], Eval
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     for cb in [limit, Checkpoints(trainer, config.checkpoint_minutes), evaluation,
-               Progress() if config.progress else None, *extra]:
+               Progress() if config.progress else None, StopOnSignal(trainer), *extra]:
         if cb is not None:
             trainer.add_callback(cb)
     return evaluation, limit

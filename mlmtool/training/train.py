@@ -146,12 +146,21 @@ def _starting_point(config: FinetuneConfig, partial: Path, saved: dict | None, h
 
 def _train(trainer, resume_from: str | None, undo: Callable[[], None]) -> float:
     """Run ``trainer.train`` (from ``resume_from`` when set), then remove the masked-loss
-    forward (``undo``) whatever happens; returns the wall time in seconds."""
+    forward (``undo``) whatever happens; returns the wall time in seconds.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C or SIGTERM stopped training after saving a checkpoint
+            (:class:`~mlmtool.training.callbacks.StopOnSignal`); ``--resume`` continues it.
+    """
+    from .callbacks import StopOnSignal
+
     start = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=resume_from)
     finally:
         undo()
+    if any(isinstance(cb, StopOnSignal) and cb.stopped for cb in trainer.callback_handler.callbacks):
+        raise KeyboardInterrupt
     return time.perf_counter() - start
 
 
