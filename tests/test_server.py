@@ -993,7 +993,10 @@ def test_page_type_predict_click_a_head(page, browser, server, tiny_bert):
 def test_page_shows_hostile_sentences_as_text(page, browser, server):
     page.goto(server.url)
     for model in server.names:
+        before = page.evaluate("() => document.body.dataset.shown || ''")
         page.select_option("#app-model", model)
+        if page.input_value("#app-text").strip():  # the switch re-runs the sentence: let it finish first
+            page.wait_for_function("b => (document.body.dataset.shown || '') !== b", arg=before, timeout=120_000)
         for text in XSS + [f"a {XSS[0]} b [MASK] {XSS[1]} c"]:
             run_sentence(page, text)
             assert page.inner_text(".mlmv-text") == text
