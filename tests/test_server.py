@@ -469,12 +469,16 @@ def test_endpoint_functions_alone(state):
         api_heads("gpt", state)
 
 
-def test_explain_is_checked_by_the_library_before_the_model_runs(tiny_bert):
+def test_explain_is_checked_by_the_library_before_the_model_runs(tiny_bert_dir):
     """A bad explain request is refused with the library's own message, and checking a good
-    one never runs the model."""
+    one never runs the model (a model of its own: a job of an earlier test may still be
+    using the shared one)."""
     from mlmtool.errors import MlmtoolError
+    from mlmtool.models import load
     from mlmtool.server.routes.explain import check_explain
     from mlmtool.server.schemas import ExplainRequest
+
+    tiny_bert = load(str(tiny_bert_dir))
 
     most, unhook = count_encoder_threads(tiny_bert)
     try:
