@@ -184,11 +184,15 @@ def resolve(model: str | None = None, lang: str = "en") -> tuple[str, str, Model
     return model, model, None
 
 
+def _builder(entry: ModelEntry):
+    """The module that builds a ``build:<module>`` entry (``mlmtool.<module>``, e.g.
+    :mod:`mlmtool.multi_mini`: ``PACKAGE``, ``is_built()``, ``ensure_built()``)."""
+    return importlib.import_module("mlmtool." + entry.source.split(":", 1)[1])
+
+
 def _built_dir(entry: ModelEntry) -> Path:
-    """The folder of a ``build:<module>`` entry, converted first when needed
-    (``mlmtool.<module>.ensure_built()``, e.g. :func:`mlmtool.multi_mini.ensure_built`)."""
-    module = importlib.import_module("mlmtool." + entry.source.split(":", 1)[1])
-    return module.ensure_built()
+    """The folder of a ``build:<module>`` entry, converted first when needed."""
+    return _builder(entry).ensure_built()
 
 
 class OfflineFallbackWarning(UserWarning):
@@ -424,7 +428,7 @@ def availability(entry: ModelEntry) -> str:
     if entry.is_package:
         return "shipped" if package_model_dir(entry.source.split(":", 1)[1]) else "missing package"
     if entry.is_built:
-        module = importlib.import_module("mlmtool." + entry.source.split(":", 1)[1])
+        module = _builder(entry)
         if importlib.util.find_spec(module.PACKAGE) is None:
             return "missing package"
         return "built" if module.is_built() else "built on first use"
