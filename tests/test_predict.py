@@ -128,3 +128,20 @@ def test_whole_word_search_projects_one_position_per_copy(tiny_bert, monkeypatch
     predict(tiny_bert, "the [MASK] sat on the mat .", top_k=3, max_pieces=3, batch_size=64)
     assert calls[0] == (1, 1, 9)  # the text as given: 9 tokens, one mask
     assert len(calls) >= 2 and all(batch == rows for batch, rows, _ in calls[1:])
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert", "tiny_roberta"])
+def test_piece_level_fast_path_equals_the_search(fixture, request):
+    """``max_pieces=1`` skips the whole-word search (one top-k over a batched pass,
+    ``fill_pieces``); its answers equal the search's at the same settings, masks one by one."""
+    from mlmtool.analysis.fill import fill_encoded, fill_pieces
+    from mlmtool.core.forward import encode
+
+    lm = request.getfixturevalue(fixture)
+    texts = ["The [MASK] sat on the mat.", "A [MASK] and a [MASK] went to the big red house today.",
+             "[MASK] is good."]
+    encoded = encode(lm, texts, need_mask=True)["input_ids"]
+    fast = fill_pieces(lm, texts, encoded, top_k=7, batch_size=2)
+    slow, _ = fill_encoded(lm, texts, encoded, top_k=7, max_pieces=1, independent=True, batch_size=2)
+    assert [p.to_dict() for p in fast] == [p.to_dict() for p in slow]
+    assert all(len(m.candidates) == 7 for p in fast for m in p.masks)

@@ -198,6 +198,9 @@ def fill_words(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K, *,
     lm.require_mlm_head()
     check_fill_options(top_k, max_pieces, beam)
     encoded = encode(lm, items, need_mask=True)["input_ids"]
+    if max_pieces == 1 and (independent or all(len(mask_positions(lm, e)) == 1 for e in encoded)):
+        results = fill_pieces(lm, items, encoded, top_k=top_k, batch_size=batch_size)
+        return results[0] if single else results
     results: list[Prediction] = []
     for start in range(0, len(items), _CHUNK):
         preds, _ = fill_encoded(lm, items[start:start + _CHUNK], encoded[start:start + _CHUNK], top_k=top_k,
@@ -205,6 +208,34 @@ def fill_words(lm: LoadedModel, texts: str | list[str], top_k: int = TOP_K, *,
                                 batch_size=batch_size)
         results.extend(preds)
     return results[0] if single else results
+
+
+def fill_pieces(lm: LoadedModel, texts: Sequence[str], encoded: Sequence[Sequence[int]], *, top_k: int = TOP_K,
+                batch_size: int = 32) -> list[Prediction]:
+    """Piece-level fill (``max_pieces=1``, each mask on its own): a top-k over one batched pass.
+
+    What the HF fill-mask pipeline computes (``transformers/pipelines/fill_mask.py``: the
+    softmax of the masked position's logits over the whole vocabulary, then top-k), without
+    the whole-word search: every text is bucketed by length with all the others
+    (:func:`~mlmtool.core.forward.iter_forward`), the masked-LM head runs only at the masks,
+    and only ``top_k`` log-probabilities per mask are kept. The answers equal
+    :func:`fill_encoded`'s at ``max_pieces=1, independent=True`` (same ``log_softmax`` rows,
+    same ``topk``).
+
+    Args:
+        lm, top_k, batch_size: as :func:`fill_words`; texts: the user's texts; encoded:
+            their token ids (each with at least one mask).
+
+    Returns:
+        One :class:`Prediction` per text, in input order (per-mask lists only, no joint sentences).
+    """
+    positions = [mask_positions(lm, e) for e in encoded]
+    per_mask: list = [None] * len(texts)
+    for f in iter_forward(lm, encoded, positions=positions, batch_size=batch_size):
+        vals, idx = f.logits.log_softmax(-1).topk(min(top_k, f.logits.shape[-1]), dim=-1)  # [masks, k]
+        per_mask[f.index] = [[((int(i),), float(v)) for v, i in zip(vs, ids)]
+                             for vs, ids in zip(vals.tolist(), idx.tolist())]
+    return [_prediction(lm, texts[i], encoded[i], per_mask[i], [], 1) for i in range(len(texts))]
 
 
 def check_fill_options(top_k: int, max_pieces: int = 1, beam: int = 1) -> None:
