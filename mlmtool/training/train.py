@@ -248,7 +248,7 @@ def _training_args(config: FinetuneConfig, partial: Path):
         per_device_train_batch_size=config.batch_size, num_train_epochs=config.epochs,
         max_steps=config.max_steps or -1, learning_rate=config.default_learning_rate(),
         warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay, lr_scheduler_type="linear",
-        optim="adamw_torch", logging_steps=config.logging_steps, save_total_limit=2, **save_by,
+        optim="adamw_torch_fused", logging_steps=config.logging_steps, save_total_limit=2, **save_by,
         seed=config.seed, data_seed=config.seed, report_to="none", use_cpu=not cuda,
         ddp_backend=None if cuda or world == 1 else "gloo", ddp_find_unused_parameters=False,
         disable_tqdm=not config.progress, remove_unused_columns=False, dataloader_drop_last=False,
