@@ -89,7 +89,20 @@ def render_compare_html(result: ComparisonResult, title: str | None = None, comp
         ValueError: the distances hold NaN or infinity (not JSON).
     """
     title = title or f"mlmtool compare: {result.labels[0]} vs {result.labels[1]}"
-    payload = {
+    return build_page("compare", "mlmtoolCompare", compare_payload(result, title, compress), title, "mlmc")
+
+
+def compare_payload(result: ComparisonResult, title: str, compress: bool = True) -> dict:
+    """The data of the comparison page (what ``compare.js`` draws): attention packed by
+    :func:`~mlmtool.render.html_view.encode_attention`, distances, predictions, alignment.
+
+    Used by :func:`render_compare_html` and by the Compare tab of ``mlmtool serve``
+    (``POST /api/compare/view``).
+
+    Raises:
+        ValueError: the distances hold NaN or infinity (not JSON).
+    """
+    return {
         "version": 1,
         "title": title,
         "kind": result.kind,
@@ -118,4 +131,3 @@ def render_compare_html(result: ComparisonResult, title: str | None = None, comp
         "viridis": colormap_hex("viridis"),
         "diverging": colormap_hex("RdBu_r"),
     }
-    return build_page("compare", "mlmtoolCompare", payload, title, "mlmc")
