@@ -367,8 +367,9 @@ def test_cli_reads_stdin(runner, tiny_bert_dir):
     r = runner.invoke(cli, ["finetune", "-", "-m", str(tiny_bert_dir), "-o", "o", "--max-steps", "2",
                             "--max-length", "32", "-q", "--json"], input=text)
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output[r.output.index("{\n"):])
+    summary = json.loads(r.stdout)  # with --json, stdout is the JSON alone (progress on stderr)
     assert summary["steps"] == 2 and summary["corpus"]["bytes"] == len(text.encode())
+    assert "Before training" in r.stderr
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "binary", "latin1", "too-small", "epochs0", "output-file",

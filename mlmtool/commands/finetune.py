@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -109,7 +110,8 @@ def finetune(corpus, as_json, **options):
     config = config_from_options(paths, options)
     try:
         with _output_lock(config.output), _sigterm_as_interrupt():
-            result = run_finetune(config, report=click.echo)
+            # with --json, stdout is the JSON alone: progress lines go to stderr
+            result = run_finetune(config, report=functools.partial(click.echo, err=True) if as_json else click.echo)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Checkpoints are kept in {config.output}.partial/; continue with the same "
                    "command plus --resume.", err=True)
