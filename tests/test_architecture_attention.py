@@ -25,6 +25,8 @@ import json
 import numpy as np
 import pytest
 
+import arch_results
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 BASE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -66,6 +68,16 @@ REFUSED = {"funnel": "pools", "longformer": "band", "reformer": "LSH", "fnet": "
 FAST = ["bert", "convbert", "modernbert", "eurobert", "squeezebert", "funnel", "longformer"]
 SENTENCES = ["the cat sat on the mat .", "the dog ran in the park .", "she opened the door and let the cat out ."]
 LONG = "the cat sat on the mat and the dog ran in the park ."
+#: The command each run of :func:`_run_commands` stands for, as docs/models.md names it.
+COMMAND_NAMES = {"attention": "attention -o", "rollout": "attention --summary rollout", "heads": "heads",
+                 "view": "view --html", "compare": "compare"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _write_results():
+    """Merge the recorded outcomes into ``$MLMTOOL_ARCH_RESULTS`` at the end, if set (:mod:`arch_results`)."""
+    yield
+    arch_results.write()
 
 
 def test_every_masked_lm_architecture_is_covered():
@@ -212,7 +224,10 @@ def _commands_case(kind, arch_dir, runner, tmp_path):
     from mlmtool.models import load
 
     path = arch_dir(kind)
-    _check_commands(kind, _run_commands(runner, path, tmp_path), attention_heads(load(str(path))))
+    results = _run_commands(runner, path, tmp_path)
+    for name, res in results.items():  # for docs/models.md (tests/arch_results.py)
+        arch_results.record(kind, COMMAND_NAMES[name], res, strict=False)
+    _check_commands(kind, results, attention_heads(load(str(path))))
 
 
 @pytest.mark.parametrize("kind", FAST)

@@ -12,16 +12,17 @@ or ``[MASK]``; ModernBERT's BPE with ``[MASK]``; EuroBERT's ``<|mask|>``; XLM's
 architectures left out, and why.
 
 With ``MLMTOOL_ARCH_RESULTS=<file>`` the outcome of every (architecture, command) is
-written there as JSON; ``python -m scripts.models_table`` turns it into docs/models.md.
+written there as JSON (:mod:`arch_results`); ``python -m scripts.models_table <file>`` turns it
+into docs/models.md.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
+import arch_results
 from conftest import CORPUS, WORDS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -159,28 +160,13 @@ def arch_dirs(tmp_path_factory):
     return get
 
 
-RESULTS: dict[str, dict[str, str]] = {}
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _write_results():
-    """Write :data:`RESULTS` to ``$MLMTOOL_ARCH_RESULTS`` at the end of the session, if set."""
+    """Merge the recorded outcomes into ``$MLMTOOL_ARCH_RESULTS`` at the end of the session, if set
+    (:mod:`arch_results`)."""
+    arch_results.UNBUILDABLE.update(UNBUILDABLE)
     yield
-    path = os.environ.get("MLMTOOL_ARCH_RESULTS")
-    if path:
-        from mlmtool.core.forward import HEAD_TABLE  # noqa: F401  (the table the results reflect)
-
-        json.dump({"results": RESULTS, "unbuildable": UNBUILDABLE}, open(path, "w"), indent=1, sort_keys=True)
-
-
-def record(arch: str, command: str, result) -> None:
-    """Note a CLI result: ``works`` (exit 0) or ``refuses: <the one line>`` (exit 2); fail otherwise."""
-    if result.exit_code == 0:
-        RESULTS.setdefault(arch, {})[command] = "works"
-        return
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert result.exit_code == 2 and len(lines) == 1, (arch, command, result.output, result.exception)
-    RESULTS.setdefault(arch, {})[command] = "refuses: " + lines[0].removeprefix("Error: ")
+    arch_results.write()
 
 
 #: Architectures run through every command without ``--runslow``-style markers: those the
@@ -198,7 +184,7 @@ def _invoke(runner, arch, name, args):
     from mlmtool.cli import cli
 
     result = runner.invoke(cli, args)
-    record(arch, name, result)
+    arch_results.record(arch, name, result)
     return result
 
 
@@ -222,7 +208,7 @@ def test_head_parity_and_predict_equals_pipeline(arch, arch_dirs, runner):
         theirs = type(lm.model).forward(lm.model, input_ids=ids, attention_mask=att).logits[0]
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
-    r = _invoke(runner, arch, "predict", ["predict", "-m", str(arch_dirs(arch)), "--json", "--max-pieces", "1",
+    r = _invoke(runner, arch, "predict --json", ["predict", "-m", str(arch_dirs(arch)), "--json", "--max-pieces", "1",
                                           "-k", "5", TEXT])
     assert r.exit_code == 0, r.output
     got = [(c["token_id"], c["score"]) for c in json.loads(r.output)["masks"][0]["candidates"]]

@@ -175,8 +175,63 @@ def render_head(result: AttentionResult, layer: int, head: int) -> Image.Image:
     return _head_image(result, layer, head, _layout(result.tokens))
 
 
+def _wrap(text: str, width: int, font) -> list[str]:
+    """``text`` broken at spaces into lines at most ``width`` px wide in ``font`` (a longer word
+    stays whole on its own line)."""
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    lines: list[str] = []
+    for word in text.split():
+        if lines and measure.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def with_caption(img: Image.Image, notes: list[str], size: int = 12, min_width: int = 420) -> Image.Image:
+    """``img`` (a palette image of this module) with ``notes`` written under it, one bullet each.
+
+    The notes say what a picture of this model's attention assumes (ModernBERT's local
+    layers, grouped-query attention: :func:`mlmtool.analysis.arch.attention_notes`). The
+    image is widened with white to ``min_width`` px when narrower, so the notes stay readable.
+
+    Args:
+        img: a ``P``-mode image on :func:`_palette` (head, overview or summary diagram).
+        notes: one line of text each; ``[]`` returns ``img`` itself (BERT: unchanged).
+        size: font size in px (default 12).
+
+    Returns:
+        A new palette image, ``img`` at the top left.
+    """
+    if not notes:
+        return img
+    font = _font(size, " ".join(notes))
+    width = max(img.width, min_width)
+    lines = [ln for note in notes for ln in ["• " + x if i == 0 else "   " + x
+                                             for i, x in enumerate(_wrap(note, width - 44, font))]]
+    strip = Image.new("L", (width, 10 + len(lines) * (size + 5)), 255)
+    draw = ImageDraw.Draw(strip)
+    for i, line in enumerate(lines):
+        draw.text((8, 6 + i * (size + 5)), line, font=font, fill=0, anchor="la")
+    top = np.full((img.height, width), 255, dtype=np.uint8)  # 255: white on the grey ramp
+    top[:, :img.width] = np.asarray(img)
+    out = Image.fromarray(np.concatenate([top, _grey_to_index(np.asarray(strip))]), mode="P")
+    out.putpalette(_palette())
+    return out
+
+
+def _row_labels(result: AttentionResult) -> list[str]:
+    """``L1``..``L{L}``, with the layer's kind where the model has local layers (``L2 · local ±64``)."""
+    labels = result.layer_labels
+    return [f"L{l + 1}" + (f" · {labels[l]}" if labels else "") for l in range(result.num_layers)]
+
+
 def render_overview(result: AttentionResult, thumb: int = 72) -> Image.Image:
     """All heads in one grid: rows are layers 1..L, columns heads 1..H.
+
+    Where the model has local sliding-window layers (ModernBERT) each row says its kind
+    (``L2 · local ±64``), and the model's attention notes (:attr:`AttentionResult.notes`:
+    local layers, grouped-query attention) are written under the grid; for BERT neither.
 
     Args:
         result: from :func:`mlmtool.attention`.
@@ -190,7 +245,10 @@ def render_overview(result: AttentionResult, thumb: int = 72) -> Image.Image:
     px = max(1, thumb // n)
     side, gap = n * px, 6
     font = _font(12)
-    left, top = 40, 48
+    rows = _row_labels(result)
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    left = 40 if not result.layer_labels else int(max(measure.textlength(r, font=font) for r in rows)) + 14
+    top = 48
     width, height = left + H * (side + gap), top + L * (side + gap)
     canvas = Image.new("L", (width, height), 255)
     draw = ImageDraw.Draw(canvas)
@@ -199,7 +257,7 @@ def render_overview(result: AttentionResult, thumb: int = 72) -> Image.Image:
     for h in range(H):
         draw.text((left + h * (side + gap) + side // 2, top - 8), f"H{h + 1}", font=font, fill=0, anchor="mb")
     for l in range(L):
-        draw.text((left - 6, top + l * (side + gap) + side // 2), f"L{l + 1}", font=font, fill=0, anchor="rm")
+        draw.text((left - 6, top + l * (side + gap) + side // 2), rows[l], font=font, fill=0, anchor="rm")
     pixels = _grey_to_index(np.asarray(canvas))
     grids = np.repeat(np.repeat(_levels(result.attention), px, 2), px, 3)  # [L, H, side, side]
     for l in range(L):
@@ -209,7 +267,7 @@ def render_overview(result: AttentionResult, thumb: int = 72) -> Image.Image:
             pixels[y:y + side, x:x + side] = grids[l, h]
     img = Image.fromarray(pixels, mode="P")
     img.putpalette(_palette())
-    return img
+    return with_caption(img, list(result.notes))
 
 
 class SVG(TextDocument):
@@ -244,17 +302,20 @@ def render_head_svg(result: AttentionResult, layer: int, head: int) -> SVG:
     return matrix_svg(result.tokens, result.attention[layer - 1, head - 1], _title(result, layer, head))
 
 
-def matrix_svg(tokens: list[str], weights: np.ndarray, title: str) -> SVG:
+def matrix_svg(tokens: list[str], weights: np.ndarray, title: str, notes: list[str] | None = None) -> SVG:
     """One token x token heatmap as SVG in the head-diagram style (a tooltip per cell).
 
     Args:
         tokens: ``[seq]`` labels; weights: ``[seq, seq]`` on the fixed 0..1 scale; title: top line.
+        notes: lines written under the grid, one bullet each (default none).
     """
-    escaped = [html.escape(t) for t in tokens]
+    escaped, notes = [html.escape(t) for t in tokens], list(notes or [])
     n, cell = len(escaped), 22
     label = 8 + 8 * max(len(t) for t in tokens)
     left, top = label, 32 + label
     w, h = left + n * cell + 10, top + n * cell + 10
+    if notes:
+        w, h = max(w, 24 + 7 * max(map(len, notes))), h + 20 * len(notes)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
              f'font-family="{html.escape(CSS_SANS)}" font-size="13">',
              f'<rect width="{w}" height="{h}" fill="white"/>',
@@ -264,16 +325,21 @@ def matrix_svg(tokens: list[str], weights: np.ndarray, title: str) -> SVG:
         x = left + i * cell + cell / 2 + 4
         parts.append(f'<text x="{x:g}" y="{top - 4}" transform="rotate(-90 {x:g} {top - 4})">{t}</text>')
     parts.append(_svg_cells(np.asarray(weights), left, top, cell))
+    parts += [f'<text x="8" y="{top + n * cell + 24 + 20 * i:g}" font-size="12">• {html.escape(note)}</text>'
+              for i, note in enumerate(notes)]
     parts.append("</svg>")
     return SVG("".join(parts))
 
 
 def render_overview_svg(result: AttentionResult, thumb: int = 72) -> SVG:
-    """Like :func:`render_overview` but as SVG."""
+    """Like :func:`render_overview` but as SVG (layer kinds and notes as text, for local layers)."""
     L, H, n = result.num_layers, result.num_heads, len(result.tokens)
     cell = max(thumb / n, 0.5)
-    side, gap, left, top = n * cell, 6, 40, 48
+    rows, notes = _row_labels(result), list(result.notes)
+    left = 40 if not result.layer_labels else 14 + 7 * max(len(r) for r in rows)
+    side, gap, top = n * cell, 6, 48
     w, h = left + H * (side + gap), top + L * (side + gap)
+    grid_h, w, h = h, (max(w, 24 + 6 * max(map(len, notes))) if notes else w), h + 18 * len(notes)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w:g}" height="{h:g}" '
              f'font-family="{html.escape(CSS_SANS)}" font-size="12">',
              f'<rect width="{w:g}" height="{h:g}" fill="white"/>',
@@ -283,10 +349,12 @@ def render_overview_svg(result: AttentionResult, thumb: int = 72) -> SVG:
                      f'text-anchor="middle">H{hd + 1}</text>')
     for l in range(L):
         parts.append(f'<text x="{left - 6}" y="{top + l * (side + gap) + side / 2 + 4:g}" '
-                     f'text-anchor="end">L{l + 1}</text>')
+                     f'text-anchor="end">{html.escape(rows[l])}</text>')
         for hd in range(H):
             parts.append(_svg_cells(result.attention[l, hd], left + hd * (side + gap),
                                     top + l * (side + gap), cell))
+    parts += [f'<text x="8" y="{grid_h + 14 + 18 * i:g}" font-size="11">• {html.escape(note)}</text>'
+              for i, note in enumerate(notes)]
     parts.append("</svg>")
     return SVG("".join(parts))
 

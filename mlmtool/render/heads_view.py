@@ -8,12 +8,20 @@ files is :func:`save_heads_report`. Layers and heads are numbered from 1 everywh
 
 Colour map: viridis (van der Walt & Smith, matplotlib), lighter = higher, on a fixed 0..1
 scale for fractions so heatmaps of different patterns and models compare directly.
+
+What each architecture's attention is travels with the scores as data
+(:attr:`HeadScores.layer_labels`, :attr:`HeadScores.notes`): where a model has local
+sliding-window layers (ModernBERT) the layer axis reads ``2 · local ±64``, and the notes
+(local layers, grouped-query attention: heads of a group share keys and values) are written
+under each heatmap and at the top of ``analysis.md``. For BERT both are empty and nothing
+changes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +76,31 @@ def head_name(layer: int, head: int) -> str:
 # Figures
 
 
+def layer_ticks(layers: int, layer_labels: list[str] | None = None) -> list[str]:
+    """Layer-axis labels from 1: ``["1", "2", ...]``, or with the layer's kind where the model
+    has local layers (``["1 · global", "2 · local ±64", ...]``, from :attr:`HeadScores.layer_labels`)."""
+    if not layer_labels:
+        return [str(l + 1) for l in range(layers)]
+    return [f"{l + 1} · {layer_labels[l]}" for l in range(layers)]
+
+
+def _new_figure(width: float, height: float, layer_labels, notes):
+    """A constrained-layout ``Figure`` (no pyplot state), wider for layer kinds, taller for notes;
+    the notes are written under it, one bullet each, wrapped to its width."""
+    from matplotlib.figure import Figure
+
+    width += 0.9 if layer_labels else 0.0
+    lines = [ln for note in notes or [] for ln in textwrap.wrap("• " + note, max(40, int(width * 15)),
+                                                                 subsequent_indent="   ")]
+    fig = Figure(figsize=(width, height + 0.14 * len(lines)), dpi=100, layout="constrained")
+    if lines:
+        fig.supxlabel("\n".join(lines), fontsize=7, x=0.01, ha="left")
+    return fig
+
+
 def render_heatmap(matrix: np.ndarray, title: str, ax=None, vmin: float | None = 0.0,
                    vmax: float | None = 1.0, colorbar_label: str = "fraction of attention",
-                   fmt: str = "{:.2f}"):
+                   fmt: str = "{:.2f}", layer_labels: list[str] | None = None, notes: list[str] | None = None):
     """Draw a ``[layers, heads]`` matrix as an annotated heatmap.
 
     Args:
@@ -80,24 +110,26 @@ def render_heatmap(matrix: np.ndarray, title: str, ax=None, vmin: float | None =
         vmin, vmax: colour scale (default 0..1); None = the data's range.
         colorbar_label: the colour bar's caption (the unit).
         fmt: format of the value printed in each cell.
+        layer_labels: per layer ``"global"`` / ``"local ±w"`` (:func:`layer_ticks`); default
+            None = plain layer numbers.
+        notes: lines written under a new figure (not when ``ax`` is given): what the
+            scores assume about the model's attention. Default none.
 
     Returns:
         The matplotlib ``Figure``.
     """
-    from matplotlib.figure import Figure
     use_in_matplotlib(ax)  # fonts for CJK and other scripts
 
     layers, heads = matrix.shape
     if ax is None:
-        fig = Figure(figsize=(1.2 + 0.55 * heads, 1.3 + 0.45 * layers), dpi=100, layout="constrained")
-        ax = fig.add_subplot()
+        ax = _new_figure(1.2 + 0.55 * heads, 1.3 + 0.45 * layers, layer_labels, notes).add_subplot()
     fig = ax.figure
     data = np.ma.masked_invalid(np.asarray(matrix, dtype=float))
     lo = float(np.nanmin(matrix)) if vmin is None and data.count() else vmin
     hi = float(np.nanmax(matrix)) if vmax is None and data.count() else vmax
     image = ax.imshow(data, cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
     ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)])
-    ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)])
+    ax.set_yticks(range(layers), layer_ticks(layers, layer_labels))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=10)
@@ -124,27 +156,29 @@ def render_metric_heatmap(scores: HeadScores, metric: str, ax=None):
         The matplotlib ``Figure`` (see :func:`render_heatmap`); layers and heads labelled from 1.
     """
     title = f"{scores.model_name}: {_what(scores, metric)} ({len(scores.sentences)} sentences)"
+    shape = dict(layer_labels=scores.layer_labels, notes=scores.notes)
     if metric == "entropy":
         return render_heatmap(scores.score(metric), title, ax, vmin=0.0, vmax=None,
-                              colorbar_label="mean entropy of attention rows (bits)")
-    return render_heatmap(scores.score(metric), title, ax)
+                              colorbar_label="mean entropy of attention rows (bits)", **shape)
+    return render_heatmap(scores.score(metric), title, ax, **shape)
 
 
 def render_pair_heatmap(scores: HeadScores, pair: PairScores, ax=None):
     """Heatmap of ``source → target`` attention for every head."""
     title = (f"{scores.model_name}: {pair.source} → {pair.target} "
              f"({pair.n_sentences} sentences, {pair.n_occurrences} pairs)")
-    return render_heatmap(pair.attention, title, ax,
-                          colorbar_label="mean attention source → target")
+    return render_heatmap(pair.attention, title, ax, colorbar_label="mean attention source → target",
+                          layer_labels=scores.layer_labels, notes=scores.notes)
 
 
-def render_syntax_heatmap(syntax, relation: str, axes=None):
+def render_syntax_heatmap(syntax, relation: str, axes=None, layer_labels: list[str] | None = None):
     """Two layers × heads heatmaps of a relation's probe accuracy: ``dep->gov`` and ``gov->dep``.
 
     Args:
         syntax: :class:`mlmtool.analysis.heads.syntax.SyntaxScores`.
         relation: one of ``syntax.relations``.
         axes: two matplotlib ``Axes`` to draw into; default a new figure.
+        layer_labels: per layer kind (:attr:`HeadScores.layer_labels`), default None.
 
     Returns:
         The matplotlib ``Figure`` (accuracy on a fixed 0..1 scale; the title gives the
@@ -159,11 +193,12 @@ def render_syntax_heatmap(syntax, relation: str, axes=None):
     acc = syntax.accuracy[g]  # [2, L, H]
     layers, heads = acc.shape[1:]
     if axes is None:
-        fig = Figure(figsize=(2 * (1.2 + 0.55 * heads), 1.5 + 0.45 * layers), dpi=100, layout="constrained")
+        fig = Figure(figsize=(2 * (1.2 + 0.55 * heads + (0.9 if layer_labels else 0.0)), 1.5 + 0.45 * layers),
+                     dpi=100, layout="constrained")
         axes = fig.subplots(1, 2)
     base, offset = syntax.baseline(relation)
     for d, ax in enumerate(axes):
-        render_heatmap(acc[d], f"{DIRECTIONS[d]}", ax, colorbar_label="accuracy")
+        render_heatmap(acc[d], f"{DIRECTIONS[d]}", ax, colorbar_label="accuracy", layer_labels=layer_labels)
     fig = axes[0].figure
     fig.suptitle(f"{syntax.model_name}: {relation} ({int(syntax.n[g])} arcs); baseline {base:.2f} "
                  f"(offset {offset:+d})", fontsize=10)
@@ -181,15 +216,13 @@ def render_head_labels(scores: HeadScores, labels: np.ndarray, ax=None):
         The matplotlib ``Figure``; layers and heads labelled from 1.
     """
     from matplotlib import colormaps
-    from matplotlib.figure import Figure
     use_in_matplotlib(ax)  # fonts for CJK and other scripts
 
     names = list(PATTERNS) + [BROAD, MIXED]
     index = np.vectorize(names.index)(labels)
     layers, heads = labels.shape
     if ax is None:
-        fig = Figure(figsize=(1.2 + 0.62 * heads, 1.0 + 0.42 * layers), dpi=100, layout="constrained")
-        ax = fig.add_subplot()
+        ax = _new_figure(1.2 + 0.62 * heads, 1.0 + 0.42 * layers, scores.layer_labels, scores.notes).add_subplot()
     fig = ax.figure
     cmap = colormaps["tab10"].resampled(len(names))
     ax.imshow(index, cmap=cmap, vmin=-0.5, vmax=len(names) - 0.5, aspect="auto", alpha=0.55)
@@ -197,7 +230,7 @@ def render_head_labels(scores: HeadScores, labels: np.ndarray, ax=None):
         text = scores.special_names.get(label, label) if label in ("cls", "sep") else label
         ax.text(h, l, text, ha="center", va="center", fontsize=6.5)
     ax.set_xticks(range(heads), [str(h + 1) for h in range(heads)])
-    ax.set_yticks(range(layers), [str(l + 1) for l in range(layers)])
+    ax.set_yticks(range(layers), layer_ticks(layers, scores.layer_labels))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title(f"{scores.model_name}: what each head does", fontsize=10)
@@ -298,7 +331,19 @@ def _intro_md(scores: HeadScores) -> list[str]:
             f"Method: {CITATION}. Attention is taken at word level (the attending word's "
             "pieces are averaged, the attended word's pieces summed), so *next* means the next "
             "word; special tokens are units of their own. Each score is a fraction of a word's "
-            "attention (0 to 1) averaged over words, then over sentences.", ""]
+            "attention (0 to 1) averaged over words, then over sentences.", ""] + _notes_md(scores)
+
+
+def _notes_md(scores: HeadScores) -> list[str]:
+    """What this model's attention is, before its heads are compared (local layers, shared
+    keys); nothing for BERT-like models."""
+    if not scores.notes:
+        return []
+    out = ["**This model's attention.**", ""] + [f"- {_md(note)}" for note in scores.notes]
+    if scores.layer_labels:
+        kinds = ", ".join(f"L{l}: {_md(k)}" for l, k in enumerate(scores.layer_labels, 1))
+        out.append(f"- layer kinds: {kinds}")
+    return out + [""]
 
 
 def _summary_md(scores: HeadScores, labels: np.ndarray, threshold: float, broad_threshold: float) -> list[str]:
@@ -361,9 +406,10 @@ def _labels_md(scores: HeadScores, labels: np.ndarray, images: bool) -> list[str
     H = scores.num_heads
     out = ["## Head labels", "", "| layer | " + " | ".join(f"H{h}" for h in range(1, H + 1)) + " |",
            "|---" * (H + 1) + "|"]
+    kinds = [f" · {k}" for k in scores.layer_labels] if scores.layer_labels else [""] * scores.num_layers
     for l in range(scores.num_layers):
-        out.append(f"| L{l + 1} | " + " | ".join(_md(_label_title(scores, x, short=True))
-                                                 for x in labels[l]) + " |")
+        out.append(f"| L{l + 1}{_md(kinds[l])} | " + " | ".join(_md(_label_title(scores, x, short=True))
+                                                                 for x in labels[l]) + " |")
     out.append("")
     if images:
         out += [f"![head labels]({LABELS_NAME})", ""]
@@ -508,7 +554,8 @@ def save_heads_report(scores: HeadScores, out_dir: str | Path, threshold: float 
     figures += [(pair_filename(i, p.source, p.target), render_pair_heatmap(scores, p))
                 for i, p in enumerate(scores.pairs, 1)]
     if scores.syntax is not None:
-        figures += [(syntax_filename(r), render_syntax_heatmap(scores.syntax, r)) for r in scores.syntax.relations]
+        figures += [(syntax_filename(r), render_syntax_heatmap(scores.syntax, r, layer_labels=scores.layer_labels))
+                    for r in scores.syntax.relations]
     for name, fig in figures:
         fig.savefig(out / name, dpi=dpi)
         paths.append(out / name)

@@ -4,15 +4,19 @@ Takes an :class:`~mlmtool.analysis.rollout.AttentionSummary` (plain data, never 
 draws it exactly like one head of :mod:`mlmtool.render.diagrams` (same labels, viridis
 palette, fixed 0..1 colour bar; lighter = more): row ``i`` is token ``i`` after the last
 layer of the range, column ``j`` the input token ``j`` it draws on. Rows sum to 1, as
-attention rows do, so the two kinds of diagram read the same way.
+attention rows do, so the two kinds of diagram read the same way. Where the summary has
+notes (:attr:`AttentionSummary.notes`: what rollout or flow assumes about ModernBERT's local
+layers, grouped-query attention) they are written under the picture; for BERT there are none
+and the picture is the plain heatmap.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from ..analysis.rollout import AttentionSummary
-from .diagrams import SVG, matrix_image, matrix_layout, matrix_svg
+from .diagrams import SVG, matrix_image, matrix_layout, matrix_svg, with_caption
 from .fonts import use_in_matplotlib
 
 
@@ -32,13 +36,15 @@ def render_summary(summary: AttentionSummary, ax=None):
             head of :mod:`mlmtool.render.diagrams`.
 
     Returns:
-        Without ``ax``: a Pillow image titled e.g. "Attention rollout, layers 1-12 (model)";
+        Without ``ax``: a Pillow image titled e.g. "Attention rollout, layers 1-12 (model)",
+        the summary's notes under it (:func:`mlmtool.render.diagrams.with_caption`);
         ``image.save("rollout.png")`` writes it. With ``ax``: the matplotlib ``Figure`` of
-        ``ax`` (the Captum ``plt_fig_axis`` habit).
+        ``ax`` (the Captum ``plt_fig_axis`` habit), the notes under the x-axis label.
     """
     if ax is not None:
         return _draw_summary(summary, ax)
-    return matrix_image(summary.matrix, summary.title, matrix_layout(summary.tokens))
+    image = matrix_image(summary.matrix, summary.title, matrix_layout(summary.tokens))
+    return with_caption(image, list(summary.notes))
 
 
 def _draw_summary(summary: AttentionSummary, ax):
@@ -49,7 +55,8 @@ def _draw_summary(summary: AttentionSummary, ax):
     image = ax.imshow(summary.matrix, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(n), list(summary.tokens), rotation=90, fontsize=7)
     ax.set_yticks(range(n), list(summary.tokens), fontsize=7)
-    ax.set_xlabel("input token")
+    notes = ["• " + "\n   ".join(textwrap.wrap(note, 80)) for note in summary.notes]
+    ax.set_xlabel("\n".join(["input token", *notes]), **({"fontsize": 8} if notes else {}))
     ax.set_ylabel(f"token after layer {summary.layers[1]}")
     ax.set_title(summary.title, fontsize=10)
     ax.figure.colorbar(image, ax=ax, label="share of the token", shrink=0.9)
@@ -60,9 +67,10 @@ def render_summary_svg(summary: AttentionSummary) -> SVG:
     """Like :func:`render_summary` but as SVG (each cell has a tooltip with its value).
 
     Returns:
-        An :class:`~mlmtool.render.diagrams.SVG` string (``.save(path)`` writes it; Jupyter shows it).
+        An :class:`~mlmtool.render.diagrams.SVG` string (``.save(path)`` writes it; Jupyter
+        shows it); the notes are lines of text under the grid.
     """
-    return matrix_svg(summary.tokens, summary.matrix, summary.title)
+    return matrix_svg(summary.tokens, summary.matrix, summary.title, notes=list(summary.notes))
 
 
 def save_summary(summary: AttentionSummary, out_dir: str | Path, fmt: str = "png") -> Path:
