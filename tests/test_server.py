@@ -688,11 +688,13 @@ def test_page_is_the_static_view_with_its_own_scripts_only(client):
     html = r.text
     scripts = re.findall(r"<script\b([^>]*)>", html)
     assert sorted(scripts) == sorted([' type="application/json" class="mlmv-data"', ' type="application/json" id="app-config"',
-                                      ' src="/static/decode.js"', ' src="/static/view.js"', ' src="/static/app.js"'])
+                                      ' type="application/json" class="mlmc-data"',  # the Compare tab's shell
+                                      ' src="/static/decode.js"', ' src="/static/view.js"',
+                                      ' src="/static/compare.js"', ' src="/static/tabs.js"', ' src="/static/app.js"'])
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing from another host
     assert 'class="mlmv-data">null</script>' in html and 'id="mlmv-app"' in html
     templates = resources.files("mlmtool") / "templates"
-    for name in ("decode.js", "view.js"):
+    for name in ("decode.js", "view.js", "compare.js", "tabs.js"):
         assert client.get(f"/static/{name}").text == (templates / name).read_text(encoding="utf-8")
     assert client.get("/static/app.js").text == (templates / "app.js").read_text(encoding="utf-8")
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")

@@ -31,15 +31,23 @@ _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
               help="heads.json from `mlmtool heads`: label the heads on the page and serve it at "
                    "/api/heads. MODEL= says which loaded model it is for (else its \"model\" field, "
                    "or the only model).")
-def serve(models, lang, host, port, open_browser, cors, heads_files):
+@click.option("--index", "index_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="A corpus index from `mlmtool index`: adds the Search tab and /api/search. Its model "
+                   "must be one of the loaded ones.")
+@click.option("--probe", "probe_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="A folder written by `mlmtool probe -o DIR`: adds the Probe tab and /api/probe.")
+def serve(models, lang, host, port, open_browser, cors, heads_files, index_dir, probe_dir):
     """Serve the page and the JSON API for the models loaded at start.
 
-    The page (http://127.0.0.1:8000/ by default): type a sentence, press Enter, see the
-    predictions for each [MASK], every attention head, the large head view and line view,
-    and a SHAP explanation on request; the URL (?text=...&model=...) shares a view. The JSON
-    API (POST /api/predict, /api/attention, /api/view, /api/embed, /api/score,
-    /api/compare, /api/explain; GET /api/models, /api/heads) answers what the commands
-    print with --json; /docs describes it. Nothing is loaded from the internet. Only this
+    The page (http://127.0.0.1:8000/ by default) has one tab per capability: Fill &
+    attention (type a sentence, press Enter: the predictions for each [MASK], every
+    attention head, the large head view and line view), Layers (layer-wise predictions,
+    rollout and flow), Score (sentences, minimal pairs typed or from a TSV file), Compare,
+    Embed, Heads, Explain (SHAP), and Probe and Search with --probe and --index. The URL
+    (?tab=...&text=...&model=...) shares a view. The JSON API (POST /api/predict,
+    /api/attention, /api/view, /api/layers, /api/summary, /api/embed, /api/score,
+    /api/compare, /api/heads, /api/explain, /api/search, /api/probe; GET /api/models,
+    /api/heads, /api/probe) answers what the commands print with --json; /docs describes it. Nothing is loaded from the internet. Only this
     machine can connect unless --host says otherwise. Ctrl-C stops the server.
 
     \b
@@ -47,6 +55,7 @@ def serve(models, lang, host, port, open_browser, cors, heads_files):
       mlmtool serve
       mlmtool serve -m en-mini -m minilm --open
       mlmtool serve -m en-mini --heads out/heads.json --port 8080
+      mlmtool serve -m minilm --index bank-index --probe probe-out
       curl -s localhost:8000/api/predict -H 'Content-Type: application/json' \\
            -d '{"text": "The [MASK] sat on the mat."}'
     """
@@ -60,6 +69,7 @@ def serve(models, lang, host, port, open_browser, cors, heads_files):
             raise click.BadParameter(f"'{origin}' is not an origin (scheme://host[:port], no path)",
                                      param_hint="'--cors'")
     heads_raw = [_read_heads(spec) for spec in heads_files]
+    _check_folders(index_dir, probe_dir)
     loopback = _is_loopback(host)
     if not loopback:
         click.echo(f"Warning: --host {host} makes the server reachable from other machines, and it has "
@@ -75,7 +85,7 @@ def serve(models, lang, host, port, open_browser, cors, heads_files):
         from ..server.app import LOOPBACK_HOSTS, create_app
 
         app = create_app(loaded, heads=heads, cors=list(cors) or None,
-                         allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+                         allowed_hosts=LOOPBACK_HOSTS if loopback else None, index=index_dir, probe=probe_dir)
         _warm_up(loaded)
         _run(app, sock, host, ", ".join(loaded), open_browser)
     finally:
@@ -141,7 +151,7 @@ def _warm_up(loaded: dict) -> None:
 
     from ..errors import MlmtoolError
 
-    for module in ("attention", "embed", "predict", "score", "compare"):
+    for module in ("attention", "embed", "predict", "score", "compare", "layerwise", "rollout"):
         importlib.import_module(f"mlmtool.analysis.{module}")
     importlib.import_module("mlmtool.render.html_view")
     from ..analysis.attention import attention
@@ -154,6 +164,27 @@ def _warm_up(loaded: dict) -> None:
                 predict(lm, f"a {lm.mask_token}")
         except MlmtoolError:  # e.g. a tokenizer without the word "a": nothing to warm
             pass
+
+
+def _check_folders(index_dir: str | None, probe_dir: str | None) -> None:
+    """Check ``--index`` and ``--probe`` before any model loads (the index's model is checked
+    once the models are loaded, by :func:`~mlmtool.server.features.load_features`).
+
+    Raises:
+        MlmtoolError: not an index (or a partial one); a probe folder without probe.json.
+    """
+    from pathlib import Path
+
+    if index_dir is not None:
+        from ..analysis.corpus.store import read_info
+
+        read_info(index_dir)
+    if probe_dir is not None:
+        from ..server.features import PROBE_FILE
+
+        if not (Path(probe_dir) / PROBE_FILE).is_file():
+            raise click.BadParameter(f"'{probe_dir}' has no {PROBE_FILE} (write one with mlmtool probe ... -o DIR)",
+                                     param_hint="'--probe'")
 
 
 def _is_loopback(host: str) -> bool:

@@ -3,10 +3,12 @@
 The app page is the static view delivered a second way: it holds the view's own template
 (``mlmtool/templates/view.html``, rendered here without data and without its inline
 script) and loads the view's own scripts from ``/static/`` (``decode.js``, the payload
-decoder every page shares, then ``view.js``); ``app.js`` (the only
-app-specific code: the text box, the model switcher, URL state, fetching and the SHAP
-panel) fetches ``POST /api/view`` and hands the data to ``mlmtoolView``, exactly as the
-static page hands it the data it embeds. Nothing is loaded from anywhere but the server.
+decoder every page shares, then ``view.js``); ``app.js`` (the app-specific code: the text
+box, the model switcher, the tabs, URL state, fetching) fetches ``POST /api/view`` and
+hands the data to ``mlmtoolView``, exactly as the static page hands it the data it embeds.
+The Compare tab does the same with the comparison page (``compare.html``, ``compare.js``,
+``POST /api/compare/view``); ``tabs.js`` draws the other tabs (layers, score, embed, heads,
+explain, probe, search) from the API's JSON. Nothing is loaded from anywhere but the server.
 
 ``/docs`` is written here from the app's OpenAPI schema (``/openapi.json``): FastAPI's
 default ``/docs`` loads Swagger UI from a CDN, which fails offline and would let a third
@@ -22,10 +24,14 @@ from typing import Any
 #: Files ``GET /static/{name}`` serves: name -> (package file in mlmtool/templates, media type).
 STATIC = {"decode.js": ("decode.js", "text/javascript; charset=utf-8"),
           "view.js": ("view.js", "text/javascript; charset=utf-8"),
+          "compare.js": ("compare.js", "text/javascript; charset=utf-8"),
+          "tabs.js": ("tabs.js", "text/javascript; charset=utf-8"),
           "app.js": ("app.js", "text/javascript; charset=utf-8")}
 
 #: The id of the view's root element on the app page.
 ROOT_ID = "mlmv-app"
+#: The id of the comparison page's root element (the Compare tab).
+COMPARE_ROOT_ID = "mlmc-app"
 
 
 def _template(name: str) -> str:
@@ -67,25 +73,59 @@ def view_shell(title: str = "mlmtool") -> str:
     return fragment.replace("<script></script>", "")
 
 
-def page_html(models: dict[str, Any], default: str, limits) -> str:
-    """The app page (``GET /``): the text box, the model switcher and the view's shell.
+def compare_shell() -> str:
+    """The comparison page's fragment (``compare.html`` with ``compare.css``) holding no data,
+    for the Compare tab: as :func:`view_shell`, its JSON block says ``null``, its inline
+    ``<script>`` is left out, and ``tabs.js`` fills the block and calls ``mlmtoolCompare``.
+
+    Raises:
+        RuntimeError: ``compare.html`` no longer has the parts this relies on.
+    """
+    import jinja2
+
+    from ..render._document import page_assets
+
+    template, css, _ = page_assets("compare")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    fragment = env.from_string(template).render(root_id=COMPARE_ROOT_ID, title="", css=css, data="null",
+                                                script="")
+    if fragment.count("<script></script>") != 1 or 'class="mlmc-data">null</script>' not in fragment:
+        raise RuntimeError("compare.html changed: expected one inline <script> and the mlmc-data block")
+    return fragment.replace("<script></script>", "")
+
+
+def page_html(models: dict[str, Any], default: str, limits, *, heads: Any = (), features: Any = None) -> str:
+    """The app page (``GET /``): the text box, the model switcher, the tabs and the view's shell.
 
     Args:
         models: ``{name: LoadedModel}``; default: the default model's name.
         limits: the server's :class:`~mlmtool.server.app.Limits` (the text box's maxlength).
+        heads: names of the models a heads.json was given for (the Heads tab shows it).
+        features: the app's :class:`~mlmtool.server.features.Features` (the Search and Probe
+            tabs appear only with them); None = neither.
     """
     import jinja2
 
     from ..render.html_view import json_for_script
 
-    config = {"default": default, "root": ROOT_ID, "max_text_chars": limits.max_text_chars,
-              "max_top_k": limits.max_top_k,
+    from ..analysis.embed import METHODS
+    from ..analysis.score import VARIANTS
+    from ..defaults import MAX_EVALS, THRESHOLD, TOP_K
+
+    extra = features.config() if features is not None else {"search": None, "probe": None}
+    config = {"default": default, "root": ROOT_ID, "compare_root": COMPARE_ROOT_ID,
+              "max_text_chars": limits.max_text_chars, "max_top_k": limits.max_top_k,
+              "max_sentences": limits.max_sentences, "max_evals": limits.max_evals,
+              "defaults": {"top_k": TOP_K, "max_evals": MAX_EVALS, "threshold": THRESHOLD},
+              "variants": list(VARIANTS), "methods": list(METHODS),
               "models": [{"name": n, "layers": lm.num_layers, "heads": lm.num_heads,
-                          "has_mlm_head": lm.has_mlm_head} for n, lm in models.items()]}
+                          "has_mlm_head": lm.has_mlm_head, "mask_token": lm.mask_token,
+                          "head_labels": n in heads} for n, lm in models.items()], **extra}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(_template("app.html")).render(
-        view=view_shell(), config=json_for_script(config), max_text_chars=limits.max_text_chars,
-        max_top_k=limits.max_top_k)
+        view=view_shell(), compare=compare_shell(), config=json_for_script(config),
+        max_text_chars=limits.max_text_chars, max_top_k=limits.max_top_k, search=extra["search"],
+        probe=extra["probe"])
 
 
 _DOCS = """<!DOCTYPE html>

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..analysis.embed import METHODS
 from ..analysis.fill import DEFAULT_BEAM, DEFAULT_MAX_PIECES
 from ..analysis.score import VARIANTS
-from ..defaults import MAX_EVALS, TOP_K
+from ..defaults import MAX_EVALS, THRESHOLD, TOP_K
 from ..render.html_view import Precision
 from .handlers import ApiError
 
@@ -177,3 +177,54 @@ class CompareRequest(_Body):
     texts: list[str] = Field(..., description="Two models: 1 to max_sentences sentences; one model: exactly two.",
                              examples=[["The doctor said he [MASK].", "The doctor said she [MASK]."]])
     top_k: int = Field(TOP_K, description="Candidates per mask (1 to max_top_k).")
+
+
+# ---- the tabs of the page: layers, summaries, heads, search, probe (issue 29) ----
+
+class LayersRequest(_Body):
+    """One sentence with [MASK]: what the masked-LM head reads after every layer."""
+
+    text: str = Field(..., description="One sentence with [MASK].", examples=["The [MASK] sat on the mat."])
+    top_k: int = Field(TOP_K, description="Pieces per layer and mask (1 to max_top_k).")
+
+
+class SummaryRequest(_Body):
+    """One sentence: attention rollout or attention flow over a range of layers."""
+
+    text: str = Field(..., description="One sentence ([MASK] optional).", examples=["The cat sat on the mat."])
+    method: Literal["rollout", "flow"] = Field("rollout", description="Abnar & Zuidema 2020: rollout, or flow "
+                                                                      "(at most 64 tokens).")
+    layers: list[int] | None = Field(None, description="[first, last] layers, from 1, inclusive; default all.")
+
+
+class HeadsRequest(_Body):
+    """Sentences over which every attention head is scored (``mlmtool heads``)."""
+
+    texts: list[str] = Field(..., description="1 to max_sentences sentences.",
+                             examples=[["The cat sat on the mat.", "She opened the door."]])
+    pairs: list[str] = Field([], description="WORD:WORD pairs to measure (at most 8), as `--pair`.")
+    threshold: float = Field(THRESHOLD, ge=0, le=1, description="Minimum score for a head to be labelled "
+                                                                 "with a pattern.")
+
+
+class SearchRequest(_Body):
+    """A sentence with one [bracketed] word: the corpus words nearest it (``mlmtool search``)."""
+
+    query: str = Field(..., description="A sentence with one word in brackets.",
+                       examples=["The [bank] of the river was muddy."])
+    layer: int | None = Field(None, description="An indexed layer; default the last indexed one.")
+    top_k: int = Field(20, description="Hits (1 to max_top_k).")
+    words: Literal["any", "same", "other"] = Field("any", description="Every hit, the query's word only, "
+                                                                      "or other words only.")
+    pos: str | None = Field(None, max_length=32, description="Only hits with this UPOS tag (CoNLL-U indexes).")
+
+
+class ProbeWordsRequest(_Body):
+    """One sentence: the saved probes' labels for its words."""
+
+    text: str = Field(..., description="One sentence.", examples=["The cat sat on the mat."])
+    task: str = Field("upos", max_length=16, description="A label task the probes were trained on.")
+
+
+class CompareViewRequest(CompareRequest):
+    """As ``/api/compare``: the comparison page's data instead of its JSON."""

@@ -1,12 +1,14 @@
-/* mlmtool serve: the app around the static view. Plain browser JavaScript, no library.
+/* mlmtool serve: the app around the static views. Plain browser JavaScript, no library.
  *
  * The page holds the static view's own template (view.html, rendered empty by the server)
  * and its own scripts (decode.js, the payload decoder every page shares, and view.js,
- * mlmtoolView). This file is the app-only part: the text box
- * (Enter runs), the model switcher, the URL state (?text=...&model=...&k=...), fetching
- * POST /api/view and handing its data to mlmtoolView exactly as the static page hands it the
- * data it embeds, and the SHAP panel (POST /api/explain, then polling the job).
- * Every string from the server is inserted with textContent, never as HTML.
+ * mlmtoolView); the comparison page's template and compare.js likewise for the Compare tab.
+ * This file is the app's frame: the sentence box (Enter runs the open tab), the model
+ * switcher, the tabs (role=tab; arrow keys, Home and End move between them), the URL state
+ * (?tab=...&text=...&model=...&k=... plus each tab's own inputs, restored on load and on
+ * Back), and the Fill & attention tab: POST /api/view, handed to mlmtoolView exactly as the
+ * static page hands it the data it embeds. The other tabs live in tabs.js (mlmtoolTabs).
+ * Every string from the user or the server is inserted with textContent, never as HTML.
  */
 (function () {
   "use strict";
@@ -16,8 +18,9 @@
   const status = $("app-status"), errorBox = $("app-error"), host = $("app-view");
   const pristine = $(cfg.root).cloneNode(true);  // the empty view, before mlmtoolView touches it
   const names = new Set(cfg.models.map((m) => m.name));
-  let current = null;  // the request whose answer is shown
+  const DEFAULT_K = cfg.defaults.top_k;
   let seq = 0;         // the newest request wins; older answers are dropped
+  let active = "fill"; // the open tab
 
   cfg.models.forEach((m) => {
     const o = document.createElement("option");
@@ -26,8 +29,6 @@
     select.appendChild(o);
   });
   select.value = cfg.default;
-
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   async function api(path, body) {
     const init = body === undefined ? {} : {
@@ -46,12 +47,12 @@
 
   function topK() {
     const k = Math.round(Number(topk.value));
-    const ok = Number.isFinite(k) ? Math.min(cfg.max_top_k, Math.max(1, k)) : 5;
+    const ok = Number.isFinite(k) ? Math.min(cfg.max_top_k, Math.max(1, k)) : DEFAULT_K;
     topk.value = ok;
     return ok;
   }
 
-  /* ---- the view: a fresh copy of the empty template, filled and drawn by view.js ---- */
+  /* ---- the Fill & attention tab: a fresh copy of the empty template, drawn by view.js ---- */
   function show(data) {
     const fresh = pristine.cloneNode(true);
     fresh.querySelector(".mlmv-data").textContent = JSON.stringify(data);
@@ -60,7 +61,7 @@
     mlmtoolView(cfg.root);  // from view.js
   }
 
-  async function run(push) {
+  async function runFill() {
     const text = input.value.trim();
     if (!text) {
       status.textContent = "Type a sentence first (write [MASK] where the model should guess a word).";
@@ -70,14 +71,11 @@
     const my = ++seq;
     errorBox.hidden = true;
     status.textContent = "Computing\u2026";
-    if (push) saveUrl(req);
     const started = performance.now();
     try {
       const data = await api("/api/view", req);
       if (my !== seq) return;
-      current = req;
       show(data);
-      resetExplain(data);
       status.textContent = data.tokens.length + " tokens, " + data.layers + " layers \u00d7 " + data.heads +
         " heads, " + Math.round(performance.now() - started) + " ms";
       document.body.dataset.shown = String(my);
@@ -88,10 +86,67 @@
     }
   }
 
-  /* ---- URL state: ?text=...&model=...&k=... ---- */
-  function saveUrl(req) {
-    const q = new URLSearchParams({text: req.text, model: req.model});
-    if (req.top_k !== 5) q.set("k", String(req.top_k));
+  /* ---- the shared pieces every tab uses ---- */
+  const ctx = {
+    cfg: cfg, api: api, topK: topK,
+    text: () => input.value.trim(),
+    model: () => select.value,
+    modelInfo: () => cfg.models.find((m) => m.name === select.value) || cfg.models[0],
+    push: () => saveUrl(),
+    openSentence(text) {  // a search hit: its sentence in the Fill & attention tab
+      input.value = text.slice(0, cfg.max_text_chars);
+      activate("fill", false);
+      saveUrl();
+      runFill();
+    },
+  };
+  const tabs = Object.assign({fill: {run: runFill, save() {}, load() {}, ready: () => !!ctx.text()}},
+                             mlmtoolTabs(ctx));
+  const buttons = Array.from(document.querySelectorAll("#app-tabs [role=tab]"));
+
+  /* ---- tabs: click, Enter/Space, arrow keys, Home/End (WAI-ARIA tabs pattern) ---- */
+  function activate(name, focus) {
+    if (!tabs[name]) name = "fill";
+    active = name;
+    buttons.forEach((b) => {
+      const on = b.dataset.tab === name;
+      b.setAttribute("aria-selected", String(on));
+      b.tabIndex = on ? 0 : -1;
+      $(b.getAttribute("aria-controls")).hidden = !on;
+      if (on && focus) b.focus();
+    });
+    document.body.dataset.tab = name;
+    if (tabs.heads.modelChanged) tabs.heads.modelChanged();
+  }
+  function openTab(name, focus) {
+    if (name === active) return;
+    activate(name, focus);
+    saveUrl();
+    const panel = $("tab-" + name);
+    if (name !== "fill" && !tabs[name].manual && tabs[name].ready() && !panel.dataset.runs) tabs[name].run();
+  }
+  buttons.forEach((b, i) => {
+    b.addEventListener("click", () => openTab(b.dataset.tab, true));
+    b.addEventListener("keydown", (ev) => {
+      const step = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1}[ev.key];
+      let j = null;
+      if (step) j = (i + step + buttons.length) % buttons.length;
+      else if (ev.key === "Home") j = 0;
+      else if (ev.key === "End") j = buttons.length - 1;
+      if (j === null) return;
+      ev.preventDefault();
+      openTab(buttons[j].dataset.tab, true);
+    });
+  });
+
+  /* ---- URL state: ?tab=...&text=...&model=...&k=... and the open tab's own inputs ---- */
+  function saveUrl() {
+    const q = new URLSearchParams();
+    if (active !== "fill") q.set("tab", active);
+    q.set("text", input.value.trim());
+    q.set("model", select.value);
+    if (topK() !== DEFAULT_K) q.set("k", String(topK()));
+    tabs[active].save(q);
     const url = "?" + q.toString();
     if (location.search !== url) history.pushState(null, "", url);
   }
@@ -106,66 +161,29 @@
     } else if (model !== null) {
       showError("Model '" + model + "' is not loaded on this server; showing " + cfg.default + ".");
     }
-    topk.value = k !== null ? k : "5";
+    topk.value = k !== null ? k : String(DEFAULT_K);
     input.value = text !== null ? text.slice(0, cfg.max_text_chars) : "";
-    if (input.value.trim()) run(false);
-  }
-
-  /* ---- the SHAP panel ---- */
-  function resetExplain(data) {
-    $("app-explain").hidden = !(data.predictions && data.predictions.length);
-    $("app-explain-words").replaceChildren();
-    $("app-explain-status").textContent = "";
-    $("app-explain-sum").textContent = "";
-    $("app-explain-run").disabled = false;
-  }
-
-  async function explain() {
-    if (!current) return;
-    const req = current, my = seq, button = $("app-explain-run"), note = $("app-explain-status");
-    button.disabled = true;
-    note.textContent = "starting\u2026";
-    try {
-      let job = await api("/api/explain", {text: req.text, model: req.model});
-      while (job.status === "queued" || job.status === "running") {
-        note.textContent = job.status === "queued" ? "waiting for the SHAP worker\u2026" :
-          "SHAP: " + job.progress.evaluations + " of at most " + job.progress.max_evals + " evaluations\u2026";
-        await sleep(300);
-        if (my !== seq) return;  // another sentence is shown now
-        job = await api("/api/explain/" + encodeURIComponent(job.id));
-      }
-      if (my !== seq) return;
-      if (job.status !== "done") throw new Error(job.error || "the explanation failed");
-      drawExplain(job.result);
-      note.textContent = "";
-    } catch (err) {
-      if (my === seq) note.textContent = "Error: " + err.message;
-    } finally {
-      button.disabled = false;
+    const name = tabs[q.get("tab")] ? q.get("tab") : "fill";
+    if (q.get("tab") !== null && !tabs[q.get("tab")]) {
+      showError("This server has no tab '" + q.get("tab") + "'; showing Fill & attention.");
     }
+    activate(name, false);
+    tabs[name].load(q);
+    if (tabs[name].ready() && (name !== "fill" || input.value.trim())) tabs[name].run();
   }
 
-  function drawExplain(r) {
-    const box = $("app-explain-words");
-    box.replaceChildren();
-    const top = Math.max(1e-12, ...r.word_values.map((v) => Math.abs(v)));
-    r.words.forEach((w, i) => {
-      const v = r.word_values[i], a = (0.85 * Math.min(1, Math.abs(v) / top)).toFixed(3);
-      const span = document.createElement("span");
-      span.className = "app-word";
-      span.textContent = w;
-      span.style.background = v >= 0 ? "rgba(214, 39, 40, " + a + ")" : "rgba(31, 119, 180, " + a + ")";
-      span.title = (v >= 0 ? "+" : "") + v.toFixed(4);
-      box.appendChild(span);
-    });
-    $("app-explain-sum").textContent = "p(\u201c" + r.target + "\u201d) = " + r.full_value.toFixed(4) +
-      " = base " + r.base_value.toFixed(4) + " + the sum of the values " + r.sum_of_values.toFixed(4) +
-      " (red raises it, blue lowers it; " + r.evaluations + " evaluations)";
+  function runActive() {
+    saveUrl();
+    tabs[active].run();
   }
 
-  form.addEventListener("submit", (ev) => { ev.preventDefault(); run(true); });
-  select.addEventListener("change", () => { if (input.value.trim()) run(true); });
-  $("app-explain-run").addEventListener("click", explain);
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); runActive(); });
+  select.addEventListener("change", () => {
+    if (tabs.heads.modelChanged) tabs.heads.modelChanged();
+    if (tabs[active].manual) saveUrl();
+    else if (input.value.trim() || active !== "fill") runActive();
+  });
+  document.querySelectorAll(".tab-run").forEach((b) => b.addEventListener("click", runActive));
   window.addEventListener("popstate", loadUrl);
   loadUrl();
   input.focus();

@@ -11,8 +11,8 @@ Python's terms) stays out of the schema.
 
 from __future__ import annotations
 
-from . import attention, compare, embed, explain, fill, models, pages, score
+from . import attention, compare, embed, explain, fill, heads, layers, models, pages, probe, score, search
 
 #: Every router of the app: pages, then the JSON API.
-ROUTERS = (pages.router, models.router, fill.router, attention.router, embed.router, score.router,
-           compare.router, explain.router)
+ROUTERS = (pages.router, models.router, fill.router, attention.router, layers.router, embed.router, score.router,
+           compare.router, heads.router, explain.router, search.router, probe.router)
