@@ -310,7 +310,7 @@ def pad(rows: Sequence[Sequence[int]], pad_id: int | None, device=None):
 
 def iter_forward(lm, ids: Sequence[Sequence[int]], *, positions: Sequence[Sequence[int]] | None = None,
                  attentions: bool = False, hidden_states: bool = False, layer_logits: bool = False,
-                 batch_size: int = 32) -> Iterator[Forward]:
+                 batch_size: int = 32, hidden_layers: Sequence[int] | None = None) -> Iterator[Forward]:
     """Run the model on many id sequences, yielding one :class:`Forward` each, batch by batch.
 
     Sequences are bucketed by length (:func:`length_batches`) and right-padded; padding is
@@ -327,6 +327,10 @@ def iter_forward(lm, ids: Sequence[Sequence[int]], *, positions: Sequence[Sequen
         hidden_states: return ``hidden_states [L+1, S, D]`` (NumPy, float32).
         layer_logits: return the head applied to every layer at ``positions``.
         batch_size: sequences per forward pass (default 32).
+        hidden_layers: with ``hidden_states``, keep only these hidden-state layers (0 =
+            embeddings), in this order: ``hidden_states`` is then ``[len(hidden_layers), S, D]``
+            and only they are copied out of the model (the corpus index needs one or a few of
+            the ``L+1``). None (default) = all.
 
     Raises:
         NoMLMHeadError: logits were asked of a model without a trained masked-LM head.
@@ -348,7 +352,7 @@ def iter_forward(lm, ids: Sequence[Sequence[int]], *, positions: Sequence[Sequen
             out = run_batch(lm.model, input_ids, mask, rows=rows, cols=cols, attentions=attentions,
                             hidden_states=hidden_states, layer_logits=layer_logits)
             att = torch.stack(out.attentions, 1).float().cpu().numpy() if attentions else None
-            hid = torch.stack(out.hidden_states, 1).float().cpu().numpy() if hidden_states else None
+            hid = _stack_hidden(out.hidden_states, hidden_layers) if hidden_states else None
             start = 0
             for r, i in enumerate(batch):
                 n = len(ids[i])
@@ -362,8 +366,16 @@ def iter_forward(lm, ids: Sequence[Sequence[int]], *, positions: Sequence[Sequen
                 if att is not None:
                     item.attentions = att[r, :, :, :n, :n].copy()  # [L, H, S, S]
                 if hid is not None:
-                    item.hidden_states = hid[r, :, :n].copy()  # [L+1, S, D]
+                    item.hidden_states = hid[r, :, :n].copy()  # [L+1, S, D] (or [k, S, D])
                 yield item
+
+
+def _stack_hidden(hidden, layers: Sequence[int] | None):
+    """``L+1`` tensors ``[B, S, D]`` (or those of ``layers``) → ``float32 ndarray [B, k, S, D]``."""
+    import torch
+
+    chosen = hidden if layers is None else [hidden[i] for i in layers]
+    return torch.stack(chosen, 1).float().cpu().numpy()
 
 
 def forward(lm, ids: Sequence[Sequence[int]], **kwargs) -> list[Forward]:

@@ -3,10 +3,12 @@
 A word's vector is the mean of its pieces' hidden states, the rule of ``mlmtool embed``
 (:mod:`mlmtool.analysis.embed`; words are the tokenizer's, :func:`mlmtool.tokens.word_ids_of`,
 or a treebank's with ``conllu``). The corpus streams through in chunks of lines: each chunk's
-vectors and word rows are written to ``INDEX_DIR/.building/`` as soon as they are computed,
-so memory stays at one chunk (plus the HNSW graph being extended) and a build stopped by
-Ctrl-C resumes from its last chunk. When every chunk is there, :func:`_commit` adds them to
-each layer's usearch HNSW index and replaces the manifest (:mod:`.store`).
+vectors and word rows are written to ``INDEX_DIR/.building/`` as soon as they are computed
+and added to each layer's usearch HNSW graph by a worker thread while the model runs on the
+next chunk (:class:`~.merge.LayerWriter`), so memory stays at two chunks plus the graphs and a
+build stopped by Ctrl-C resumes from its last chunk. When every chunk is there,
+:func:`~.merge.commit` writes the new generation and replaces the manifest (:mod:`.store`).
+Under ``torchrun`` the chunks are dealt out to the processes and rank 0 merges (:mod:`.shard`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Iterator, NamedTuple, Sequence
 
 from ...core.forward import iter_forward
 from ...errors import MlmtoolError
-from ...tokens import encode_words, word_ids_of, word_pieces, word_strings
-from .store import HNSW, MANIFEST, WORK, IndexInfo, library_versions, read_info, weights_hash
+from ...tokens import _CJK_CHAR, encode_words, word_ids_of, word_pieces, word_strings
+from .merge import LayerWriter, commit
+from .shard import Shard, shard_group
+from .store import MANIFEST, WORK, IndexInfo, read_info, weights_hash
 
 #: Corpus lines per chunk (the unit of resuming and of the memory bound).
 CHUNK_LINES = 512
@@ -144,6 +148,30 @@ def _spans(text: str, words: list[str]) -> list[tuple[int, int]]:
     return out
 
 
+def _text_words(tok, enc, i: int, text: str, fast: bool):
+    """Word ids per token, word strings and ``(start, end)`` spans of text ``i`` of ``enc``.
+
+    With a fast tokenizer and fewer than two Chinese/Japanese characters (no word for the
+    segmenter to split), the tokenizer's own words and character offsets: the answer of
+    :func:`~mlmtool.tokens.word_ids_of` and :func:`~mlmtool.tokens.word_strings`, without
+    their per-token Python work. Otherwise those two functions.
+    """
+    if fast and len(_CJK_CHAR.findall(text)) < 2:
+        wid = list(enc.word_ids(i))
+        offsets = enc["offset_mapping"][i]
+        words, spans = [], []
+        for group in word_pieces(wid):
+            a, b = offsets[group[0]][0], offsets[group[-1]][1]
+            raw = text[a:b]
+            word = raw.strip()  # a mask with lstrip=True spans its space (as word_strings)
+            a += len(raw) - len(raw.lstrip())
+            words.append(word)
+            spans.append((a, a + len(word)))
+        return wid, words, spans
+    words = word_strings(text, enc, i, tok)
+    return word_ids_of(enc, i, tok), words, _spans(text, words)
+
+
 def encode_sentences(lm, sentences: Sequence[Sentence]) -> Encoded:
     """Tokenize sentences with at least one character of text; too long ones are cut.
 
@@ -151,28 +179,35 @@ def encode_sentences(lm, sentences: Sequence[Sentence]) -> Encoded:
     its final special token; a word with a piece cut off is left out.
     """
     tok = lm.tokenizer
-    if sentences and sentences[0].words is not None:
+    given = bool(sentences) and sentences[0].words is not None
+    if given:
         ids, wids = encode_words(lm, [s.words for s in sentences], [s.space_after for s in sentences])
         words = [list(s.words) for s in sentences]
+        spans = [_spans(s.text, ws) for s, ws in zip(sentences, words)]
     else:
-        enc = tok([s.text for s in sentences], add_special_tokens=True, truncation=False, verbose=False)
+        fast = getattr(tok, "is_fast", False)
+        enc = tok([s.text for s in sentences], add_special_tokens=True, truncation=False, verbose=False,
+                  return_offsets_mapping=fast)
         ids = [list(x) for x in enc["input_ids"]]
-        wids = [word_ids_of(enc, i, tok) for i in range(len(sentences))]
-        words = [word_strings(s.text, enc, i, tok) for i, s in enumerate(sentences)]
+        wids, words, spans = [], [], []
+        for i, s in enumerate(sentences):
+            wid, ws, sp = _text_words(tok, enc, i, s.text, fast)
+            wids.append(wid), words.append(ws), spans.append(sp)
     out = Encoded([], [], [], [], [], 0)
-    for s, row, wid, ws in zip(sentences, ids, wids, words):
+    for s, row, wid, ws, sp in zip(sentences, ids, wids, words, spans):
         groups = word_pieces(wid)
         present = sorted({w for w in wid if w is not None})  # a word may get no piece
         if len(row) > lm.max_length:
             row = row[:lm.max_length - 1] + row[-1:]
             out = out._replace(truncated=out.truncated + 1)
         keep = [k for k, g in enumerate(groups) if g[-1] < len(row) - 1]
-        spans = _spans(s.text, ws)
+        if given:  # the treebank's lists are per word, the tokenizer's per word with pieces
+            ws, sp = [ws[w] for w in present], [sp[w] for w in present]
         out.ids.append(row)
         out.groups.append([groups[k] for k in keep])
         out.index.append([present[k] for k in keep])
-        out.words.append([ws[present[k]] for k in keep])
-        out.spans.append([spans[present[k]] for k in keep])
+        out.words.append([ws[k] for k in keep])
+        out.spans.append([sp[k] for k in keep])
     return out
 
 
@@ -180,14 +215,16 @@ def pool_words(hidden, groups: list[list[int]]):
     """Mean of each word's pieces, L2-normalised: ``[layers, S, D]`` → ``float32 [layers, W, D]``.
 
     The pooling of :func:`mlmtool.analysis.embed.word_vectors` (mean of the pieces), for
-    several layers at once, as one matrix product with a ``[W, S]`` averaging matrix.
+    several layers at once, as one matrix product with a ``[W, S]`` averaging matrix (built
+    without a loop over words).
     """
     import numpy as np
 
     avg = np.zeros((len(groups), hidden.shape[1]), dtype=np.float32)
-    for w, g in enumerate(groups):
-        avg[w, g] = 1.0 / len(g)
-    pooled = np.einsum("ws,lsd->lwd", avg, hidden)
+    if groups:
+        sizes = np.fromiter(map(len, groups), dtype=np.int64, count=len(groups))
+        avg[np.repeat(np.arange(len(groups)), sizes), np.concatenate(groups)] = np.repeat(1.0 / sizes, sizes)
+    pooled = avg @ hidden  # [layers, W, D]
     norms = np.linalg.norm(pooled, axis=-1, keepdims=True)
     return pooled / np.maximum(norms, 1e-12)
 
@@ -212,8 +249,8 @@ def embed_sentences(lm, sentences: Sequence[Sentence], layers: Sequence[int], ba
     enc = encode_sentences(lm, sentences)
     per: list = [None] * len(sentences)
     if sentences:
-        for f in iter_forward(lm, enc.ids, hidden_states=True, batch_size=batch_size):
-            per[f.index] = pool_words(f.hidden_states[list(layers)], enc.groups[f.index])
+        for f in iter_forward(lm, enc.ids, hidden_states=True, hidden_layers=list(layers), batch_size=batch_size):
+            per[f.index] = pool_words(f.hidden_states, enc.groups[f.index])
     d = lm.model.config.hidden_size
     mats = [p for p in per if p is not None and p.shape[1]]
     vectors = np.concatenate(mats, axis=1) if mats else np.zeros((len(layers), 0, d), np.float32)
@@ -274,12 +311,12 @@ def open_for_build(lm, output: str | Path, layers: list[int], conllu: bool) -> I
                      layers=layers, conllu=conllu)
 
 
-def _work_dir(info: IndexInfo, start: int, total_hash: str) -> Path:
+def _work_dir(info: IndexInfo, total_hash: str, chunk_lines: int) -> Path:
     """``.building/`` for this build: reused when an interrupted build had the same settings,
     else emptied (it only ever holds chunks of a build that never committed)."""
     work = Path(info.path) / WORK
     state = {"start": info.lines, "corpus_sha256": total_hash, "layers": info.layers,
-             "model_hash": info.model_hash, "chunk_lines": CHUNK_LINES, "from": start}
+             "model_hash": info.model_hash, "chunk_lines": chunk_lines}
     old = work / "state.json"
     if work.is_dir() and not (old.is_file() and json.loads(old.read_text()) == state):
         shutil.rmtree(work)
@@ -300,7 +337,7 @@ def _chunks(sentences: Iterator[Sentence], size: int) -> Iterator[list[Sentence]
         yield chunk
 
 
-def _write_chunk(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence]) -> None:
+def write_chunk(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence]) -> None:
     """One chunk file (``.npz``: ``vectors`` float16 ``[layers, W, D]``, the row columns as
     arrays, ``truncated``, the sentences' numbers and texts), written under a temporary name
     and renamed (atomic)."""
@@ -321,14 +358,21 @@ def _write_chunk(path: Path, vectors, rows: dict, truncated: int, chunk: list[Se
 
 
 def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Sequence[int] | None = None, *,
-                conllu: str | Path | None = None, batch_size: int = 32, progress: bool = False) -> IndexInfo:
+                conllu: str | Path | None = None, batch_size: int = 32, progress: bool = False,
+                chunk_lines: int | None = None) -> IndexInfo:
     """Index a corpus's words by their contextual vectors, or extend an index with new lines.
 
-    Streams the corpus in chunks of :data:`CHUNK_LINES` lines through the forward core; a
+    Streams the corpus in chunks of ``chunk_lines`` lines through the forward core; a
     chunk is kept in ``OUTPUT/.building/`` once computed, so an interrupted build (Ctrl-C)
-    resumes where it stopped. Re-running on a corpus whose first lines are those already
-    indexed appends the new lines. Vectors: mean of a word's pieces (``mlmtool embed``'s rule),
-    L2-normalised, float16; per layer a usearch HNSW index (cosine; Malkov & Yashunin 2018).
+    resumes where it stopped, and its vectors go into each layer's HNSW graph in a worker
+    thread while the model runs on the next chunk. Re-running on a corpus whose first lines
+    are those already indexed appends the new lines. Vectors: mean of a word's pieces
+    (``mlmtool embed``'s rule), L2-normalised, float16; per layer a usearch HNSW index
+    (cosine; Malkov & Yashunin 2018).
+
+    Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1), every process calls this
+    with the same arguments: each computes its share of the chunks and rank 0 merges them
+    (:mod:`.shard`); every rank returns the merged index's manifest.
 
     Args:
         lm: a :class:`~mlmtool.models.LoadedModel`.
@@ -337,7 +381,9 @@ def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Seque
         layers: hidden-state layers to index (1..L, 0 = embeddings); default the last.
         conllu: a CoNLL-U treebank instead of ``corpus``: its words, UPOS and relations.
         batch_size: sentences per forward pass (default 32).
-        progress: show a tqdm bar (words/s) on stderr.
+        progress: show a tqdm bar (words/s) on stderr (rank 0's words in a launch).
+        chunk_lines: lines per chunk, the unit of resuming, of memory and of a launch's
+            sharing out (default :data:`CHUNK_LINES`).
 
     Returns:
         The :class:`~.store.IndexInfo` written to ``OUTPUT/manifest.json``.
@@ -348,8 +394,27 @@ def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Seque
     """
     if (corpus is None) == (conllu is None):
         raise MlmtoolError("give a corpus file or --conllu FILE (one of them)", param="conllu")
+    chunk_lines = chunk_lines or CHUNK_LINES
+    if chunk_lines < 1:
+        raise MlmtoolError("chunk_lines must be at least 1", param="chunk_lines")
     layers = check_layers(lm, layers)
     info = open_for_build(lm, output, layers, conllu is not None)
+    total, full, source = _open_corpus(corpus, conllu, info, output)
+    if total == info.lines:
+        return info
+    with shard_group() as shard:
+        if shard.size == 1:
+            return _build_here(lm, info, source, total, full, layers, batch_size, progress, chunk_lines)
+        return _build_sharded(lm, info, source, total, full, shard, layers, batch_size, progress, chunk_lines)
+
+
+def _open_corpus(corpus, conllu, info: IndexInfo, output) -> tuple[int, str, Iterator[Sentence]]:
+    """``(lines, sha256 of all lines, the sentences after those indexed)`` of the corpus.
+
+    Raises:
+        MlmtoolError: a bad corpus (:func:`scan_text`, :func:`read_treebank`), or one whose
+            first lines are not those indexed.
+    """
     if conllu is not None:
         tree = read_treebank(conllu)
         total, prefix = len(tree), treebank_hash(tree[:info.lines])
@@ -360,107 +425,80 @@ def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Seque
     if info.lines and (total < info.lines or prefix != info.corpus_sha256):
         raise MlmtoolError(f"the first {info.lines} lines of the corpus are not those indexed in "
                            f"'{output}'; only appending lines is supported: build another folder")
-    if total == info.lines:
-        return info
-    work = _work_dir(info, info.lines, full)
-    _run_chunks(lm, source, work, layers, batch_size, progress)
-    return _commit(info, work, total, full)
+    return total, full, source
 
 
-def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: int, progress: bool) -> None:
-    """Embed each chunk not yet in ``work`` and write it there (:func:`_write_chunk`)."""
+def _build_here(lm, info, source, total, full, layers, batch_size, progress, chunk_lines) -> IndexInfo:
+    """The single-process build: chunks computed, written and added to the graphs in turn."""
+    work = _work_dir(info, full, chunk_lines)
+    writer = LayerWriter(info)
+    try:
+        _run_chunks(lm, source, work, layers, batch_size, progress, chunk_lines, Shard(), writer)
+        writer.wait()
+    finally:
+        writer.close()
+    return commit(info, work, writer, total, full)
+
+
+def _build_sharded(lm, info, source, total, full, shard: Shard, layers, batch_size, progress,
+                   chunk_lines) -> IndexInfo:
+    """One rank of a launched build: its chunks, a barrier, rank 0 merges, a barrier."""
+    if shard.rank == 0:
+        _work_dir(info, full, chunk_lines)
+    shard.barrier()  # the chunk folder is ready
+    work = Path(info.path) / WORK
+    _run_chunks(lm, source, work, layers, batch_size, progress and shard.rank == 0, chunk_lines, shard, None)
+    shard.barrier()  # every chunk is written
+    if shard.rank == 0:
+        import numpy as np
+
+        writer = LayerWriter(info)
+        try:
+            for path in sorted(work.glob("chunk-*.npz")):
+                with np.load(path) as data:
+                    writer.add(data["vectors"])
+        finally:
+            writer.close()
+        commit(info, work, writer, total, full)
+    shard.barrier()  # the manifest is replaced
+    return read_info(info.path)
+
+
+def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: int, progress: bool,
+                chunk_lines: int, shard: Shard, writer: LayerWriter | None) -> None:
+    """Embed this rank's chunks not yet in ``work`` and write them there (:func:`write_chunk`);
+    with a ``writer``, hand it every chunk's vectors in corpus order (those of chunks an
+    interrupted build left are read back)."""
+    import numpy as np
     from tqdm.auto import tqdm
 
     bar = tqdm(unit=" words", unit_scale=True, disable=not progress, desc="index", dynamic_ncols=True)
     try:
-        for chunk in _chunks(source, CHUNK_LINES):
+        for number, chunk in enumerate(_chunks(source, chunk_lines)):
+            if not shard.owns(number):
+                continue
             path = work / f"chunk-{chunk[0].number:010d}.npz"
             if path.exists():
+                if writer is not None:
+                    writer.submit(lambda p=path: writer.add(np.load(p)["vectors"]))
                 continue
             vectors, rows, truncated = embed_sentences(lm, chunk, layers, batch_size)
-            _write_chunk(path, vectors, rows, truncated, chunk)
+            job = _chunk_job(path, vectors, rows, truncated, chunk, writer)
+            if writer is None:
+                job()
+            else:
+                writer.submit(job)
             bar.update(len(rows["word"]))
             bar.set_postfix(line=chunk[-1].number + 1, refresh=False)
     finally:
         bar.close()
 
 
-def _commit(info: IndexInfo, work: Path, total: int, full_hash: str) -> IndexInfo:
-    """Add the chunks of ``work`` to a new generation of the index, replace the manifest,
-    then remove the previous generation's layer files and ``work``."""
-    import numpy as np
+def _chunk_job(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence], writer):
+    """The work after a chunk's forward passes: write its file, then add its vectors."""
+    def job() -> None:
+        write_chunk(path, vectors, rows, truncated, chunk)
+        if writer is not None:
+            writer.add(vectors)
 
-    folder, gen = Path(info.path), info.generation + 1
-    chunks = sorted(work.glob("chunk-*.npz"))
-    new = dict(info.__dict__, generation=gen, lines=total, corpus_sha256=full_hash,
-               versions=library_versions(), layer_files=dict(info.layer_files), tables=list(info.tables))
-    added = _write_tables(folder, gen, chunks)
-    for j, layer in enumerate(info.layers):
-        name = f"layer-{layer:02d}.g{gen:04d}.usearch"
-        _extend_layer(folder, info.layer_files.get(str(layer)), name, chunks, j, info.words,
-                      info.hidden_size)
-        new["layer_files"][str(layer)] = name
-    if added["words"]:
-        new["tables"].append([added["words_file"], added["sentences_file"]])
-    new.update(words=info.words + added["words"], sentences=info.sentences + added["sentences"],
-               truncated=info.truncated + int(sum(int(np.load(c)["truncated"]) for c in chunks)))
-    result = IndexInfo(**new)
-    result.save()
-    for layer, old in info.layer_files.items():
-        if old != result.layer_files[layer]:
-            (folder / old).unlink(missing_ok=True)
-    shutil.rmtree(work)
-    return result
-
-
-def _extend_layer(folder: Path, old: str | None, name: str, chunks: list[Path], j: int, first_key: int,
-                  dim: int) -> None:
-    """Write ``name``: the layer's HNSW index (``old``, or a new one) plus every chunk's vectors
-    of layer position ``j``, keys continuing from ``first_key``."""
-    import numpy as np
-    from usearch.index import Index
-
-    if old:
-        index = Index.restore(str(folder / old))
-    else:
-        index = Index(ndim=dim, metric="cos", dtype="f16", connectivity=HNSW["connectivity"],
-                      expansion_add=HNSW["expansion_add"], expansion_search=HNSW["expansion_search"])
-    key = first_key
-    for c in chunks:
-        vectors = np.load(c)["vectors"][j]  # float16 [W, D]
-        if len(vectors):
-            index.add(np.arange(key, key + len(vectors), dtype=np.uint64), vectors)
-            key += len(vectors)
-    tmp = folder / (name + ".tmp")
-    index.save(str(tmp))
-    os.replace(tmp, folder / name)
-
-
-def _write_tables(folder: Path, gen: int, chunks: list[Path]) -> dict:
-    """Write this generation's word table and sentence table (Parquet) from the chunks."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    cols: dict[str, list] = {}
-    for c in chunks:
-        with np.load(c) as data:
-            for k in data.files:
-                if k.startswith(("row_", "sent_")):
-                    cols.setdefault(k[4:] if k.startswith("row_") else k, []).append(data[k])
-    merged = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
-    n = len(merged.get("word", []))
-    table = pa.table({
-        "sentence": pa.array(merged["sentence"], pa.int32()), "word_index": pa.array(merged["word_index"], pa.int32()),
-        "word": pa.array(merged["word"].tolist(), pa.string()),
-        "start": pa.array(merged["start"], pa.int32()), "end": pa.array(merged["end"], pa.int32()),
-        "upos": pa.array([u or None for u in merged["upos"].tolist()], pa.string()),
-        "relation": pa.array([r or None for r in merged["relation"].tolist()], pa.string())}) if n else None
-    words_file, sentences_file = f"words-g{gen:04d}.parquet", f"sentences-g{gen:04d}.parquet"
-    if table is None:
-        return {"words": 0, "sentences": 0, "words_file": words_file, "sentences_file": sentences_file}
-    pq.write_table(table, folder / words_file)
-    texts = pa.table({"sentence": pa.array(merged["sent_number"], pa.int32()),
-                      "text": pa.array(merged["sent_text"].tolist(), pa.string())})
-    pq.write_table(texts, folder / sentences_file)
-    return {"words": n, "sentences": texts.num_rows, "words_file": words_file, "sentences_file": sentences_file}
+    return job
