@@ -132,6 +132,9 @@ def render(data: dict) -> str:
            "labelled (`Layer 2 · local ±64`) in the diagrams, the heatmaps and the heads report, and "
            "rollout/flow say what they assume about them; grouped-query attention (EuroBERT) is "
            "noted wherever heads are compared (heads of a group share keys and values).", ""]
+    out += ["To regenerate after a change (a few minutes on two cores): `rm -f arch.json; "
+            "MLMTOOL_ARCH_RESULTS=$PWD/arch.json pytest -n 0 tests/test_architectures.py "
+            "tests/test_architecture_attention.py; python -m scripts.models_table arch.json`.", ""]
     out += table(data)
     if unbuildable:
         out += ["", "## Not built", "", SCOPE, "", "| architecture | why it is not built |", "|---|---|"]
