@@ -277,3 +277,70 @@ def test_every_ud_treebank_runs_on_a_tiny_model_of_its_kind(lang, tiny_bert, tmp
     assert c["test_words"] > 0
     for row in result.to_dict()["layers"]:
         assert 0 <= row["upos"]["accuracy"] <= 1 and 0 <= row["distance"]["uuas"] <= 1
+
+
+@pytest.fixture(scope="module")
+def saved_probes(tiny_bert, tmp_path_factory):
+    """Probes of every word task trained on toy sentences and saved (``-o DIR``)."""
+    from mlmtool.analysis.probe import ProbeConfig, probe
+
+    tmp = tmp_path_factory.mktemp("probe-saved")
+    train, test = write_conllu(tmp / "train.conllu", 30, 0), write_conllu(tmp / "test.conllu", 5, 1)
+    result = probe(tiny_bert, train, test, tasks=["upos", "distance", "depth"],
+                   config=ProbeConfig(epochs=1, rank=4, max_iter=50))
+    return result.probes.save(tmp), result.probes
+
+
+def test_predict_words_reads_each_word_as_the_trained_probe_does(tiny_bert, saved_probes):
+    from mlmtool.analysis.embed import word_vectors
+    from mlmtool.analysis.probe import predict_words
+
+    folder, probes = saved_probes
+    text = "The cats sat on the mat ."  # "cats" = cat ##s: a word of two pieces
+    out = predict_words(tiny_bert, folder, text)
+    assert out.words == ["The", "cats", "sat", "on", "the", "mat", "."] and out.layers == [0, 1, 2]
+    for k, layer in enumerate(out.layers):
+        p = probes.labels[("upos", layer)]
+        x = word_vectors(tiny_bert, text, layer=layer).vectors  # mlmtool embed's word vectors
+        assert out.labels[k] == [p.classes[c] for c in p.predict(x)]
+        z = ((x - p.mean) / p.scale) @ p.weight.T + p.bias
+        probs = np.exp(z - z.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        assert out.probabilities[k] == pytest.approx(probs.max(1).tolist(), abs=1e-5)
+        assert all(t[0][0] == lab and [q for _, q in t] == sorted((q for _, q in t), reverse=True)
+                   for t, lab in zip(out.top[k], out.labels[k]))
+    row = out.to_dict()["layers"][1]
+    assert set(row) == {"layer", "labels", "probabilities", "top"} and row["top"][0][0]["label"] == row["labels"][0]
+    json.dumps(out.to_dict())
+
+
+def test_predict_words_structural_tasks(tiny_bert, saved_probes):
+    from mlmtool.analysis.probe import predict_words
+    from mlmtool.analysis.probe.structural import mst_edges
+
+    folder, _ = saved_probes
+    dist = predict_words(tiny_bert, folder, "the dog ran in the park .", task="distance", layers=[2])
+    d = np.array(dist.distances[0])
+    assert d.shape == (7, 7) and np.allclose(d, d.T, atol=1e-4) and len(dist.edges[0]) == 6
+    assert set(map(tuple, dist.edges[0])) == mst_edges(d)
+    depth = predict_words(tiny_bert, folder, "the dog ran in the park .", task="depth")
+    assert len(depth.depths) == 3 and all(len(r) == 7 and min(r) >= 0 for r in depth.depths)
+    assert set(depth.to_dict()["layers"][0]) == {"layer", "depths"}
+
+
+@pytest.mark.parametrize("case", ["other_model", "deprel", "not_saved", "layer", "empty", "no_probes"])
+def test_predict_words_refuses_in_one_line(case, tiny_bert, tiny_encoder_dir, saved_probes, tmp_path):
+    from mlmtool.analysis.probe import predict_words
+    from mlmtool.errors import MlmtoolError
+    from mlmtool.models import load
+
+    folder, _ = saved_probes
+    lm = load(str(tiny_encoder_dir)) if case == "other_model" else tiny_bert
+    kwargs = {"other_model": {}, "deprel": {"task": "deprel"}, "not_saved": {"task": "xpos"},
+              "layer": {"layers": [5]}, "empty": {}, "no_probes": {}}[case]
+    text = "  " if case == "empty" else "the cat sat ."
+    with pytest.raises(MlmtoolError) as err:
+        predict_words(lm, tmp_path if case == "no_probes" else folder, text, **kwargs)
+    word = {"other_model": "trained on model", "deprel": "governor", "not_saved": "no 'xpos' probe",
+            "layer": "not 5", "empty": "empty", "no_probes": "no saved probes"}[case]
+    assert word in str(err.value) and "\n" not in str(err.value)

@@ -8,6 +8,7 @@
 * :mod:`.config` — the tasks and :class:`ProbeConfig` (light).
 * :mod:`.result` — :class:`ProbeResult`, saved probes.
 * :mod:`.run` — :func:`probe`, the one entry point.
+* :mod:`.predict` — :func:`predict_words`: saved probes read one typed sentence.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import importlib
 
 from .config import DEFAULT_TASKS, TASKS, ProbeConfig
 
-_LAZY = {"ProbeResult": ".result", "TrainedProbes": ".result", "load_probes": ".result", "probe": ".run"}
+_LAZY = {"ProbeResult": ".result", "TrainedProbes": ".result", "load_probes": ".result", "probe": ".run",
+         "WordPredictions": ".predict", "predict_words": ".predict"}
 
 
 def __getattr__(name: str):
@@ -25,4 +27,5 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["DEFAULT_TASKS", "TASKS", "ProbeConfig", "ProbeResult", "TrainedProbes", "load_probes", "probe"]
+__all__ = ["DEFAULT_TASKS", "TASKS", "ProbeConfig", "ProbeResult", "TrainedProbes", "WordPredictions", "load_probes",
+           "predict_words", "probe"]
