@@ -192,19 +192,33 @@ def test_cli_trains_saves_and_loads(tiny_bert_dir, toy, runner, tmp_path):
         assert a["upos"]["accuracy"] == b["upos"]["accuracy"] and a["distance"] == b["distance"]
 
 
-def test_unseen_test_labels_are_reported_not_a_crash(tiny_bert_dir, tmp_path, runner):
+def test_unseen_test_labels_exit_2_unless_ignored(tiny_bert_dir, tmp_path, runner):
     from mlmtool.cli import cli as main
 
     train = write_conllu(tmp_path / "train.conllu", 20, 0)
     test = write_conllu(tmp_path / "test.conllu", 5, 1, extra_label="INTJ")
-    res = runner.invoke(main, ["probe", "-m", str(tiny_bert_dir), "--train", str(train), "--test", str(test),
-                               "-t", "upos", "--layers", "0-1"])
+    args = ["probe", "-m", str(tiny_bert_dir), "--train", str(train), "--test", str(test), "-t", "upos",
+            "-t", "deprel", "--layers", "0-1", "--control"]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
+    assert "never seen in training: upos INTJ (1)" in line and "--ignore-unseen" in line
+    res = runner.invoke(main, args + ["--ignore-unseen", "--json"])
     assert res.exit_code == 0, res.output
-    assert "upos never seen in training" in res.stderr and "INTJ (1)" in res.stderr
+    data = json.loads(res.stdout)
+    assert data["unseen_labels"] == {"upos": {"INTJ": 1}} and data["counts"]["test_unseen_upos"] == 1
+    assert "skipped 1 test words of upos" in res.stderr
+    assert data["baselines"]["upos"]["majority"] == pytest.approx(9 / 34, abs=1e-4)  # DET (tied with NOUN, met first): 10 less the INTJ
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "not_conllu", "layers", "task", "load"])
-def test_bad_input_is_one_line_and_exit_2(case, tiny_bert_dir, tiny_encoder_dir, toy, runner, tmp_path):
+BAD = {"missing": "does not exist", "empty": "no sentences", "not_conllu": "not CoNLL-U", "layers": "0-2",
+       "task": "chunk", "load": "trained on model", "load_nothing": "no saved probes",
+       "load_unseen": "never seen in training: upos INTJ (1)"}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_and_exit_2(case, tiny_bert_dir, tiny_encoder_dir, toy, saved_probes, runner,
+                                          tmp_path):
     from mlmtool.cli import cli as main
 
     train, test = toy
@@ -213,7 +227,10 @@ def test_bad_input_is_one_line_and_exit_2(case, tiny_bert_dir, tiny_encoder_dir,
             "not_conllu": ["--train", str(train), "--test", str(tmp_path / "plain.txt")],
             "layers": ["--train", str(train), "--test", str(test), "--layers", "0-7"],
             "task": ["--train", str(train), "--test", str(test), "-t", "chunk"],
-            "load": ["--test", str(test), "--load", str(tmp_path / "saved")]}[case]
+            "load": ["--test", str(test), "--load", str(tmp_path / "saved")],
+            "load_nothing": ["--test", str(test), "--load", str(tmp_path)],
+            "load_unseen": ["--test", str(write_conllu(tmp_path / "intj.conllu", 3, 1, extra_label="INTJ")),
+                            "--load", str(saved_probes[0])]}[case]
     (tmp_path / "empty.conllu").write_text("", encoding="utf-8")
     (tmp_path / "plain.txt").write_text("the cat sat on the mat .\n", encoding="utf-8")
     model = str(tiny_bert_dir)
@@ -228,9 +245,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tiny_bert_dir, tiny_encoder_dir,
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
     assert len(lines) == 1 and "Traceback" not in res.output
-    word = {"missing": "does not exist", "empty": "no sentences", "not_conllu": "not CoNLL-U",
-            "layers": "0-2", "task": "chunk", "load": "trained on model"}[case]
-    assert word in lines[0]
+    assert BAD[case] in lines[0]
 
 
 def test_facade_and_renderers(tiny_bert, toy):

@@ -32,6 +32,8 @@ _FILE = click.Path(dir_okay=False)
               help="Rank of the structural probe.")
 @click.option("--epochs", default=ProbeConfig.epochs, show_default=True, type=click.IntRange(1, None),
               help="Structural-probe training epochs (Adam).")
+@click.option("--ignore-unseen", "ignore_unseen", is_flag=True,
+              help="Skip test words whose label never occurs in training (counted), instead of refusing.")
 @click.option("--load", "load", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Evaluate the probes saved in DIR (by -o) on --test instead of training.")
 @batch_size_option()
@@ -40,8 +42,8 @@ _FILE = click.Path(dir_okay=False)
 @click.option("--html", "html", type=_FILE, default=None, metavar="FILE", help="Write the HTML panel to FILE.")
 @json_option
 @overwrite_option
-def probe(model, lang, train, test, tasks, layers, control, rank, epochs, load, batch_size, output, png, html,
-          as_json, overwrite):
+def probe(model, lang, train, test, tasks, layers, control, rank, epochs, ignore_unseen, load, batch_size, output,
+          png, html, as_json, overwrite):
     """Probe every layer's word vectors on a UD treebank.
 
     \b
@@ -62,10 +64,10 @@ def probe(model, lang, train, test, tasks, layers, control, rank, epochs, load, 
     config = ProbeConfig(rank=rank, epochs=epochs, batch_size=batch_size)
     say = (lambda line: None) if as_json else (lambda line: click.echo(f"probe: {line}", err=True))
     result = run_probe(lm, train, test, tasks=tasks or DEFAULT_TASKS, layers=parse_layers(layers),
-                       control=control, config=config, load=load, progress=say)
+                       control=control, config=config, load=load, ignore_unseen=ignore_unseen, progress=say)
     for task, counts in result.unseen_labels.items():
-        click.echo(f"mlmtool: test labels of {task} never seen in training (counted wrong): "
-                   + ", ".join(f"{k} ({v})" for k, v in counts.items()), err=True)
+        click.echo(f"mlmtool: skipped {sum(counts.values())} test words of {task} whose label never occurs in "
+                   "training: " + ", ".join(f"{k} ({v})" for k, v in sorted(counts.items())), err=True)
     if as_json:
         click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=1))
     else:

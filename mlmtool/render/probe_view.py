@@ -70,8 +70,9 @@ def render_probe_markdown(result: ProbeResult) -> str:
     for label, cells in table_rows(result):
         lines.append(f"| {label} | " + " | ".join(f"**{t}** *" if b else t for t, b in cells) + " |")
     for task, counts in result.unseen_labels.items():
-        shown = ", ".join(f"{k} ({v})" for k, v in counts.items())
-        lines += ["", f"Test labels of {task} never seen in training (counted wrong): {shown}."]
+        shown = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items()))
+        lines += ["", f"Skipped {sum(counts.values())} test words of {task} whose label never occurs in "
+                  f"training: {shown}."]
     return "\n".join(lines) + "\n"
 
 

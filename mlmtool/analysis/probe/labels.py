@@ -133,7 +133,7 @@ def majority_accuracy(train_y: list[str], test_y: list[str]) -> float:
 
 
 def unseen(train_y: list[str], test_y: list[str]) -> dict[str, int]:
-    """``{label: test words}`` for test labels never seen in training (counted wrong)."""
+    """``{label: test words}`` for test labels never seen in training (no probe can predict them)."""
     seen = set(train_y)
     return dict(Counter(y for y in test_y if y not in seen).most_common())
 

@@ -42,8 +42,10 @@ class ProbeResult:
         baselines: ``{task: {"majority": accuracy}}`` for label tasks (layer 0 is the
             no-context baseline of every task).
         counts: sentences and words of train and test, and sentences left out
-            (``*_skipped``: over the model's limit; ``*_unaligned``: a word with no piece).
-        unseen_labels: ``{task: {label: test words}}`` gold labels never seen in training.
+            (``*_skipped``: over the model's limit; ``*_unaligned``: a word with no piece),
+            and ``test_unseen_<task>``: test words skipped for a label never seen in training.
+        unseen_labels: ``{task: {label: test words}}`` gold labels never seen in training
+            (their words are skipped: ``probe(..., ignore_unseen=True)``).
         config: the :class:`ProbeConfig` used; control: whether control tasks were run.
         probes: the trained probes (None when they were loaded from a folder).
     """

@@ -47,9 +47,11 @@ def check_layers(lm, layers: Sequence[int] | tuple[int, int] | None) -> list[int
     return layers
 
 
-def _label_task(task, k, layer, train_x, test_x, train, test, config, control, probes, loaded):
-    """One label task at one layer: ``{"accuracy", "control_accuracy", "selectivity"}``."""
+def _label_task(task, k, layer, train_x, test_x, train, test, config, control, probes, loaded, keep):
+    """One label task at one layer: ``{"accuracy", "control_accuracy", "selectivity"}``
+    (``keep``: the test items scored, those whose label was seen in training)."""
     x_te, y_te, _ = lab.features(task, test_x, test)
+    x_te, y_te = x_te[keep], [y for y, k in zip(y_te, keep) if k]
     if loaded is not None:
         return {"accuracy": loaded.labels[(task, layer)].accuracy(x_te, y_te),
                 "control_accuracy": None, "selectivity": None}
@@ -60,6 +62,7 @@ def _label_task(task, k, layer, train_x, test_x, train, test, config, control, p
     out = {"accuracy": acc, "control_accuracy": None, "selectivity": None}
     if control is not None:
         c_tr, c_te = control[task]
+        c_te = [y for y, k in zip(c_te, keep) if k]
         ctrl = lab.fit(x_tr, c_tr, config.C, config.solver, config.max_iter, config.seed).accuracy(x_te, c_te)
         out.update(control_accuracy=ctrl, selectivity=acc - ctrl)
     return out
@@ -76,20 +79,36 @@ def _structural_task(task, layer, train_x, test_x, train, test, gold, config, pr
     return st.evaluate(task, st.predict(proj, test_x, test, task), gold[("test", task)], test)
 
 
-def _label_setup(tasks, train: ProbeSentences | None, test: ProbeSentences, control: bool, seed: int):
-    """``(control labels {task: (train, test)} or None, baselines, unseen labels)``."""
-    ctrl, baselines, unseen = ({} if control else None), {}, {}
+def _label_setup(tasks, train: ProbeSentences | None, test: ProbeSentences, control: bool, seed: int,
+                 loaded: TrainedProbes | None, ignore_unseen: bool):
+    """``(control labels {task: (train, test)} or None, baselines, unseen labels, kept test
+    items {task: bool [n]})`` for the label tasks.
+
+    Raises:
+        MlmtoolError: test labels never seen in training, unless ``ignore_unseen``.
+    """
+    ctrl, baselines, unseen, keep = ({} if control else None), {}, {}, {}
     for task in (t for t in tasks if t in lab.LABEL_TASKS):
         _, y_te, types_te = lab.features(task, np.zeros((test.n_words, 1)), test)
         if train is None:
+            seen = loaded.labels[(task, loaded.layers[0])].classes
+        else:
+            _, y_tr, types_tr = lab.features(task, np.zeros((train.n_words, 1)), train)
+            seen = y_tr
+        keep[task] = np.array([y in set(seen) for y in y_te], dtype=bool)
+        if lab.unseen(seen, y_te):
+            unseen[task] = lab.unseen(seen, y_te)
+        if train is None:
             continue
-        _, y_tr, types_tr = lab.features(task, np.zeros((train.n_words, 1)), train)
-        baselines[task] = {"majority": lab.majority_accuracy(y_tr, y_te)}
-        if lab.unseen(y_tr, y_te):
-            unseen[task] = lab.unseen(y_tr, y_te)
+        baselines[task] = {"majority": lab.majority_accuracy(y_tr, [y for y, k in zip(y_te, keep[task]) if k])}
         if ctrl is not None:
             ctrl[task] = lab.control_labels(y_tr, types_tr, types_te, seed)
-    return ctrl, baselines, unseen
+    if unseen and not ignore_unseen:
+        listed = "; ".join(f"{task} " + ", ".join(f"{k} ({v})" for k, v in sorted(c.items()))
+                           for task, c in unseen.items())
+        raise MlmtoolError(f"test: labels never seen in training: {listed}; pass ignore_unseen to skip "
+                           "those words (they are counted)", param=("test", "ignore_unseen"))
+    return ctrl, baselines, unseen, keep
 
 
 def _read(lm, source, what: str, tasks) -> ProbeSentences:
@@ -103,7 +122,7 @@ def _read(lm, source, what: str, tasks) -> ProbeSentences:
 def probe(lm, train: str | Path | Sequence | None, test: str | Path | Sequence,
           tasks: Iterable[str] = DEFAULT_TASKS, layers: Sequence[int] | tuple[int, int] | None = None,
           control: bool = False, config: ProbeConfig | None = None, load: str | Path | None = None,
-          progress: Callable[[str], None] | None = None) -> ProbeResult:
+          ignore_unseen: bool = False, progress: Callable[[str], None] | None = None) -> ProbeResult:
     """Train probes on ``train`` and score them on ``test``, layer by layer.
 
     Label probes (``upos``, ``xpos``, ``deprel``): multinomial logistic regression
@@ -124,6 +143,9 @@ def probe(lm, train: str | Path | Sequence | None, test: str | Path | Sequence,
         config: :class:`ProbeConfig` (C, solver, rank, epochs, ...).
         load: a folder of probes saved from a result (``result.probes.save``): evaluate
             them on ``test`` instead of training (tasks and layers are the saved ones).
+        ignore_unseen: skip test words whose gold label the probe never saw in training
+            (counted in ``counts`` as ``test_unseen_<task>``, listed in ``unseen_labels``);
+            False refuses them, as no linear probe can predict them.
         progress: called with a short line before each step.
 
     Returns:
@@ -131,7 +153,8 @@ def probe(lm, train: str | Path | Sequence | None, test: str | Path | Sequence,
 
     Raises:
         MlmtoolError: an unreadable, empty or non-CoNLL-U file (``param="train"``/``"test"``),
-            an unknown task, layers outside ``0..L``, probes of another model.
+            an unknown task, layers outside ``0..L``, probes of another model, test labels
+            never seen in training (without ``ignore_unseen``).
 
     Example:
         >>> result = probe(lm, "train.conllu", "test.conllu", tasks=["upos"])  # doctest: +SKIP
@@ -146,28 +169,31 @@ def probe(lm, train: str | Path | Sequence | None, test: str | Path | Sequence,
         raise MlmtoolError("train: give a training treebank (or load saved probes)", param="train")
     train_s = None if loaded else _read(lm, train, "train", tasks)
     test_s = _read(lm, test, "test", tasks)
+    ctrl, baselines, unseen, keep = _label_setup(tasks, train_s, test_s, control and not loaded, config.seed,
+                                                 loaded, ignore_unseen)
     say("running the model")
     train_x = None if loaded else word_states(lm, train_s, layers, config.batch_size)
     test_x = word_states(lm, test_s, layers, config.batch_size)
-    ctrl, baselines, unseen = _label_setup(tasks, train_s, test_s, control and not loaded, config.seed)
     gold = {(name, t): st.gold_targets(s, t) for name, s in (("train", train_s), ("test", test_s))
             if s is not None for t in tasks if t in st.STRUCTURAL_TASKS}
     probes = TrainedProbes(lm.name, lm.model.config.hidden_size, lm.num_layers, tasks, layers)
-    scores = [_score_layer(task_args, k, layer, say) for k, layer in enumerate(layers)
-              for task_args in [(tasks, train_x, test_x, train_s, test_s, gold, config, ctrl, probes, loaded)]]
-    return ProbeResult(lm.name, tasks, layers, scores, baselines, _counts(train_s, test_s), unseen, config,
+    args = (tasks, train_x, test_x, train_s, test_s, gold, config, ctrl, probes, loaded, keep)
+    scores = [_score_layer(args, k, layer, say) for k, layer in enumerate(layers)]
+    counts = _counts(train_s, test_s) | {f"test_unseen_{t}": int(sum(c.values())) for t, c in unseen.items()}
+    return ProbeResult(lm.name, tasks, layers, scores, baselines, counts, unseen, config,
                        bool(ctrl), None if loaded else probes)
 
 
 def _score_layer(args, k: int, layer: int, say) -> dict:
     """Every task at one layer (``k``: its index among the probed layers)."""
-    tasks, train_x, test_x, train_s, test_s, gold, config, ctrl, probes, loaded = args
+    tasks, train_x, test_x, train_s, test_s, gold, config, ctrl, probes, loaded, keep = args
     say(f"layer {layer}")
     trx = None if train_x is None else train_x[k]
     row = {}
     for task in tasks:
         if task in lab.LABEL_TASKS:
-            row[task] = _label_task(task, k, layer, trx, test_x[k], train_s, test_s, config, ctrl, probes, loaded)
+            row[task] = _label_task(task, k, layer, trx, test_x[k], train_s, test_s, config, ctrl, probes, loaded,
+                                    keep[task])
         else:
             row[task] = _structural_task(task, layer, trx, test_x[k], train_s, test_s, gold, config, probes, loaded)
     return row
