@@ -286,7 +286,7 @@ def test_cli_reads_the_sentence_by_the_one_grammar(tiny_bert_dir, runner):
 
 @pytest.mark.parametrize("args, message", [
     (["she opened the door ."], "no [MASK] in the text"),
-    ([TEXT, "--target", "cats"], "is 2 tokens for model"),
+    ([TEXT, "--target", "cat."], "is several words for model"),
     ([TEXT, "--target", "zebra"], "is not in the vocabulary"),
     ([TEXT, "--target", "two words"], "must be one word"),
     ([TEXT, "--mask", "2"], "--mask must be between 1 and 1"),
@@ -301,11 +301,13 @@ def test_bad_input_is_one_line_exit_2(tiny_bert_dir, runner, args, message):
     assert not Path("out").exists() or list(Path("out").iterdir()) == []
 
 
-def test_multi_piece_target_suggests_the_pieces(tiny_bert_dir, runner):
-    result = runner.invoke(cli, ["explain", "-m", str(tiny_bert_dir), TEXT, "--target", "cats"])
-    assert result.exit_code == 2
-    assert "(cat + ##s)" in result.output and "its first piece 'cat'" in result.output
-    assert result.output.startswith("Error: --target 'cats' is 2 tokens")  # the flag, not the parameter
+def test_multi_piece_target_is_explained_as_a_word(tiny_bert_dir, runner):
+    # issue 26: a word of several pieces is explained through predict's score (PLL-word-l2r)
+    result = runner.invoke(cli, ["explain", "-m", str(tiny_bert_dir), TEXT, "--target", "cats", "--json",
+                                 "--max-evals", "20"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["target"] == "cats" and data["target_pieces"] == ["cat", "##s"] and data["scoring"] == "pll-word-l2r"
 
 
 def test_model_without_mlm_head_is_refused(tiny_encoder_dir, runner):

@@ -40,6 +40,9 @@ class AttentionResult:
             global layer; ``[]`` when every layer is global (:func:`mlmtool.analysis.arch.local_windows`).
         notes: one line per fact about this model's attention a reader should know (local
             layers, grouped-query attention); ``[]`` for BERT-like models.
+        pieces: None for piece-level attention (what the model computes); for a word-level
+            result (:func:`mlmtool.analysis.words.aggregate_words`) the token positions (from 0)
+            of the pieces each row/column stands for, ``[U]`` lists.
     """
 
     text: str
@@ -50,6 +53,7 @@ class AttentionResult:
     model_name: str = ""
     local_window: list[int | None] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    pieces: list[list[int]] | None = None
 
     @property
     def num_layers(self) -> int:
@@ -71,13 +75,15 @@ class AttentionResult:
         """A JSON-ready ``dict``; ``attention`` becomes nested lists ``[layers][heads][seq][seq]``.
 
         ``local_window`` and ``layer_labels`` (per layer) are present only for models with
-        local layers, ``notes`` only when there are notes."""
+        local layers, ``notes`` only when there are notes, ``pieces`` only for a word-level result."""
         out = {"text": self.text, "tokens": self.tokens, "attention": self.attention.tolist(),
                "word_ids": self.word_ids, "special": self.special, "model_name": self.model_name}
         if self.local_window:
             out["local_window"], out["layer_labels"] = list(self.local_window), self.layer_labels
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.pieces is not None:
+            out["pieces"] = [list(p) for p in self.pieces]
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -103,7 +109,7 @@ class AttentionResult:
             return cls(attention=data["attention"].astype(np.float32), **meta)
 
 
-def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16
+def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16, words: bool = False
               ) -> AttentionResult | list[AttentionResult]:
     """Run the encoder with ``output_attentions=True`` and return the weights.
 
@@ -112,6 +118,8 @@ def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16
         texts: one text or a list; ``[MASK]`` is translated to the model's mask token.
         batch_size: texts per forward pass (default 16), bucketed by length; padding
             never reaches the returned matrices (each is cut to its own length).
+        words: aggregate to words (default False; :func:`mlmtool.analysis.words.aggregate_words`,
+            Clark et al. 2019: mean over the attending word's pieces, sum over the attended's).
 
     Returns:
         One :class:`AttentionResult` for a string, else a list in input order.
@@ -128,6 +136,10 @@ def attention(lm: LoadedModel, texts: str | list[str], batch_size: int = 16
     out: list[AttentionResult | None] = [None] * len(items)
     for f in iter_forward(lm, encoding["input_ids"], attentions=True, batch_size=batch_size):
         out[f.index] = attention_from(lm, items[f.index], encoding, f.index, f.attentions)
+    if words:
+        from .words import aggregate_words
+
+        out = [aggregate_words(r) for r in out]
     return out[0] if single else out  # type: ignore[return-value]
 
 

@@ -1,7 +1,13 @@
 """SHAP explanations of a masked-word prediction: which words raise or lower ``p(word | [MASK])``.
 
-The explained function maps a (partly hidden) sentence to the probability, softmax over the
-whole vocabulary at the ``[MASK]`` position, of one target token. It is explained with the
+The explained function maps a (partly hidden) sentence to the probability of one target word
+at the ``[MASK]``, scored as ``mlmtool predict`` scores it: for a word of one vocabulary piece
+the softmax over the whole vocabulary at the mask position; for a word of several pieces
+(``toothpaste`` = ``tooth ##pas ##te``) its PLL-word-l2r probability (Kauf & Ivanova 2023,
+"A Better Way to Do Masked Language Model Scoring", ACL): the mask becomes the word's ``n``
+pieces and the product of each piece's probability with the later pieces masked is taken
+(:func:`mlmtool.analysis.pll.word_copies`, the copies predict's whole-word search scores, so
+the explained value is predict's score for the word). It is explained with the
 `shap <https://github.com/shap/shap>`_ library's Partition explainer (Owen values over a
 hierarchy of the words; Lundberg & Lee 2017, "A Unified Approach to Interpreting Model
 Predictions") and :class:`TokenMasker`, a masker written to shap's public masker protocol
@@ -21,7 +27,8 @@ any shap >= 0.51 works):
 SHAP values are per token; a word's value is the sum of its pieces' values (Owen values
 are additive over a coalition, and the hierarchy merges a word's pieces first). Additivity
 (SHAP's efficiency) holds at any budget: ``base_value + sum(values) == p(target | full
-sentence)``, where ``base_value`` is ``p(target)`` with every hideable token hidden.
+sentence)``, where ``base_value`` is ``p(target)`` with every hideable token hidden; it holds
+for a word of several pieces too, since the explained value is one function of the sentence.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.forward import encode, forward, iter_forward
+from ..core.forward import encode, iter_forward
 from ..defaults import MAX_EVALS, TOP_K
 from ..errors import MlmtoolError
 from ..models import LoadedModel
@@ -46,9 +53,9 @@ class ExplainResult:
 
     Attributes:
         text: the user's text (with ``[MASK]``).
-        target: the explained vocabulary entry, as the model writes it (``"cat"``,
-            ``"##ing"``).
-        target_id: its vocabulary id.
+        target: the explained word (``"cat"``, ``"toothpaste"``; a piece like ``"##ing"`` when
+            that was asked for).
+        target_id: its vocabulary id when it is one piece, None for a word of several pieces.
         mask_index: which mask is explained, counted from 1 as users see it.
         mask_position: its token position in the model input (from 0, ``[CLS]`` = 0).
         tokens: display strings of the model input tokens, specials included (``[seq]``).
@@ -64,13 +71,18 @@ class ExplainResult:
         model_name: the model's name.
         max_evals: the evaluation budget given to shap.
         evaluations: how many sentences were actually evaluated.
-        top_predictions: the model's top :data:`mlmtool.defaults.TOP_K` ``(token,
-            probability)`` at the mask on the full sentence, for context.
+        top_predictions: ``mlmtool predict``'s top :data:`mlmtool.defaults.TOP_K` ``(word,
+            score)`` at the mask on the full sentence (the other masks left masked), for context.
+        target_ids: the target's vocabulary ids (``[n]`` pieces).
+        target_pieces: its pieces as the tokenizer writes them (``["tooth", "##pas", "##te"]``).
+        scoring: how the explained value is computed: ``"softmax"`` (one piece: the softmax
+            probability at the mask) or ``"pll-word-l2r"`` (several pieces: Kauf & Ivanova 2023).
+        explained: one line saying which value was explained (for people and ``--json``).
     """
 
     text: str
     target: str
-    target_id: int
+    target_id: int | None
     mask_index: int
     mask_position: int
     tokens: list[str]
@@ -85,6 +97,10 @@ class ExplainResult:
     max_evals: int = 0
     evaluations: int = 0
     top_predictions: list[tuple[str, float]] = field(default_factory=list)
+    target_ids: list[int] = field(default_factory=list)
+    target_pieces: list[str] = field(default_factory=list)
+    scoring: str = "softmax"
+    explained: str = ""
 
     def to_dict(self) -> dict:
         """A JSON-ready ``dict`` (arrays as lists; words with their values)."""
@@ -108,11 +124,62 @@ def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1)
     The target replaces the mask in the text and the text is re-tokenized, so the
     tokenizer's own rules decide (lower-casing, BPE's leading-space marker ``Ġ``). A fast
     tokenizer's character offsets find the target's pieces; a slow one's (no offsets) are
-    the pieces that differ from the masked text's.
+    the pieces that differ from the masked text's. For a word of several pieces use
+    :func:`target_pieces`.
 
     Raises:
         MlmtoolError: the target is empty or is several tokens for this model (the message
             lists the pieces and suggests the first as a target).
+    """
+    word, ids, span = _target_span(lm, text, target, mask_index)
+    pieces = lm.tokenizer.convert_ids_to_tokens([ids[i] for i in span])
+    if len(span) != 1 or pieces[0] == lm.tokenizer.unk_token:
+        if pieces == [lm.tokenizer.unk_token] or not pieces:
+            _check_known(lm, word, pieces)
+        shown = " + ".join(display_token(p) for p in pieces)
+        raise MlmtoolError(f"target '{word}' is {len(pieces)} tokens for model '{lm.name}' "
+                           f"({shown}); SHAP explains one token, e.g. its first piece "
+                           f"'{piece(lm.tokenizer, ids[span[0]])[0]}'", param="target")
+    return int(ids[span[0]])
+
+
+def target_pieces(lm: LoadedModel, text: str, target: str, mask_index: int = 1) -> list[int]:
+    """The vocabulary ids of the word ``target`` as the tokenizer writes it at the ``mask_index``-th mask.
+
+    As :func:`resolve_target` (the target written into the text and re-tokenized), but a word
+    of several pieces is accepted: ``"toothpaste"`` → the ids of ``tooth ##pas ##te`` on an
+    uncased BERT vocabulary.
+
+    Returns:
+        ``[n]`` piece ids, ``n >= 1``.
+
+    Raises:
+        MlmtoolError: an empty target or one with spaces, a piece the vocabulary does not
+            have (``[UNK]``), or a target the tokenizer reads as several words (``cat.``:
+            every later piece must continue the word, as in ``predict``'s words).
+    """
+    word, ids, span = _target_span(lm, text, target, mask_index)
+    pieces = lm.tokenizer.convert_ids_to_tokens([ids[i] for i in span])
+    _check_known(lm, word, pieces)
+    if not all(piece(lm.tokenizer, ids[i])[1] for i in span[1:]):
+        shown = " + ".join(display_token(p) for p in pieces)
+        raise MlmtoolError(f"target '{word}' is several words for model '{lm.name}' ({shown}); "
+                           "give one word (its pieces must form one word, as predict's words do)", param="target")
+    return [int(ids[i]) for i in span]
+
+
+def _check_known(lm: LoadedModel, word: str, pieces: list[str]) -> None:
+    """MlmtoolError (``param="target"``) when ``pieces`` is empty or holds the unknown token."""
+    if not pieces or lm.tokenizer.unk_token in pieces:
+        raise MlmtoolError(f"target '{word}' is not in the vocabulary of model '{lm.name}'", param="target")
+
+
+def _target_span(lm: LoadedModel, text: str, target: str, mask_index: int) -> tuple[str, list[int], list[int]]:
+    """``(word, ids, span)``: the target written at the ``mask_index``-th mask, the filled text's
+    ids (special tokens included) and the positions of the target's pieces in them.
+
+    Raises:
+        MlmtoolError: an empty target or one with whitespace.
     """
     word = target.strip()
     if not word or any(c.isspace() for c in word):
@@ -126,24 +193,15 @@ def resolve_target(lm: LoadedModel, text: str, target: str, mask_index: int = 1)
         enc = lm.tokenizer(filled, return_offsets_mapping=True, add_special_tokens=True)
         span = [i for i, (a, b) in enumerate(enc["offset_mapping"])
                 if b > a and a < start + len(word) and b > start]
-    else:  # no offsets (e.g. MeCab + WordPiece): the pieces that differ from the masked text's
-        enc = lm.tokenizer(filled, add_special_tokens=True)
-        ids, masked_ids = list(enc["input_ids"]), list(lm.tokenizer(model_text, add_special_tokens=True)["input_ids"])
-        head = next((k for k, (a, b) in enumerate(zip(ids, masked_ids)) if a != b), min(len(ids), len(masked_ids)))
-        tail = 0
-        while tail < min(len(ids), len(masked_ids)) - head and ids[-1 - tail] == masked_ids[-1 - tail]:
-            tail += 1
-        span = list(range(head, len(ids) - tail))
-    pieces = [lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][i]) for i in span]
-    if len(span) != 1 or lm.tokenizer.convert_ids_to_tokens(enc["input_ids"][span[0]]) == lm.tokenizer.unk_token:
-        if pieces == [lm.tokenizer.unk_token] or not pieces:
-            raise MlmtoolError(f"target '{word}' is not in the vocabulary of model '{lm.name}'",
-                               param="target")
-        shown = " + ".join(display_token(p) for p in pieces)
-        raise MlmtoolError(f"target '{word}' is {len(pieces)} tokens for model '{lm.name}' "
-                           f"({shown}); SHAP explains one token, e.g. its first piece "
-                           f"'{piece(lm.tokenizer, enc['input_ids'][span[0]])[0]}'", param="target")
-    return int(enc["input_ids"][span[0]])
+        return word, list(enc["input_ids"]), span
+    # no offsets (e.g. MeCab + WordPiece): the pieces that differ from the masked text's
+    ids = list(lm.tokenizer(filled, add_special_tokens=True)["input_ids"])
+    masked_ids = list(lm.tokenizer(model_text, add_special_tokens=True)["input_ids"])
+    head = next((k for k, (a, b) in enumerate(zip(ids, masked_ids)) if a != b), min(len(ids), len(masked_ids)))
+    tail = 0
+    while tail < min(len(ids), len(masked_ids)) - head and ids[-1 - tail] == masked_ids[-1 - tail]:
+        tail += 1
+    return word, ids, list(range(head, len(ids) - tail))
 
 
 class TokenMasker:
@@ -257,6 +315,35 @@ def target_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, ta
     return out
 
 
+def word_probability(lm: LoadedModel, input_ids: np.ndarray, position: int, word: list[int],
+                     batch_size: int = 32) -> np.ndarray:
+    """``p(word)`` at token ``position`` for a batch of equal-length id sequences, as predict scores it.
+
+    One piece: the softmax probability (:func:`target_probability`). Several pieces: the
+    word's PLL-word-l2r probability (Kauf & Ivanova 2023): the mask at ``position`` becomes the
+    ``n`` pieces, and ``exp`` of the sum over pieces ``j`` of ``log p(piece j)`` with pieces
+    ``j..n`` masked (:func:`mlmtool.analysis.pll.word_copies`, scored by
+    :func:`mlmtool.analysis.pll.score_copies`: the copies and scores of ``predict``'s search).
+
+    Args:
+        input_ids: ``int [b, seq]`` token ids (special tokens included, no padding).
+        position: the mask's token position (from 0).
+        word: ``[n]`` the word's piece ids (from :func:`target_pieces`).
+        batch_size: copies per forward pass (default 32).
+
+    Returns:
+        ``float64 [b]`` probabilities in [0, 1].
+    """
+    if len(word) == 1:
+        return target_probability(lm, input_ids, position, word[0], batch_size)
+    from .pll import score_copies, word_copies
+
+    rows = np.asarray(input_ids, dtype=np.int64).reshape(len(input_ids), -1).tolist()
+    copies = [c for ids in rows for c in word_copies(ids, position, word, lm.mask_token_id)]
+    logp = np.asarray(score_copies(lm, copies, batch_size), dtype=np.float64).reshape(len(rows), len(word))
+    return np.exp(logp.sum(1))
+
+
 def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: int = 1,
             max_evals: int = MAX_EVALS, batch_size: int = 32, seed: int = 0,
             progress: bool | None = False) -> ExplainResult:
@@ -265,52 +352,70 @@ def explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: i
     Args:
         lm: a model from :func:`mlmtool.load` with a masked-LM head.
         text: one sentence with at least one ``[MASK]`` (or the model's own mask token).
-        target: the word whose probability is explained; None (default) = the model's top
-            prediction at the mask. It must be one vocabulary token.
+        target: the word whose probability is explained; None (default) = ``mlmtool
+            predict``'s top word at the mask. A word of several pieces is explained through
+            its PLL-word-l2r probability (:func:`word_probability`), predict's score for it.
         mask_index: which mask to explain when there are several, from 1 (default 1).
         max_evals: shap's evaluation budget (default :data:`mlmtool.defaults.MAX_EVALS`, 500,
             shap's default). With fewer than about ``words**2`` evaluations the deepest
             coalitions are not split and their credit is shared evenly; additivity holds at
-            any budget.
+            any budget. A word of ``n`` pieces costs ``n`` forward rows per evaluation.
         batch_size: sentences per forward pass (default 32).
         seed: seed for shap's tie-breaking (NumPy's global RNG, restored afterwards).
         progress: show a tqdm progress bar on stderr; None = only on a terminal.
 
     Returns:
-        :class:`ExplainResult`; values are in probability units (``[0, 1]`` scale).
+        :class:`ExplainResult`; values are in probability units (``[0, 1]`` scale);
+        ``scoring`` and ``explained`` say which value was explained.
 
     Raises:
         NoMLMHeadError: the model cannot fill masks.
         MlmtoolError: ``shap`` is not installed, no mask, a bad ``mask_index`` or
-            ``max_evals``, a target that is not one token, a text with no word besides the
-            mask, or a text longer than the model's limit.
+            ``max_evals``, a target that is not one word of vocabulary pieces, a text with no
+            word besides the mask, or a text longer than the model's limit.
     """
-    shap, encoding, ids, position, masker, target_id = _checked(lm, text, target, mask_index, max_evals)
-    full = _probabilities(lm, ids, position)  # [vocab]
-    top = np.argsort(-full)[:TOP_K]
-    target_id = int(top[0]) if target_id is None else target_id
-    values, base, evaluations = _shap_values(shap, lm, masker, position, target_id, max_evals, batch_size,
-                                             seed, progress)
+    shap, encoding, ids, position, masker, word = _checked(lm, text, target, mask_index, max_evals)
+    top = _top_words(lm, text, mask_index)
+    word = list(top[0].ids) if word is None else word
+
+    def value(x: np.ndarray) -> np.ndarray:  # [b, seq] token ids -> [b] probabilities
+        return word_probability(lm, x, position, word, batch_size)
+
+    values, base, evaluations = _shap_values(shap, masker, value, max_evals, batch_size, seed, progress)
     groups = word_pieces(word_ids_of(encoding, 0, lm.tokenizer))
+    name = lm.tokenizer.decode(word).strip() or "".join(lm.tokenizer.convert_ids_to_tokens(word))
     return ExplainResult(
-        text=text,
-        target=lm.tokenizer.decode([target_id]).strip() or lm.tokenizer.convert_ids_to_tokens(target_id),
-        target_id=target_id,
-        mask_index=mask_index,
-        mask_position=position,
+        text=text, target=name, target_id=word[0] if len(word) == 1 else None,
+        mask_index=mask_index, mask_position=position,
         tokens=[display_token(t) for t in lm.tokenizer.convert_ids_to_tokens(ids)],
-        token_values=values,
-        words=_user_words(lm, text, encoding),
+        token_values=values, words=_user_words(lm, text, encoding),
         word_values=np.array([values[g].sum() for g in groups], dtype=np.float64),
-        word_tokens=groups,
-        word_is_mask=[all(ids[p] == lm.mask_token_id for p in g) for g in groups],
-        base_value=base,
-        full_value=float(full[target_id]),
-        model_name=lm.name,
-        max_evals=max_evals,
-        evaluations=evaluations,
-        top_predictions=[(lm.tokenizer.decode([int(t)]).strip(), float(full[t])) for t in top],
-    )
+        word_tokens=groups, word_is_mask=[all(ids[p] == lm.mask_token_id for p in g) for g in groups],
+        base_value=base, full_value=float(value(np.array([ids]))[0]), model_name=lm.name,
+        max_evals=max_evals, evaluations=evaluations,
+        top_predictions=[(c.word, float(c.score)) for c in top],
+        target_ids=list(word), target_pieces=lm.tokenizer.convert_ids_to_tokens(word),
+        scoring="softmax" if len(word) == 1 else "pll-word-l2r",
+        explained=_explained(lm, name, word, mask_index))
+
+
+def _top_words(lm: LoadedModel, text: str, mask_index: int) -> list:
+    """``mlmtool predict``'s candidates (:class:`~mlmtool.analysis.fill.Candidate`, best first)
+    at the ``mask_index``-th mask of ``text``, the other masks left masked; default options."""
+    from .fill import fill_words
+
+    return list(fill_words(lm, text, top_k=TOP_K).masks[mask_index - 1].candidates)
+
+
+def _explained(lm: LoadedModel, name: str, word: list[int], mask_index: int) -> str:
+    """One line saying which value :func:`explain` explained."""
+    if len(word) == 1:
+        return (f"p('{name}') at mask {mask_index}: the softmax probability of this one vocabulary piece "
+                "over the whole vocabulary at the mask (predict's score for it)")
+    pieces = " ".join(lm.tokenizer.convert_ids_to_tokens(word))
+    return (f"p('{name}') at mask {mask_index}: the word's PLL-word-l2r probability (Kauf & Ivanova 2023), the "
+            f"product of its {len(word)} pieces' probabilities ({pieces}), each with the later pieces masked "
+            "(predict's score for it)")
 
 
 def check_explain(lm: LoadedModel, text: str, target: str | None = None, mask_index: int = 1,
@@ -326,17 +431,17 @@ def check_explain(lm: LoadedModel, text: str, target: str | None = None, mask_in
 
 def _checked(lm: LoadedModel, text: str, target: str | None, mask_index: int, max_evals: int):
     """:func:`explain`'s checks, in its order: ``(shap, encoding, ids, position, masker,
-    target_id)``, ``target_id`` None when no target was given."""
+    word)``, ``word`` the target's piece ids (:func:`target_pieces`), None when no target was given."""
     shap = _import_shap()
     lm.require_mlm_head()
     if max_evals < 3:
         raise MlmtoolError(f"max_evals must be at least 3, got {max_evals}", param="max_evals")
     encoding, ids, position = _mask_position(lm, text, mask_index)
-    target_id = None if target is None else resolve_target(lm, text, target, mask_index)
+    word = None if target is None else target_pieces(lm, text, target, mask_index)
     masker = _make_masker(lm, encoding, ids)
     if len(masker.hideable) == 0:
         raise MlmtoolError("the text has no words besides the mask, so there is nothing to explain")
-    return shap, encoding, ids, position, masker, target_id
+    return shap, encoding, ids, position, masker, word
 
 
 def _import_shap():
@@ -364,14 +469,14 @@ def _mask_position(lm: LoadedModel, text: str, mask_index: int):
     return encoding, ids, positions[mask_index - 1]
 
 
-def _shap_values(shap, lm: LoadedModel, masker: TokenMasker, position: int, target_id: int, max_evals: int,
-                 batch_size: int, seed: int, progress: bool | None) -> tuple[np.ndarray, float, int]:
-    """Run shap's Partition explainer on ``p(target_id)`` at ``position``.
+def _shap_values(shap, masker: TokenMasker, value, max_evals: int, batch_size: int, seed: int,
+                 progress: bool | None) -> tuple[np.ndarray, float, int]:
+    """Run shap's Partition explainer on ``value`` (``int [b, seq]`` ids → ``float64 [b]``).
 
     Returns:
         ``(values, base_value, evaluations)``: ``float64 [seq]`` SHAP value per token (0 for
-        the tokens the masker never hides), ``p(target)`` with every hideable token hidden,
-        and the number of sentences evaluated.
+        the tokens the masker never hides), the value with every hideable token hidden, and
+        the number of sentences evaluated.
     """
     from tqdm.auto import tqdm
 
@@ -382,7 +487,7 @@ def _shap_values(shap, lm: LoadedModel, masker: TokenMasker, position: int, targ
     count = [0]
 
     def f(x: np.ndarray) -> np.ndarray:  # [n, seq] token ids -> [n] probabilities
-        out = target_probability(lm, x, position, target_id, batch_size)
+        out = value(x)
         count[0] += len(out)
         bar.update(len(out))
         return out
@@ -407,9 +512,3 @@ def _user_words(lm: LoadedModel, text: str, encoding) -> list[str]:
     if lm.mask_token != USER_MASK:
         words = [USER_MASK if w == lm.mask_token else w for w in words]
     return words
-
-
-def _probabilities(lm: LoadedModel, ids: list[int], position: int) -> np.ndarray:
-    """``float64 [vocab]`` softmax at ``position`` for one unpadded id sequence."""
-    (f,) = forward(lm, [ids], positions=[[position]])
-    return f.logits[0].softmax(-1).double().cpu().numpy()

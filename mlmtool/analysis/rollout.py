@@ -76,6 +76,8 @@ class AttentionSummary:
             normalised (each at most 1, in units of attention weight); None for rollout.
         notes: what the summary assumes about this model's attention (local layers; see
             :func:`summary_notes`), one line each; ``[]`` for BERT-like models.
+        words: True when the matrix was aggregated to words after the summary
+            (:func:`mlmtool.analysis.words.aggregate_summary`); the title then says so.
     """
 
     method: str
@@ -87,19 +89,22 @@ class AttentionSummary:
     model_name: str = ""
     raw: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    words: bool = False
 
     @property
     def title(self) -> str:
-        """``"Attention rollout, layers 1-12 (model)"`` (or ``"Attention flow, ..."``)."""
+        """``"Attention rollout, layers 1-12 (model)"`` (or ``"Attention flow, ..."``), with
+        ``", then words"`` after the span when aggregated to words after the summary."""
         a, b = self.layers
         span = f"layer {a}" if a == b else f"layers {a}-{b}"
         name = f" ({self.model_name})" if self.model_name else ""
-        return f"Attention {self.method}, {span}{name}"
+        then = ", then words" if self.words else ""
+        return f"Attention {self.method}, {span}{then}{name}"
 
     def to_dict(self) -> dict:
         """A JSON-ready ``dict``: ``method``, ``text``, ``tokens``, ``layers`` ``[first, last]``
         (from 1), ``matrix`` ``[seq][seq]``, ``special``, ``model``, for flow ``raw``, and
-        ``notes`` when there are any."""
+        ``notes`` when there are any, ``words: true`` when aggregated to words."""
         out = {"method": self.method, "text": self.text, "tokens": list(self.tokens),
                "layers": [int(self.layers[0]), int(self.layers[1])],
                "matrix": np.asarray(self.matrix, dtype=float).tolist(),
@@ -108,6 +113,8 @@ class AttentionSummary:
             out["raw"] = np.asarray(self.raw, dtype=float).tolist()
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.words:
+            out["words"] = True
         return out
 
     def save(self, path: str | Path) -> Path:

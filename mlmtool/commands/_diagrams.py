@@ -14,6 +14,13 @@ def attention_format_option(func):
     return func
 
 
+def words_option(func):
+    """``--words``: attention aggregated to words (:func:`mlmtool.analysis.words.aggregate_words`)."""
+    return click.option("--words", is_flag=True,
+                        help="One row and column per word instead of per piece (Clark et al. 2019: mean over the "
+                             "attending word's pieces, sum over the attended word's; rows still sum to 1).")(func)
+
+
 def write_diagrams(lm, result, out_dir: str, fmt: str, overwrite: bool) -> int:
     """Write all head diagrams of an attention ``result``; return the file count."""
     from ..render.diagrams import diagram_filename, save_attention_diagrams
@@ -22,6 +29,7 @@ def write_diagrams(lm, result, out_dir: str, fmt: str, overwrite: bool) -> int:
              for h in range(1, lm.num_heads + 1)] + [f"overview.{fmt}"]
     out = prepare_output_dir(out_dir, overwrite, names)
     paths = save_attention_diagrams(result, out, fmt)
-    click.echo(f"Wrote {len(paths) - 1} head diagrams ({lm.num_layers} layers x {lm.num_heads} heads) "
+    unit = ", words" if result.pieces is not None else ""
+    click.echo(f"Wrote {len(paths) - 1} head diagrams ({lm.num_layers} layers x {lm.num_heads} heads{unit}) "
                f"and overview.{fmt} to {out}/", err=True)
     return len(paths)

@@ -18,7 +18,7 @@ from ._common import (
     read_sentences,
     text_arguments,
 )
-from ._diagrams import attention_format_option, write_diagrams
+from ._diagrams import attention_format_option, words_option, write_diagrams
 
 
 def parse_layers(value: str | None) -> tuple[int, int] | None:
@@ -46,10 +46,11 @@ def parse_layers(value: str | None) -> tuple[int, int] | None:
                    "rollout or attention flow (Abnar & Zuidema 2020). Flow takes at most 64 tokens.")
 @click.option("--layers", default=None, metavar="A-B",
               help="With --summary: only these layers, counted from 1 (e.g. 3-6, or 4).")
+@words_option
 @json_option
 @attention_format_option
 @overwrite_option
-def attention_cmd(text, input_file, model, lang, output, old_out, summary, layers, as_json, fmt, overwrite):
+def attention_cmd(text, input_file, model, lang, output, old_out, summary, layers, words, as_json, fmt, overwrite):
     """Draw every attention head for TEXT (no [MASK] needed, any encoder works).
 
     Writes Attention_Layer{L}_Head{H}.png (layers and heads counted from 1) and
@@ -63,15 +64,21 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
     --json prints the summary matrix (or, without --summary, every head's weights) as JSON
     instead of writing files; give -o as well to have both.
 
+    --words draws one row and column per word instead of per piece (Clark et al. 2019: mean
+    over the attending word's pieces, sum over the attended word's; rows still sum to 1);
+    rollout and flow are computed on the pieces and aggregated to words after.
+
     \b
     Examples:
       mlmtool attention "The cat sat on the mat." -o diagrams/
       mlmtool attention "The cat sat on the mat." --summary rollout --layers 3-6
       mlmtool attention "The cat sat on the mat." --summary flow --json
+      mlmtool attention "I like toothpaste." --words -o diagrams/
     """
     from ..analysis.arch import check_attention
     from ..analysis.attention import attention
     from ..analysis.rollout import check_layers
+    from ..analysis.words import aggregate_summary, aggregate_words
 
     if old_out is not None:  # the same meaning (a directory) under its earlier name
         click.echo("Note: --out is now -o/--output.", err=True)
@@ -88,7 +95,8 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
     span = check_layers(span, lm.num_layers)
     if summary == "flow":
         _check_flow_length(lm, sentence)
-    result = attention(lm, sentence)
+    pieces = attention(lm, sentence)
+    result = aggregate_words(pieces) if words else pieces
     if summary is None:
         _echo_notes(result.notes)
         if write_files:
@@ -98,14 +106,16 @@ def attention_cmd(text, input_file, model, lang, output, old_out, summary, layer
         return
     from ..analysis.rollout import attention_flow, attention_rollout
 
-    res = attention_rollout(result, span) if summary == "rollout" else attention_flow(result, span)
+    res = attention_rollout(pieces, span) if summary == "rollout" else attention_flow(pieces, span)
+    res = aggregate_summary(res, pieces) if words else res
     _echo_notes(res.notes)
     if write_files:
         from ..render.summary import save_summary, summary_filename
 
         out = prepare_output_dir(output, overwrite, [summary_filename(res, fmt)])
         path = save_summary(res, out, fmt)
-        click.echo(f"Wrote {path} ({res.title}; rows: tokens after layer {span[1]}, columns: input tokens)",
+        unit = "words" if res.words else "tokens"
+        click.echo(f"Wrote {path} ({res.title}; rows: {unit} after layer {span[1]}, columns: input {unit})",
                    err=True)
     if as_json:
         click.echo(json.dumps(res.to_dict(), ensure_ascii=False))

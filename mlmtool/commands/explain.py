@@ -23,7 +23,7 @@ def _old_t(ctx, param, value):
 @click.command()
 @text_arguments
 @click.option("--target", default=None, metavar="WORD",
-              help="Explain the probability of this word (one vocabulary token).  [default: the top prediction]")
+              help="Explain the probability of this word (a word of several pieces: its PLL-word-l2r probability, predict's score).  [default: predict's top word]")
 @click.option("-t", "old_t", hidden=True, expose_value=False, callback=_old_t)
 @click.option("--mask", "mask_index", type=click.IntRange(1, None), default=1, show_default=True,
               help="Which [MASK] to explain when the text has several (counted from 1).")

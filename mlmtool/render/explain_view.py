@@ -97,6 +97,8 @@ def render_explain_text(result: ExplainResult, top: int = 10):
             fg = "white" if row["dark"] else "black"
             sentence.append(row["word"], style=f"{fg} on {row['colour']}")
     legend = Text("red raises the probability, blue lowers it; darker = larger effect", style="dim")
+    if getattr(result, "scoring", "softmax") != "softmax":  # a word of several pieces: say which value
+        legend.append("\n" + result.explained, style="dim")
     table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
     table.add_column("#", justify="right", style="dim")
     table.add_column("word")
