@@ -286,7 +286,7 @@ def test_every_ud_treebank_runs_on_a_tiny_model_of_its_kind(lang, tiny_bert, tmp
 
         lm = load(str(build_model(lang, tmp_path_factory.mktemp(f"probe-{lang}"))))
     result = probe(lm, train, test, tasks=["upos", "xpos", "deprel", "distance", "depth"], layers=[0, 1],
-                   config=ProbeConfig(epochs=1, rank=8, max_iter=30))
+                   config=ProbeConfig(epochs=1, rank=8, max_iter=30), ignore_unseen=True)
     c = result.counts
     assert c["train_sentences"] + c["train_skipped"] + c["train_unaligned"] == 30
     assert c["test_words"] > 0
@@ -359,3 +359,56 @@ def test_predict_words_refuses_in_one_line(case, tiny_bert, tiny_encoder_dir, sa
     word = {"other_model": "trained on model", "deprel": "governor", "not_saved": "no 'xpos' probe",
             "layer": "not 5", "empty": "empty", "no_probes": "no saved probes"}[case]
     assert word in str(err.value) and "\n" not in str(err.value)
+
+
+def _tree_vectors(sents, layers, planted: int, dim: int = 32) -> np.ndarray:
+    """``[layers, W, dim]`` noise, except at ``planted``: each word is the sum of one vector
+    of length 5 per edge on its path to the root (axis = the edge's dependent), so with
+    ``B = I / 5`` on those axes ``‖B(h_i − h_j)‖²`` is the tree distance and ``‖B h_i‖²`` the
+    depth (Hewitt & Manning 2019 §2); the length keeps ``B`` near its initial scale."""
+    rng = np.random.default_rng(len(sents))
+    x = rng.normal(size=(len(layers), sents.n_words, dim)).astype(np.float32)
+    k = list(layers).index(planted)
+    x[k] *= 0.05
+    for i in range(len(sents)):
+        a, b = sents.offsets[i], sents.offsets[i + 1]
+        heads = sents.heads[a:b] - a
+        for w in range(b - a):
+            v = w
+            while sents.heads[a + v] >= 0:
+                x[k, a + w, 8 + v] += 5.0
+                v = int(heads[v])
+    return x.astype(np.float16)
+
+
+def test_structural_probe_finds_a_planted_tree(tiny_bert, tmp_path, monkeypatch):
+    from mlmtool.analysis.probe import ProbeConfig, probe, run
+
+    monkeypatch.setattr(run, "word_states", lambda lm, s, layers, batch_size=32: _tree_vectors(s, layers, 1))
+    train, test = write_conllu(tmp_path / "train.conllu", 100, 0), _mixed_lengths(tmp_path)
+    result = probe(tiny_bert, train, test, tasks=["distance", "depth"], config=ProbeConfig(rank=16))
+    rows = {r["layer"]: r for r in result.to_dict()["layers"]}
+    # Spearman stays under 1: the gold distances tie often, the noise breaks the ties
+    assert rows[1]["distance"]["uuas"] == 1.0 and rows[1]["distance"]["dspr"] > 0.9
+    assert rows[1]["depth"]["root_accuracy"] == 1.0 and rows[1]["depth"]["nspr"] > 0.85
+    assert max(rows[0]["distance"]["uuas"], rows[2]["distance"]["uuas"]) < 0.6
+    assert result.best("distance") == 1 and result.best("depth") == 1
+
+
+def test_structural_training_stops_early_and_keeps_the_best_projection(tiny_bert, toy, monkeypatch):
+    from mlmtool.analysis.probe import structural as st
+    from mlmtool.analysis.probe.data import prepare, read_treebank
+
+    sents = prepare(tiny_bert, *read_treebank(toy[0], "train"))
+    x = np.random.default_rng(0).normal(size=(sents.n_words, 32)).astype(np.float32)
+    gold = st.gold_targets(sents, "distance")
+    seen = []
+
+    def flat(proj, *args):  # the held-out loss never improves after the first epoch
+        seen.append(proj.detach().clone())
+        return 1.0
+
+    monkeypatch.setattr(st, "_mean_loss", flat)
+    proj = st.fit(x, sents, "distance", gold, rank=4, epochs=40)
+    assert len(seen) == 6  # epoch 0 is the best; 5 epochs without improvement, then stop
+    assert np.array_equal(proj, seen[0].numpy()) and not np.array_equal(proj, seen[-1].numpy())

@@ -31,7 +31,7 @@ _FILE = click.Path(dir_okay=False)
 @click.option("--rank", default=ProbeConfig.rank, show_default=True, type=click.IntRange(1, None),
               help="Rank of the structural probe.")
 @click.option("--epochs", default=ProbeConfig.epochs, show_default=True, type=click.IntRange(1, None),
-              help="Structural-probe training epochs (Adam).")
+              help="Structural probe: most training epochs (Adam; stops early on held-out loss).")
 @click.option("--ignore-unseen", "ignore_unseen", is_flag=True,
               help="Skip test words whose label never occurs in training (counted), instead of refusing.")
 @click.option("--load", "load", type=click.Path(file_okay=False), default=None, metavar="DIR",

@@ -74,7 +74,7 @@ def _structural_task(task, layer, train_x, test_x, train, test, gold, config, pr
         proj = loaded.structural[(task, layer)]
     else:
         proj = st.fit(train_x, train, task, gold[("train", task)], config.rank, config.epochs, config.lr,
-                      config.batch_sentences, config.seed)
+                      config.batch_sentences, config.seed, config.dev_fraction)
         probes.structural[(task, layer)] = proj
     return st.evaluate(task, st.predict(proj, test_x, test, task), gold[("test", task)], test)
 

@@ -10,8 +10,10 @@ A linear map ``B`` (``[rank, D]``, rank 128 by default) is trained so that
 
 Loss (their ``L1DistanceLoss`` / ``L1DepthLoss``): per sentence of ``n`` words the L1 error
 summed over word pairs and divided by ``n²`` (over words, divided by ``n`` for depth), then
-averaged over the batch's sentences. Training: Adam, ``B`` initialised uniform in
-[−0.05, 0.05] as theirs.
+averaged over the batch's sentences. Training (:func:`fit`): Adam at 0.001, ``B``
+initialised uniform in [−0.05, 0.05], batches of 20 sentences, up to 40 epochs with the
+rate cut tenfold whenever the held-out loss does not improve and early stopping after 5
+such epochs, the best ``B`` kept: their ``regimen.py`` and NAACL 2019 configs.
 
 Metrics (their ``reporter.py``): **UUAS** — the minimum spanning tree of the predicted
 distances over the non-punctuation words (Prim's algorithm), the share of gold undirected
@@ -101,14 +103,24 @@ def _batch(x, gold: Sequence[np.ndarray], offsets: np.ndarray, idx: Sequence[int
 
 
 def fit(x: np.ndarray, sents: ProbeSentences, kind: str, gold: Sequence[np.ndarray], rank: int = 128,
-        epochs: int = 10, lr: float = 1e-3, batch_sentences: int = 20, seed: int = 0) -> np.ndarray:
-    """Train a structural probe on one layer.
+        epochs: int = 40, lr: float = 1e-3, batch_sentences: int = 20, seed: int = 0,
+        dev_fraction: float = 0.1) -> np.ndarray:
+    """Train a structural probe on one layer, with the training regimen of Hewitt & Manning's
+    code (``regimen.py``: ``ProbeRegimen.train_until_convergence``).
+
+    Adam (``lr`` 0.001); after each epoch the loss on held-out sentences (the dev set of
+    their regimen: here a seeded ``dev_fraction`` of the training sentences, at least one,
+    none when there are fewer than 10) sets the rate (``ReduceLROnPlateau``, factor 0.1,
+    patience 0), the ``B`` of least dev loss is kept (an improvement is > 1e-4), and training
+    stops after 5 epochs without one or after ``epochs`` (40, theirs). Without held-out
+    sentences every epoch runs and the last ``B`` is returned.
 
     Args:
         x: ``[W, D]`` the layer's word vectors; sents: their sentences; kind: ``"distance"``
             or ``"depth"``; gold: :func:`gold_targets` of ``sents``; rank: rows of ``B``;
-            epochs: passes over the sentences (shuffled, seeded); lr: Adam's learning rate;
-            batch_sentences: sentences per step.
+            epochs: at most this many passes over the sentences (shuffled, seeded); lr:
+            Adam's learning rate; batch_sentences: sentences per step; dev_fraction: share
+            of sentences held out for the stopping rule.
 
     Returns:
         ``float32 [rank, D]`` the trained ``B``.
@@ -119,15 +131,42 @@ def fit(x: np.ndarray, sents: ProbeSentences, kind: str, gold: Sequence[np.ndarr
     xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
     proj = torch.empty(rank, xt.shape[1]).uniform_(-0.05, 0.05, generator=gen).requires_grad_()
     opt = torch.optim.Adam([proj], lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=0)
     loss_fn = distance_loss if kind == "distance" else depth_loss
-    for _ in range(epochs):
-        order = torch.randperm(len(sents), generator=gen).tolist()
-        for k in range(0, len(order), batch_sentences):
-            xb, gb, lengths = _batch(xt, gold, sents.offsets, order[k:k + batch_sentences])
+    order = torch.randperm(len(sents), generator=gen).tolist()
+    n_dev = max(1, int(round(dev_fraction * len(order)))) if len(order) >= 10 and dev_fraction > 0 else 0
+    dev, train = order[:n_dev], order[n_dev:]
+    best, best_loss, best_epoch = proj.detach().clone(), float("inf"), -1
+    for epoch in range(epochs):
+        perm = [train[i] for i in torch.randperm(len(train), generator=gen).tolist()]
+        for k in range(0, len(perm), batch_sentences):
+            xb, gb, lengths = _batch(xt, gold, sents.offsets, perm[k:k + batch_sentences])
             opt.zero_grad()
             loss_fn(predict_batch(proj, xb, kind), gb, lengths).backward()
             opt.step()
-    return proj.detach().numpy()
+        if not dev:
+            best = proj.detach().clone()
+            continue
+        dev_loss = _mean_loss(proj, xt, gold, sents.offsets, dev, kind, batch_sentences)
+        sched.step(dev_loss)
+        if dev_loss < best_loss - 1e-4:
+            best, best_loss, best_epoch = proj.detach().clone(), dev_loss, epoch
+        elif best_epoch < epoch - 4:
+            break
+    return best.numpy()
+
+
+def _mean_loss(proj, xt, gold, offsets, idx: list[int], kind: str, batch_sentences: int) -> float:
+    """The loss per sentence averaged over the sentences ``idx`` (no gradient)."""
+    import torch
+
+    loss_fn = distance_loss if kind == "distance" else depth_loss
+    total = 0.0
+    with torch.no_grad():
+        for k in range(0, len(idx), batch_sentences):
+            xb, gb, lengths = _batch(xt, gold, offsets, idx[k:k + batch_sentences])
+            total += float(loss_fn(predict_batch(proj, xb, kind), gb, lengths)) * len(lengths)
+    return total / len(idx)
 
 
 def predict(proj: np.ndarray, x: np.ndarray, sents: ProbeSentences, kind: str) -> list[np.ndarray]:
