@@ -520,7 +520,7 @@ def cross_score(a: Side, b: Side, lm_a: LoadedModel | None = None, lm_b: LoadedM
 
 def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[str], *, top_k: int = TOP_K,
                    max_pieces: int = DEFAULT_MAX_PIECES, layerwise: bool = True, batch_size: int = 32,
-                   shown: int = 0) -> ComparisonResult:
+                   shown: int = 0, words: bool = False) -> ComparisonResult:
     """Compare two models' attention (every head) and predictions on the same sentences.
 
     Args:
@@ -533,6 +533,8 @@ def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[s
         layerwise: also each side's layer-wise predictions at the masks (default True).
         batch_size: sentences per forward pass (each model runs once over all sentences).
         shown: which sentence's attention to keep for the heatmaps (from 0).
+        words: compare word-level attention (each side's aggregated by
+            :func:`mlmtool.analysis.words.aggregate_words`, Clark et al. 2019) instead of pieces.
 
     Returns:
         :class:`ComparisonResult` with ``kind="models"``.
@@ -561,6 +563,11 @@ def compare_models(lm_a: LoadedModel, lm_b: LoadedModel, texts: str | Sequence[s
     b = run_side(lm_b, items, label=label_b, top_k=top_k, max_pieces=max_pieces, layerwise=layerwise,
                  batch_size=batch_size)
     cross_score(a, b, lm_a, lm_b, batch_size)
+    if words:
+        from .words import aggregate_words
+
+        for side in (a, b):
+            side.attention = [aggregate_words(r) for r in side.attention]
     return compare_sides(a, b, shown=shown)
 
 

@@ -84,7 +84,8 @@ def view_inputs(lm: LoadedModel, text: str, mask_required: bool = False, **optio
     return ViewInputs(result, prediction, None)
 
 
-def build_view(lm: LoadedModel, text: str, top_k: int = TOP_K, head_labels=None, precision: str = "uint8"):
+def build_view(lm: LoadedModel, text: str, top_k: int = TOP_K, head_labels=None, precision: str = "uint8",
+               words: bool | None = None):
     """Run the model on ``text`` (:func:`view_inputs`) and render the interactive page.
 
     Args:
@@ -94,6 +95,10 @@ def build_view(lm: LoadedModel, text: str, top_k: int = TOP_K, head_labels=None,
         head_labels: head roles, layers/heads from 1 (see
             :func:`mlmtool.render.html_view.head_labels_from`).
         precision: ``"uint8"`` (default) or ``"float16"`` attention in the page.
+        words: the page's "Words" toggle (attention aggregated to words, Clark et al. 2019):
+            None (default) = pieces first, True = words first, False = no toggle (see
+            :func:`mlmtool.render.html_view.render_view`). The page also carries the model's
+            per-layer labels and attention notes (local layers, grouped-query attention).
 
     Returns:
         ``(view, note)``: the :class:`~mlmtool.render.html_view.HTMLView` and the note shown
@@ -105,5 +110,5 @@ def build_view(lm: LoadedModel, text: str, top_k: int = TOP_K, head_labels=None,
     from ..render.html_view import render_view
 
     result, prediction, note = view_inputs(lm, text, top_k=top_k)
-    view = render_view(result, prediction, head_labels=head_labels, note=note, precision=precision)
+    view = render_view(result, prediction, head_labels=head_labels, note=note, precision=precision, words=words)
     return view, note

@@ -8,6 +8,7 @@ import click
 
 from ..defaults import TOP_HEADS
 from ..registry import LANGS
+from ._diagrams import words_option
 from ._common import (batch_size_option, check_output_file, json_option, load_model, output_option,
                       overwrite_option, prepare_output_dir, read_sentences, top_k_option)
 
@@ -48,10 +49,11 @@ def _texts(text: tuple[str, ...], input_file: str | None) -> list[str]:
               help="Write the layers x heads distance heatmap to exactly this PNG file.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write one self-contained interactive page (both sides' heads, their difference, predictions).")
+@words_option
 @json_option
 @overwrite_option
-def compare(text, input_file, models, lang, top_k, top_heads, batch_size, output, png_path, html_path, as_json,
-            overwrite):
+def compare(text, input_file, models, lang, top_k, top_heads, batch_size, output, png_path, html_path, words,
+            as_json, overwrite):
     """Compare two models on a text, or one model on two texts: which heads and predictions changed.
 
     TEXT here is one or two sentences, each one quoted argument (unlike other commands, where
@@ -63,7 +65,9 @@ def compare(text, input_file, models, lang, top_k, top_heads, batch_size, output
     Per head, the distance is the Jensen-Shannon distance (base 2, 0 = same, 1 = disjoint;
     Lin 1991, Endres & Schindelin 2003) between the two attention distributions of each row,
     averaged over rows. With [MASK], both sides' candidates are shown with the change in
-    probability. Layers and heads are numbered from 1.
+    probability. Layers and heads are numbered from 1. --words compares two models on word-level
+    attention (Clark et al. 2019: mean over a word's pieces as rows, sum as columns); two texts
+    are always compared word by word.
 
     \b
     Examples:
@@ -90,7 +94,7 @@ def compare(text, input_file, models, lang, top_k, top_heads, batch_size, output
 
     if len(models) == 2:
         lm_a, lm_b = load_model(models[0], lang), load_model(models[1], lang)
-        result = compare_models(lm_a, lm_b, texts, top_k=top_k, batch_size=batch_size)
+        result = compare_models(lm_a, lm_b, texts, top_k=top_k, batch_size=batch_size, words=words)
     else:
         result = compare_texts(load_model(models[0], lang), texts[0], texts[1], top_k=top_k)
 

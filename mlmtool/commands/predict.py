@@ -8,7 +8,7 @@ import click
 
 from ._common import (batch_size_option, check_output_file, json_option, load_model, model_options,
                       output_option, overwrite_option, read_sentences, text_arguments, top_k_option)
-from ._diagrams import attention_format_option, write_diagrams
+from ._diagrams import attention_format_option, words_option, write_diagrams
 from ._layerwise import by_layer_options
 
 
@@ -39,9 +39,10 @@ def fill_options(func):
 @attention_format_option
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write one self-contained interactive HTML view (predictions + all heads).")
+@words_option
 @overwrite_option
 def predict(text, input_file, top_k, max_pieces, beam, independent, model, lang, as_json, batch_size, output,
-            attention_dir, fmt, html_path, overwrite):
+            attention_dir, fmt, html_path, words, overwrite):
     """Predict the words hidden behind [MASK] in TEXT.
 
     Each [MASK] stands for one whole word of up to --max-pieces vocabulary pieces (it
@@ -61,6 +62,8 @@ def predict(text, input_file, top_k, max_pieces, beam, independent, model, lang,
         click.echo("Note: -a/--attention-dir is now -o/--output DIR.", err=True)
         output = output or attention_dir
     texts = read_sentences(text, input_file)
+    if words and not (output or html_path):
+        raise click.UsageError("--words is for the attention of -o/--output DIR and --html FILE; add one of them")
     if (output or html_path) and len(texts) > 1:
         raise click.UsageError("-o/--output and --html take one sentence, not several")
     if html_path:
@@ -70,11 +73,13 @@ def predict(text, input_file, top_k, max_pieces, beam, independent, model, lang,
                "batch_size": batch_size}
     results, att, note = _run(lm, texts, options, with_attention=bool(output or html_path))
     if output:
-        write_diagrams(lm, att, output, fmt, overwrite)
+        from ..analysis.words import aggregate_words
+
+        write_diagrams(lm, aggregate_words(att) if words else att, output, fmt, overwrite)
     if html_path:
         from ..render.html_view import render_view
 
-        render_view(att, results[0] if results else None, note=note).save(html_path)
+        render_view(att, results[0] if results else None, note=note, words=True if words else None).save(html_path)
         click.echo(f"Wrote {html_path}", err=True)
     if results is None:
         click.echo(note, err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..analysis.view import build_view  # the library's; also importable from here, as before
+from ._diagrams import words_option
 from ._common import (check_output_file, load_model, model_options, one_sentence, output_option, overwrite_option,
                       read_sentences, text_arguments, top_k_option)
 
@@ -21,23 +22,28 @@ __all__ = ["build_view", "view"]
               help="heads.json from `mlmtool heads` (or {\"L3H10\": \"label\"}): label each head.")
 @click.option("--precision", type=click.Choice(["uint8", "float16"]), default="uint8", show_default=True,
               help="Attention in the page: 8-bit levels (smallest) or half floats.")
+@words_option
 @model_options
 @overwrite_option
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
-def view(text, input_file, output, html_path, top_k, heads_file, precision, model, lang, overwrite, open_page):
+def view(text, input_file, output, html_path, top_k, heads_file, precision, words, model, lang, overwrite,
+         open_page):
     """Write one interactive HTML page for TEXT: predictions and every attention head.
 
     The page is a single file that works offline (nothing is downloaded), opens by
     double-click and shows: the top-k words for each [MASK] with probabilities, a layers x
     heads grid of thumbnails, and for the clicked head a large heatmap and a line view
     (hover a token to see its links), with filters and SVG/PNG download. Layers and heads
-    are numbered from 1. Models without an MLM head get the attention only.
+    are numbered from 1. Models without an MLM head get the attention only. Where a word has
+    several pieces, a "Words" switch shows one row and column per word (Clark et al. 2019);
+    --words opens the page with it on.
 
     \b
     Examples:
       mlmtool view "The [MASK] sat on the mat." --html report.html -k 5
       mlmtool view -m minilm "The cat sat on the mat." -o out/
       mlmtool view "The [MASK] ran." --heads out/heads.json --html report.html
+      mlmtool view "I like toothpaste." --words
     """
     from pathlib import Path
 
@@ -58,7 +64,8 @@ def view(text, input_file, output, html_path, top_k, heads_file, precision, mode
     check_attention(lm)
     heads = attention_heads(lm)
     labels = head_labels_from(labels, lm.num_layers, heads) if labels else None
-    page, note = build_view(lm, sentence, top_k=top_k, head_labels=labels, precision=precision)
+    page, note = build_view(lm, sentence, top_k=top_k, head_labels=labels, precision=precision,
+                            words=True if words else None)
     page.save(out)
     size = Path(out).stat().st_size
     for line in ([note] if note else []) + [f"Note: {n}." for n in layout(lm).notes]:

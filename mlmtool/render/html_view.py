@@ -158,9 +158,30 @@ def _summary_for(attention: AttentionResult, rollout):
     return rollout
 
 
+def _words_payload(attention: AttentionResult, rollout, masks: list[int], precision: Precision,
+                   compress: bool) -> dict[str, Any]:
+    """The page's word view: ``attention`` aggregated to words (:func:`mlmtool.analysis.words.aggregate_words`,
+    Clark et al. 2019) and the rollout aggregated after it was computed on the pieces.
+
+    Returns:
+        ``{tokens, special, masks, pieces, note, attention, rollout}``: ``masks`` are the
+        unit indices (from 0) holding the piece-level mask positions ``masks``, ``pieces`` the
+        token positions each unit covers.
+    """
+    from ..analysis.words import WORDS_NOTE, aggregate_summary, aggregate_words
+
+    words = aggregate_words(attention)
+    unit_of = {p: u for u, group in enumerate(words.pieces) for p in group}
+    summary = aggregate_summary(rollout, attention) if rollout is not None else None
+    return {"tokens": list(words.tokens), "special": [bool(s) for s in words.special],
+            "masks": sorted({unit_of[m] for m in masks if m in unit_of}), "pieces": words.pieces,
+            "note": WORDS_NOTE, "attention": encode_attention(words.attention, precision, compress),
+            "rollout": _rollout_payload(summary, compress) if summary is not None else None}
+
+
 def view_payload(attention: AttentionResult, prediction=None, head_labels: dict | list | None = None,
                  title: str | None = None, note: str | None = None, precision: Precision = "uint8",
-                 compress: bool = True, rollout=True, layerwise=None) -> dict[str, Any]:
+                 compress: bool = True, rollout=True, layerwise=None, words: bool | None = None) -> dict[str, Any]:
     """The JSON data the view's JavaScript draws (``view.js``), as :func:`render_view` embeds it.
 
     ``mlmtool serve`` sends the same dict to its page (``POST /api/view``), so the static
@@ -172,8 +193,14 @@ def view_payload(attention: AttentionResult, prediction=None, head_labels: dict 
         (``{"L{l}H{h}": label}``, from 1), ``predictions``, ``note``, ``colormap``,
         ``attention`` (:func:`encode_attention`), ``rollout`` (``{method, title, layers,
         matrix}`` with ``matrix`` a float16 ``[1, 1, S, S]`` :func:`encode_attention`, or
-        None) and ``layerwise`` (per mask ``{index, position, final_token, by_layer}``, or None).
+        None), ``layerwise`` (per mask ``{index, position, final_token, by_layer}``, or None),
+        ``layer_labels`` (per layer ``"global"``/``"local ±w"``, ``[]`` when every layer is
+        global) and ``notes`` (the model's attention notes, :mod:`mlmtool.analysis.arch`),
+        ``words`` (the word view, :func:`_words_payload`, or None when every word is one piece
+        or ``words=False``) and ``unit`` (``"word"`` or ``"token"``: the view shown first).
     """
+    from ..analysis.words import is_piece_level
+
     att = attention.attention
     n = len(attention.tokens)
     if att.ndim != 4 or att.shape[2:] != (n, n):
@@ -203,13 +230,20 @@ def view_payload(attention: AttentionResult, prediction=None, head_labels: dict 
         "attention": encode_attention(att, precision, compress),
         "rollout": _rollout_payload(rollout, compress) if rollout is not None else None,
         "layerwise": _layerwise_payload(layerwise) if layerwise is not None else None,
+        "layer_labels": list(attention.layer_labels),
+        "notes": list(attention.notes),
+        "words": None,
+        "unit": "token",
     }
+    if words is not False and attention.pieces is None and is_piece_level(attention):
+        payload["words"] = _words_payload(attention, rollout, masks, precision, compress)
+        payload["unit"] = "word" if words else "token"
     return payload
 
 
 def render_view(attention: AttentionResult, prediction=None, head_labels: dict | list | None = None,
                 title: str | None = None, note: str | None = None, precision: Precision = "uint8",
-                compress: bool = True, rollout=True, layerwise=None) -> HTML:
+                compress: bool = True, rollout=True, layerwise=None, words: bool | None = None) -> HTML:
     """Render the interactive view of one sentence.
 
     Args:
@@ -232,6 +266,10 @@ def render_view(attention: AttentionResult, prediction=None, head_labels: dict |
             panel then sums the selected head only). Sent as float16.
         layerwise: a :class:`~mlmtool.analysis.layerwise.LayerwisePrediction` for the same
             text (the layer-wise panel), or None.
+        words: the page's "Words" toggle (attention aggregated to words, Clark et al. 2019;
+            :func:`mlmtool.analysis.words.aggregate_words`): None (default) = available, pieces
+            shown first; True = available, words shown first; False = not in the page. Only
+            when some word of the text has several pieces.
 
     Returns:
         An :class:`~mlmtool.render._document.HTML` page (``str()`` = the document,
@@ -248,5 +286,5 @@ def render_view(attention: AttentionResult, prediction=None, head_labels: dict |
         >>> view.save("view.html")  # doctest: +SKIP
     """
     payload = view_payload(attention, prediction, head_labels, title, note, precision, compress,
-                           rollout=rollout, layerwise=layerwise)
+                           rollout=rollout, layerwise=layerwise, words=words)
     return build_page("view", "mlmtoolView", payload, payload["title"], "mlmv")

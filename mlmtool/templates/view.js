@@ -7,6 +7,11 @@
  * them: the rollout heatmap (data.rollout, Abnar & Zuidema 2020), the layer-wise predictions
  * at each mask (data.layerwise), and always the "selected tokens" panel: click tokens of the
  * sentence and see their summed attention in the selected head and in the rollout.
+ * When the data has a word view (data.words: the same attention aggregated to words by the
+ * Python side, Clark et al. 2019, and the rollout aggregated after it was computed), a "Words"
+ * switch swaps every panel between pieces and words; data.unit says which is shown first.
+ * data.layer_labels (per layer, e.g. "local ±64") name the layers in the grid and titles, and
+ * data.notes (the model's attention notes) are shown as a caption; BERT has neither.
  * Every string from the data is inserted with textContent / setAttribute, never as HTML.
  * Layers and heads are numbered from 1 on screen; arrays are indexed from 0.
  */
@@ -23,9 +28,16 @@ function mlmtoolView(rootId) {
   } catch (err) {
     return fail("cannot read the view's data: " + err.message);
   }
-  const L = data.layers, H = data.heads, N = data.tokens.length;
-  const tokens = data.tokens, special = data.special, maskSet = new Set(data.masks || []);
+  const L = data.layers, H = data.heads;
+  // the two views of the same attention: pieces (as the model computes it) and, when sent, words
+  const views = {token: {tokens: data.tokens, special: data.special, masks: data.masks || [],
+                         attention: data.attention, rollout: data.rollout}};
+  if (data.words) views.word = data.words;
+  let unit = data.unit === "word" && views.word ? "word" : "token";
+  let cur = views[unit];  // the view shown: {tokens, special, masks, attention, rollout, decoded...}
+  let N = cur.tokens.length, tokens = cur.tokens, special = cur.special, maskSet = new Set(cur.masks);
   const labels = data.labels || {};
+  const layerLabels = data.layer_labels || [];  // per layer "global" / "local ±w"; [] = all global
   const lut = hexBytes(data.colormap);  // 256 x RGB
   let levels = null;   // Uint8Array [L*H*N*N]: 0..255 colour level of each weight
   let values = null;   // Float32Array of weights when sent as float16 (else levels / 255)
@@ -42,18 +54,34 @@ function mlmtoolView(rootId) {
   }
 
   async function decode() {
-    const att = await unpack(data.attention, "attention");
-    levels = att.levels;
-    values = att.values;
-    if (data.rollout) roll = await unpack(data.rollout.matrix, "rollout");
+    for (const v of Object.values(views)) {
+      v.att = await unpack(v.attention, "attention");
+      v.roll = v.rollout ? await unpack(v.rollout.matrix, "rollout") : null;
+    }
+    use(unit);
+  }
+
+  // make `u` ("token" or "word") the view every panel draws from
+  function use(u) {
+    unit = u;
+    cur = views[u];
+    N = cur.tokens.length;
+    tokens = cur.tokens;
+    special = cur.special;
+    maskSet = new Set(cur.masks);
+    levels = cur.att.levels;
+    values = cur.att.values;
+    roll = cur.roll;
+    root.dataset.unit = u;
   }
 
   const base = (l, h) => (l * H + h) * N * N;
   const weight = (l, h, i, j) => {
     const k = base(l, h) + i * N + j;
-    return values ? values[k] : levels[k] / data.attention.scale;
+    return values ? values[k] : levels[k] / cur.attention.scale;
   };
-  const headName = (l, h) => "Layer " + (l + 1) + ", Head " + (h + 1);
+  const layerKind = (l) => layerLabels.length ? " \u00b7 " + layerLabels[l] : "";
+  const headName = (l, h) => "Layer " + (l + 1) + layerKind(l) + ", Head " + (h + 1);
   const labelOf = (l, h) => labels["L" + (l + 1) + "H" + (h + 1)] || "";
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
@@ -68,14 +96,17 @@ function mlmtoolView(rootId) {
   };
   const fmt = (w) => w.toFixed(3);
 
-  const rollValue = (i, j) => roll.values ? roll.values[i * N + j] : roll.levels[i * N + j] / data.rollout.matrix.scale;
+  const rollValue = (i, j) => roll.values ? roll.values[i * N + j] : roll.levels[i * N + j] / cur.rollout.matrix.scale;
 
   /* ---- sentence, tokens, predictions ---- */
-  function drawHeader() {
+  function drawModelLine() {
     $(".mlmv-model").textContent = (data.model ? "Model: " + data.model + " \u00b7 " : "") +
-      L + " layers \u00d7 " + H + " heads \u00b7 " + N + " tokens";
-    $(".mlmv-text").textContent = data.text;
+      L + " layers \u00d7 " + H + " heads \u00b7 " + N + (unit === "word" ? " words" : " tokens");
+  }
+
+  function drawChips() {
     const box = $(".mlmv-tokens");
+    while (box.firstChild) box.removeChild(box.firstChild);
     tokens.forEach((t, i) => {
       const chip = el("span", "mlmv-chip", t);
       if (special[i]) chip.classList.add("mlmv-special");
@@ -89,6 +120,23 @@ function mlmtoolView(rootId) {
       chip.setAttribute("aria-pressed", "false");
       box.appendChild(chip);
     });
+  }
+
+  // the model's attention notes (local layers, shared keys) and, in the word view, how words are made
+  function drawNotes() {
+    const box = $(".mlmv-arch-notes");
+    if (!box) return;
+    while (box.firstChild) box.removeChild(box.firstChild);
+    const notes = (data.notes || []).concat(unit === "word" && cur.note ? [cur.note] : []);
+    notes.forEach((n) => box.appendChild(el("li", null, n)));
+    box.hidden = !notes.length;
+  }
+
+  function drawHeader() {
+    drawModelLine();
+    $(".mlmv-text").textContent = data.text;
+    drawChips();
+    drawNotes();
     if (data.note) {
       $(".mlmv-note").textContent = data.note;
       $(".mlmv-note").hidden = false;
@@ -149,7 +197,7 @@ function mlmtoolView(rootId) {
       grid.appendChild(c);
     }
     for (let l = 0; l < L; l++) {
-      const r = el("span", "mlmv-axis mlmv-row", "L" + (l + 1));
+      const r = el("span", "mlmv-axis mlmv-row", "L" + (l + 1) + layerKind(l));
       r.dataset.layer = l + 1;
       grid.appendChild(r);
       for (let h = 0; h < H; h++) {
@@ -195,7 +243,7 @@ function mlmtoolView(rootId) {
   function drawFilters() {
     const fl = $(".mlmv-f-layer"), fh = $(".mlmv-f-head"), fr = $(".mlmv-f-role");
     option(fl, "", "All layers");
-    for (let l = 1; l <= L; l++) option(fl, String(l), "Layer " + l);
+    for (let l = 1; l <= L; l++) option(fl, String(l), "Layer " + l + layerKind(l - 1));
     option(fh, "", "All heads");
     for (let h = 1; h <= H; h++) option(fh, String(h), "Head " + h);
     const roles = Array.from(new Set(Object.values(labels))).sort();
@@ -313,15 +361,15 @@ function mlmtoolView(rootId) {
     }
     ctx.putImageData(img, 0, 0);
     rollGeo = drawMatrix($(".mlmv-rollout"), image);
-    $(".mlmv-rollout-title").textContent = data.rollout.title;
-    const canvas = $(".mlmv-rollout");
-    canvas.addEventListener("mousemove", (ev) => {
-      const at = cellAt(ev, rollGeo);
-      $(".mlmv-rollout-hover").textContent = at ? pairText(at[0], at[1], rollValue(at[0], at[1]))
-        : "Rows: token after the last layer; columns: input token it draws on. Hover a cell.";
-    });
+    $(".mlmv-rollout-title").textContent = cur.rollout.title;
     $(".mlmv-rollout-wrap").hidden = false;
-    $(".mlmv-sum-roll").textContent = data.rollout.method === "flow" ? "Flow" : "Rollout";
+    $(".mlmv-sum-roll").textContent = cur.rollout.method === "flow" ? "Flow" : "Rollout";
+  }
+
+  function onRollMove(ev) {
+    const at = roll ? cellAt(ev, rollGeo) : null;
+    $(".mlmv-rollout-hover").textContent = at ? pairText(at[0], at[1], rollValue(at[0], at[1]))
+      : "Rows: token after the last layer; columns: input token it draws on. Hover a cell.";
   }
 
   /* ---- layer-wise predictions at each mask ---- */
@@ -410,7 +458,7 @@ function mlmtoolView(rootId) {
     const where = selected ? headName(selected.l, selected.h) : "";
     $(".mlmv-picked-list").textContent = "From " + list.map((i) => "\u201c" + tokens[i] + "\u201d (" + i + ")").join(" + ") +
       ": summed over the " + list.length + " selected token" + (list.length > 1 ? "s" : "") +
-      (where ? ", in " + where : "") + (roll ? " and in the " + data.rollout.method : "") + ".";
+      (where ? ", in " + where : "") + (roll ? " and in the " + cur.rollout.method : "") + ".";
     $(".mlmv-sum-head").textContent = where || "Selected head";
     $(".mlmv-sum-roll").hidden = !roll;
     for (let j = 0; j < N; j++) {
@@ -525,7 +573,7 @@ function mlmtoolView(rootId) {
 
   /* ---- downloads ---- */
   function fileName(ext) {
-    return "Attention_Layer" + (selected.l + 1) + "_Head" + (selected.h + 1) + "." + ext;
+    return "Attention_Layer" + (selected.l + 1) + "_Head" + (selected.h + 1) + (unit === "word" ? "_words" : "") + "." + ext;
   }
 
   function download(blob, name) {
@@ -576,7 +624,30 @@ function mlmtoolView(rootId) {
       if (selected) $(".mlmv-heat").toBlob((blob) => download(blob, fileName("png")), "image/png");
     });
     $(".mlmv-heat").addEventListener("mousemove", onHeatMove);
+    $(".mlmv-rollout").addEventListener("mousemove", onRollMove);
     $(".mlmv-picked-clear").addEventListener("click", clearPicked);
+  }
+
+  /* ---- the "Words" switch: every panel between pieces and words ---- */
+  function bindWords() {
+    const box = $(".mlmv-f-words");
+    if (!box || !views.word) return;
+    box.checked = unit === "word";
+    box.closest(".mlmv-f-words-wrap").hidden = false;
+    box.addEventListener("change", () => switchUnit(box.checked ? "word" : "token"));
+  }
+
+  function switchUnit(u) {
+    if (u === unit || !views[u]) return;
+    picked.clear();
+    use(u);
+    drawModelLine();
+    drawChips();
+    drawNotes();
+    for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) paintHead(thumbs[l * H + h], l, h);
+    drawRollout();
+    const at = selected || {l: 0, h: 0};
+    select(at.l, at.h);
   }
 
   drawHeader();
@@ -586,6 +657,7 @@ function mlmtoolView(rootId) {
     drawGrid();
     drawRollout();
     bindButtons();
+    bindWords();
     select(0, 0);
     $(".mlmv-status").hidden = true;
     root.classList.remove("mlmv-loading");
