@@ -120,7 +120,8 @@ def page_html(models: dict[str, Any], default: str, limits, *, heads: Any = (), 
               "variants": list(VARIANTS), "methods": list(METHODS),
               "models": [{"name": n, "layers": lm.num_layers, "heads": lm.num_heads,
                           "has_mlm_head": lm.has_mlm_head, "mask_token": lm.mask_token,
-                          "head_labels": n in heads} for n, lm in models.items()], **extra}
+                          "vocab": len(lm.tokenizer), "head_labels": n in heads} for n, lm in models.items()],
+              **extra}
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(_template("app.html")).render(
         view=view_shell(), compare=compare_shell(), config=json_for_script(config),

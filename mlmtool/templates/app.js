@@ -116,7 +116,6 @@
       if (on && focus) b.focus();
     });
     document.body.dataset.tab = name;
-    if (tabs.heads.modelChanged) tabs.heads.modelChanged();
   }
   function openTab(name, focus) {
     if (name === active) return;
@@ -162,6 +161,7 @@
       showError("Model '" + model + "' is not loaded on this server; showing " + cfg.default + ".");
     }
     topk.value = k !== null ? k : String(DEFAULT_K);
+    modelChanged();
     input.value = text !== null ? text.slice(0, cfg.max_text_chars) : "";
     const name = tabs[q.get("tab")] ? q.get("tab") : "fill";
     if (q.get("tab") !== null && !tabs[q.get("tab")]) {
@@ -178,8 +178,11 @@
   }
 
   form.addEventListener("submit", (ev) => { ev.preventDefault(); runActive(); });
+  function modelChanged() {
+    Object.values(tabs).forEach((t) => { if (t.modelChanged) t.modelChanged(); });
+  }
   select.addEventListener("change", () => {
-    if (tabs.heads.modelChanged) tabs.heads.modelChanged();
+    modelChanged();
     if (tabs[active].manual) saveUrl();
     else if (input.value.trim() || active !== "fill") runActive();
   });

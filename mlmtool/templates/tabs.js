@@ -93,13 +93,18 @@ function mlmtoolTabs(ctx) {
       const lo = num($("layers-from")), hi = num($("layers-to")), method = $("layers-method").value;
       const body = {text: text, model: model, method: method};
       if (lo !== null || hi !== null) body.layers = [lo === null ? 1 : lo, hi === null ? ctx.modelInfo().layers : hi];
+      const info = ctx.modelInfo(), masked = text.includes("[MASK]") || text.includes(info.mask_token);
+      const why = !info.has_mlm_head ? "the model has no masked-LM head" : "no [MASK] in the sentence";
       const [byLayer, summary] = await Promise.allSettled([
-        ctx.api("/api/layers", {text: text, model: model, top_k: ctx.topK()}), ctx.api("/api/summary", body)]);
+        info.has_mlm_head && masked ? ctx.api("/api/layers", {text: text, model: model, top_k: ctx.topK()}) :
+          Promise.reject(new Error(why)), ctx.api("/api/summary", body)]);
       if (!current()) return;
       drawByLayer(byLayer);
       if (summary.status === "rejected") throw summary.reason;
       drawSummary(summary.value);
-      if (byLayer.status === "rejected") throw new Error("Layer by layer: " + byLayer.reason.message);
+      if (byLayer.status === "rejected" && masked && info.has_mlm_head) {
+        throw new Error("Layer by layer: " + byLayer.reason.message);
+      }
       return summary.value.tokens.length + " tokens, " + summary.value.method + " of layers " +
         summary.value.layers[0] + "\u2013" + summary.value.layers[1];
     }),
@@ -230,8 +235,13 @@ function mlmtoolTabs(ctx) {
   /* ---- Compare: two models on the sentence, or two sentences (compare.js draws it) ---- */
   const compareRoot = $(cfg.compare_root), comparePristine = compareRoot.cloneNode(true);
   cfg.models.forEach((m) => $("compare-model2").appendChild(el("option", "", m.name)));
-  if (cfg.models.length > 1) $("compare-model2").value = cfg.models[1].name;
   const twoModels = cfg.models.length > 1;
+  function pickB() {  // model B: another loaded model, one with the same vocabulary if there is one
+    const a = ctx.modelInfo(), others = cfg.models.filter((m) => m.name !== a.name);
+    const b = others.find((m) => m.vocab === a.vocab) || others[0];
+    if (b) $("compare-model2").value = b.name;
+  }
+  pickB();
   $("compare-mode-models").disabled = !twoModels;
   $(twoModels ? "compare-mode-models" : "compare-mode-texts").checked = true;
   const compare = {
@@ -265,6 +275,7 @@ function mlmtoolTabs(ctx) {
       $("compare-text2").value = (q.get("text2") || "").slice(0, cfg.max_text_chars);
     },
     ready: () => !!ctx.text() && ($("compare-mode-models").checked || !!$("compare-text2").value.trim()),
+    modelChanged: pickB,
   };
 
   /* ---- Embed: words on a plane (PCA / t-SNE), hover or focus a point for its sentence ---- */
