@@ -52,6 +52,8 @@ _LAZY = {
     "attention_rollout": "mlmtool.analysis.rollout",
     "attention_flow": "mlmtool.analysis.rollout",
     "AttentionSummary": "mlmtool.analysis.rollout",
+    "aggregate_words": "mlmtool.analysis.words",
+    "aggregate_summary": "mlmtool.analysis.words",
     "render_summary": "mlmtool.render.summary",
     "render_summary_svg": "mlmtool.render.summary",
     "render_layerwise": "mlmtool.render.layerwise",
