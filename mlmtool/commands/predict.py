@@ -49,13 +49,15 @@ def predict(text, input_file, top_k, max_pieces, beam, independent, model, lang,
     becomes the model's own mask token, e.g. <mask> for RoBERTa). With several masks the
     output is the top complete sentences by joint probability (--independent: one list
     per mask). Scores are probabilities: a word's is the product of its pieces' (each
-    with the later pieces masked; PLL-word-l2r, Kauf & Ivanova 2023).
+    with the later pieces masked; PLL-word-l2r, Kauf & Ivanova 2023). --words draws the
+    attention of -o/--html with one row and column per word (Clark et al. 2019).
 
     \b
     Examples:
       mlmtool predict "I brush my teeth with [MASK] every morning."
       mlmtool predict "The [MASK] sat on the [MASK]." -k 3
       mlmtool predict -m en-mini "The [MASK] sat on the mat." -o diagrams/ --html view.html
+      mlmtool predict "I brush my teeth with [MASK]." --html view.html --words
       printf 'A [MASK] day.\\nI like [MASK].\\n' | mlmtool predict - --json
     """
     if attention_dir:
