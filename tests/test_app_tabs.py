@@ -342,9 +342,11 @@ def test_every_tab_by_keyboard_and_mouse_restores_from_the_url(page, browser, se
             page.screenshot(path=str(Path(SHOTS) / f"tab_{name}.png"))
     # a search hit opens its sentence in Fill & attention
     hit = page.locator("#search-out tr.hit").first
+    shown = page.evaluate("() => document.body.dataset.shown")
     hit.focus()
     page.keyboard.press("Enter")
-    page.wait_for_function("() => document.body.dataset.tab === 'fill'", timeout=120_000)
+    page.wait_for_function("s => document.body.dataset.tab === 'fill' && document.body.dataset.shown !== s",
+                           arg=shown, timeout=120_000)
     wait_done(page, "fill")
     assert page.input_value("#app-text") in LINES and page.inner_text(".mlmv-text") == page.input_value("#app-text")
     if SHOTS:

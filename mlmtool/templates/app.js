@@ -116,6 +116,7 @@
       if (on && focus) b.focus();
     });
     document.body.dataset.tab = name;
+    status.hidden = name !== "fill";  // the Fill tab's line; the other tabs have their own
   }
   function openTab(name, focus) {
     if (name === active) return;
