@@ -17,6 +17,7 @@ from fastapi import Request
 from ..errors import MlmtoolError
 from .handlers import ApiError
 from .schemas import Limits
+from .batcher import BATCH_WINDOW_S, MAX_BATCH, Batcher
 from .worker import ExplainJobs, ModelGate, guarded
 
 
@@ -28,6 +29,8 @@ class ServerState:
         models: ``{name: LoadedModel}``; default: the name of the first one.
         limits: the request limits.
         gates: ``{name: ModelGate}``, one per model (:mod:`mlmtool.server.worker`).
+        batchers: ``{name: Batcher}``, one per model, over its gate (:mod:`mlmtool.server.batcher`);
+            :meth:`batched` runs a request through it.
         jobs: the SHAP job queue (its worker runs :func:`run_explain`).
         heads: ``{name: heads.json object}`` given at start; labels: ``{name: {"L1H2": label}}``.
         page: the HTML of ``GET /``.
@@ -41,6 +44,7 @@ class ServerState:
     heads: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     page: str = ""
+    batchers: dict[str, Batcher] = field(default_factory=dict)
 
     def pick(self, name: str | None) -> tuple[str, Any, ModelGate]:
         """``(name, LoadedModel, gate)`` of a loaded model (None: the default one).
@@ -54,6 +58,19 @@ class ServerState:
             raise ApiError(400, f"model '{name}' is not loaded; this server has: {', '.join(self.models)}",
                            "model")
         return name, self.models[name], self.gates[name]
+
+    def batched(self, name: str, key, payload, compute):
+        """``compute``'s answer for ``payload``, batched with concurrent requests of the same
+        ``key`` for model ``name`` (:meth:`Batcher.run <mlmtool.server.batcher.Batcher.run>`).
+
+        Raises:
+            BusyError: too many requests wait (429) or the server is stopping (503); whatever
+                ``compute`` raises for this payload.
+        """
+        batcher = self.batchers.get(name)
+        if batcher is None:  # a state built by hand (tests): the defaults (setdefault: one wins a race)
+            batcher = self.batchers.setdefault(name, Batcher(self.gates[name], max_waiting=self.limits.max_waiting))
+        return batcher.run(key, payload, compute)
 
     @contextmanager
     def hold_all(self, *names: str) -> Iterator[None]:
@@ -82,8 +99,12 @@ def run_explain(job, on_call, *, models: dict[str, Any], gates: dict[str, ModelG
                    seed=p["seed"], progress=False).to_dict()
 
 
-def build_state(models: dict[str, Any], heads: dict[str, Any] | None, limits: Limits) -> ServerState:
+def build_state(models: dict[str, Any], heads: dict[str, Any] | None, limits: Limits, *,
+                batch_window: float = BATCH_WINDOW_S, max_batch: int = MAX_BATCH) -> ServerState:
     """The state of an app around ``models`` (see :func:`~mlmtool.server.app.create_app`).
+
+    ``batch_window`` (seconds) and ``max_batch`` (requests) tune every model's
+    :class:`~mlmtool.server.batcher.Batcher`; ``max_batch=1`` turns batching off.
 
     Raises:
         MlmtoolError: no models, heads for a model that is not loaded, or heads that name
@@ -102,9 +123,11 @@ def build_state(models: dict[str, Any], heads: dict[str, Any] | None, limits: Li
             raise MlmtoolError(f"heads given for model '{name}', which is not loaded", param="heads")
         labels[name] = head_labels_from(obj, models[name].num_layers, models[name].num_heads)
     gates = {name: ModelGate(limits.max_waiting) for name in models}
+    batchers = {name: Batcher(gate, window=batch_window, max_batch=max_batch, max_waiting=limits.max_waiting)
+                for name, gate in gates.items()}
     jobs = ExplainJobs(partial(run_explain, models=models, gates=gates), max_jobs=limits.max_explain_jobs)
     return ServerState(models=models, default=default, limits=limits, gates=gates, jobs=jobs,
-                       heads=heads, labels=labels, page=page_html(models, default, limits))
+                       heads=heads, labels=labels, page=page_html(models, default, limits), batchers=batchers)
 
 
 async def server_state(request: Request) -> ServerState:

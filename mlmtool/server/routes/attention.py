@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from ..batcher import options_key
 from ..schemas import AttentionRequest
 from ..state import ServerState, server_state
 
@@ -26,13 +27,26 @@ def api_attention(req: AttentionRequest, state: ServerState = Depends(server_sta
     """Tokens and the attention of every head, packed as in the static view ([MASK] optional).
     \f
 
+    Concurrent requests run as one batch (:mod:`mlmtool.server.batcher`); the weights are
+    packed outside the model's gate.
+
     Raises:
-        ApiError: text too long (422), unknown model (400); MlmtoolError: empty or too long (400).
+        ApiError: text too long (422), unknown model (400); MlmtoolError: empty or too long (400);
+        BusyError: too many waiting (429).
+    """
+    state.limits.check_text(req.text)
+    return attention_payload(batched_attention(state, req.model, req.text), req.precision)
+
+
+def batched_attention(state: ServerState, model: str | None, text: str):
+    """The :class:`~mlmtool.analysis.attention.AttentionResult` of ``text``, computed in one
+    batch with concurrent attention requests for the same model (``/api/attention`` and
+    ``/api/summary`` share the batches).
+
+    Raises:
+        ApiError: unknown model (400); MlmtoolError: as :func:`~mlmtool.analysis.attention.attention`.
     """
     from ...analysis.attention import attention
 
-    state.limits.check_text(req.text)
-    _, lm, gate = state.pick(req.model)
-    with gate.hold():
-        result = attention(lm, req.text)
-    return attention_payload(result, req.precision)
+    name, lm, _ = state.pick(model)
+    return state.batched(name, options_key("attention"), text, lambda texts: attention(lm, list(texts)))

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from ..batcher import options_key
 from ..schemas import PredictRequest, ViewRequest
 from ..state import ServerState, server_state
 
 router = APIRouter()
 
 
-def predict_payload(lm, text: str, **options) -> dict:
+def predict_payload(lm, text: str | list[str], **options) -> dict | list[dict]:
     """What ``mlmtool predict --json TEXT`` prints for one sentence, as a dict: the same
     :func:`~mlmtool.analysis.predict.predict` and :func:`~mlmtool.analysis.predict.predict_json`.
+    A list of texts (one batched search, the ``compute`` of a predict batch,
+    :mod:`mlmtool.server.batcher`) gives a list of dicts, in order.
 
     ``options``: ``top_k``, ``max_pieces``, ``beam``, ``independent`` (the command's flags).
     """
     from ...analysis.predict import predict, predict_json
 
-    return predict_json(predict(lm, text, **options))  # type: ignore[return-value]
+    return predict_json(predict(lm, text, **options))
 
 
 def fill_request(req: PredictRequest | ViewRequest, state: ServerState):
@@ -38,13 +41,15 @@ def api_predict(req: PredictRequest, state: ServerState = Depends(server_state))
     """The JSON of ``mlmtool predict --json`` for the sentence.
     \f
 
+    Concurrent requests with the same options run as one batch (:mod:`mlmtool.server.batcher`).
+
     Raises:
         ApiError: limits (422), unknown model (400); MlmtoolError: no mask, too long, no
-            masked-LM head (400).
+            masked-LM head (400); BusyError: too many waiting (429).
     """
-    _, lm, gate, options = fill_request(req, state)
-    with gate.hold():
-        return predict_payload(lm, req.text, **options)
+    name, lm, _, options = fill_request(req, state)
+    return state.batched(name, options_key("predict", **options), req.text,
+                         lambda texts: predict_payload(lm, list(texts), **options))
 
 
 @router.post("/api/view", summary="Everything the page draws for one sentence (the static view's data)")

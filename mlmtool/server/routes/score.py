@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from ..batcher import options_key
 from ..handlers import ApiError
 from ..schemas import Limits, ScoreRequest
 from ..state import ServerState, server_state
@@ -31,17 +32,20 @@ def api_score(req: ScoreRequest, state: ServerState = Depends(server_state)):
     """The JSON of ``mlmtool score --json``: one score (``text``), a list (``texts``) or the
     pairs' accuracy (``pairs``).
     \f
+    Concurrent ``text`` / ``texts`` requests with the same variant run as one batch
+    (:mod:`mlmtool.server.batcher`); ``pairs`` run alone under the model's gate.
 
     Raises:
-        ApiError: not exactly one of text/texts/pairs, limits (422), unknown model (400).
+        ApiError: not exactly one of text/texts/pairs, limits (422), unknown model (400);
+        BusyError: too many waiting (429).
     """
-    from ...analysis.score import score_pairs, score_sentences
+    from ...analysis.score import score_pairs
 
     given = [f for f in ("text", "texts", "pairs") if getattr(req, f) is not None]
     if len(given) != 1:
         raise ApiError(422, "give exactly one of text, texts and pairs"
                        + (f" (got {', '.join(given)})" if given else ""))
-    _, lm, gate = state.pick(req.model)
+    name, lm, gate = state.pick(req.model)
     if req.pairs is not None:
         rows = check_pairs(req.pairs, state.limits)
         with gate.hold():
@@ -50,6 +54,20 @@ def api_score(req: ScoreRequest, state: ServerState = Depends(server_state)):
         texts = [state.limits.check_text(req.text)]
     else:
         texts = state.limits.check_texts(req.texts)  # type: ignore[arg-type]
-    with gate.hold():
-        scores = score_sentences(lm, texts, variant=req.variant)
+    scores = state.batched(name, options_key("score", variant=req.variant), texts,
+                           lambda groups: score_groups(lm, groups, req.variant))
     return scores[0].to_dict() if req.text is not None else [s.to_dict() for s in scores]
+
+
+def score_groups(lm, groups: list[list[str]], variant: str) -> list[list]:
+    """:func:`~mlmtool.analysis.score.score_sentences` of several requests' texts in one call
+    (the ``compute`` of a score batch): ``groups[i]`` is request ``i``'s texts, and the answer
+    ``[i]`` its :class:`~mlmtool.analysis.score.SentenceScore` list, in order."""
+    from ...analysis.score import score_sentences
+
+    scores = score_sentences(lm, [t for g in groups for t in g], variant=variant)
+    out, start = [], 0
+    for g in groups:
+        out.append(scores[start:start + len(g)])
+        start += len(g)
+    return out
