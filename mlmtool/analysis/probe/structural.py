@@ -70,10 +70,14 @@ def predict_batch(proj, x, kind: str):
     Args:
         proj: ``Tensor [rank, D]``; x: ``Tensor [B, n, D]`` padded word vectors.
     """
-    t = x @ proj.T  # [B, n, rank]
-    if kind == "depth":
-        return (t * t).sum(-1)
+    return from_projected(x @ proj.T, kind)
+
+
+def from_projected(t, kind: str):
+    """:func:`predict_batch` from the projected vectors ``t = x Bᵀ`` ``[B, n, rank]``."""
     sq = (t * t).sum(-1)
+    if kind == "depth":
+        return sq
     return (sq[:, :, None] + sq[:, None, :] - 2 * t @ t.transpose(1, 2)).clamp_min(0)
 
 
@@ -87,19 +91,31 @@ def gold_targets(sents: ProbeSentences, kind: str) -> list[np.ndarray]:
     return out
 
 
-def _batch(x, gold: Sequence[np.ndarray], offsets: np.ndarray, idx: Sequence[int]):
-    """Padded ``(x [B, n, D], gold [B, n(, n)] with −1 padding, lengths [B])`` tensors."""
+def _batch(gold: Sequence[np.ndarray], offsets: np.ndarray, idx: Sequence[int]):
+    """One batch of sentences ``idx``: ``(words [N], slots [N], gold [B, n(, n)] with −1
+    padding, lengths [B])``; word ``words[k]`` (an index into all words) goes to row
+    ``slots[k]`` of the padded ``[B * n]`` layout."""
     import torch
 
     lengths = torch.tensor([int(offsets[i + 1] - offsets[i]) for i in idx])
     n = int(lengths.max())
-    xb = torch.zeros(len(idx), n, x.shape[1])
+    words = torch.from_numpy(np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in idx]))
+    slots = torch.from_numpy(np.concatenate([r * n + np.arange(int(k)) for r, k in enumerate(lengths)]))
     gb = torch.full((len(idx), n) + ((n,) if gold[idx[0]].ndim == 2 else ()), -1.0)
     for r, i in enumerate(idx):
         k = int(lengths[r])
-        xb[r, :k] = x[offsets[i]:offsets[i + 1]]
         gb[(r, slice(0, k), slice(0, k)) if gb.ndim == 3 else (r, slice(0, k))] = torch.from_numpy(gold[i])
-    return xb, gb, lengths
+    return words, slots, gb, lengths
+
+
+def _batch_loss(proj, xt, batch, kind: str):
+    """The loss of one :func:`_batch`: only real words are projected (padding stays zero)."""
+    import torch
+
+    words, slots, gb, lengths = batch
+    t = torch.zeros(gb.shape[0] * gb.shape[1], proj.shape[0]).index_copy(0, slots, xt[words] @ proj.T)
+    pred = from_projected(t.view(gb.shape[0], gb.shape[1], -1), kind)
+    return (distance_loss if kind == "distance" else depth_loss)(pred, gb, lengths)
 
 
 def fit(x: np.ndarray, sents: ProbeSentences, kind: str, gold: Sequence[np.ndarray], rank: int = 128,
@@ -132,7 +148,6 @@ def fit(x: np.ndarray, sents: ProbeSentences, kind: str, gold: Sequence[np.ndarr
     proj = torch.empty(rank, xt.shape[1]).uniform_(-0.05, 0.05, generator=gen).requires_grad_()
     opt = torch.optim.Adam([proj], lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=0)
-    loss_fn = distance_loss if kind == "distance" else depth_loss
     order = torch.randperm(len(sents), generator=gen).tolist()
     n_dev = max(1, int(round(dev_fraction * len(order)))) if len(order) >= 10 and dev_fraction > 0 else 0
     dev, train = order[:n_dev], order[n_dev:]
@@ -140,9 +155,8 @@ def fit(x: np.ndarray, sents: ProbeSentences, kind: str, gold: Sequence[np.ndarr
     for epoch in range(epochs):
         perm = [train[i] for i in torch.randperm(len(train), generator=gen).tolist()]
         for k in range(0, len(perm), batch_sentences):
-            xb, gb, lengths = _batch(xt, gold, sents.offsets, perm[k:k + batch_sentences])
             opt.zero_grad()
-            loss_fn(predict_batch(proj, xb, kind), gb, lengths).backward()
+            _batch_loss(proj, xt, _batch(gold, sents.offsets, perm[k:k + batch_sentences]), kind).backward()
             opt.step()
         if not dev:
             best = proj.detach().clone()
@@ -160,12 +174,11 @@ def _mean_loss(proj, xt, gold, offsets, idx: list[int], kind: str, batch_sentenc
     """The loss per sentence averaged over the sentences ``idx`` (no gradient)."""
     import torch
 
-    loss_fn = distance_loss if kind == "distance" else depth_loss
     total = 0.0
     with torch.no_grad():
         for k in range(0, len(idx), batch_sentences):
-            xb, gb, lengths = _batch(xt, gold, offsets, idx[k:k + batch_sentences])
-            total += float(loss_fn(predict_batch(proj, xb, kind), gb, lengths)) * len(lengths)
+            batch = idx[k:k + batch_sentences]
+            total += float(_batch_loss(proj, xt, _batch(gold, offsets, batch), kind)) * len(batch)
     return total / len(idx)
 
 
@@ -279,4 +292,4 @@ def evaluate(kind: str, pred: Sequence[np.ndarray], gold: Sequence[np.ndarray], 
 
 
 __all__ = ["SPEARMAN_LENGTHS", "STRUCTURAL_TASKS", "depth_loss", "distance_loss", "dspr", "evaluate", "fit",
-           "gold_targets", "mst_edges", "nspr", "predict", "predict_batch", "root_accuracy", "uuas"]
+           "from_projected", "gold_targets", "mst_edges", "nspr", "predict", "predict_batch", "root_accuracy", "uuas"]
