@@ -1023,6 +1023,7 @@ def test_page_shows_hostile_sentences_as_text(page, browser, server):
 def test_page_shap_panel(page, browser, server):
     page.goto(server.url)
     run_sentence(page, SENTENCE)
+    page.click("#tab-btn-explain")  # SHAP has its own tab (issue 29)
     page.click("#app-explain-run")
     page.wait_for_selector("#app-explain-words .app-word", timeout=240_000)
     words = page.locator("#app-explain-words .app-word").all_inner_texts()
