@@ -3,7 +3,8 @@
 No test measures time. Requests are made to arrive together by holding the model's gate
 while they are fired from threads, waiting until the batcher counts them all, then releasing
 the gate: they must be served by one batched call (counted with a hook on the encoder), and
-each answer must be the answer of the same request alone (:func:`tests.answers.assert_same_answer`).
+each answer must be the answer of the same request alone
+(:func:`mlmtool.server.batcher.same_answer`: equal up to float32 rounding).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ pytest.importorskip("fastapi")
 
 from mlmtool.errors import MlmtoolError  # noqa: E402
 from mlmtool.server.app import Limits, create_app  # noqa: E402
-from mlmtool.server.batcher import Batcher, options_key  # noqa: E402
+from mlmtool.server.batcher import Batcher, options_key, same_answer  # noqa: E402
 from mlmtool.server.state import build_state  # noqa: E402
 from mlmtool.server.worker import BusyError, ModelGate  # noqa: E402
-from tests.answers import assert_same_answer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,6 +64,24 @@ def together(gate: ModelGate, batcher: Batcher, calls: list) -> list:
     return out
 
 
+def assert_same_answer(got, expected) -> None:
+    diff = same_answer(got, expected)
+    assert diff is None, diff
+
+
+def test_same_answer_allows_float_rounding_only():
+    a = {"masks": [{"candidates": [{"word": "cat", "score": 0.25, "ids": [5]}]}]}
+    assert same_answer(a, json.loads(json.dumps(a))) is None
+    b = json.loads(json.dumps(a))
+    b["masks"][0]["candidates"][0]["score"] = 0.25 + 1e-7
+    assert same_answer(b, a) is None
+    b["masks"][0]["candidates"][0]["score"] = 0.26
+    assert same_answer(b, a) == "$.masks[0].candidates[0].score: 0.26 != 0.25"
+    b["masks"][0]["candidates"][0].update(score=0.25, word="dog")
+    assert same_answer(b, a) == "$.masks[0].candidates[0].word: 'dog' != 'cat'"
+    assert same_answer([1, 2], [1]) == "$: 2 items != 1" and same_answer({"a": 1}, {"b": 1}).startswith("$: keys")
+
+
 def encoder_calls(lm):
     """A hook counting the encoder's forward calls: ``(count, remove)``; ``count[0]`` is the number."""
     count = [0]
@@ -84,11 +102,12 @@ def endpoint(kind: str, state, **body):
     """A call of the endpoint function of ``kind`` with this body (no HTTP)."""
     from mlmtool.server.routes.attention import api_attention
     from mlmtool.server.routes.fill import api_predict
+    from mlmtool.server.routes.layers import api_layers
     from mlmtool.server.routes.score import api_score
-    from mlmtool.server.schemas import AttentionRequest, PredictRequest, ScoreRequest
+    from mlmtool.server.schemas import AttentionRequest, LayersRequest, PredictRequest, ScoreRequest
 
     api, request = {"predict": (api_predict, PredictRequest), "attention": (api_attention, AttentionRequest),
-                    "score": (api_score, ScoreRequest)}[kind]
+                    "score": (api_score, ScoreRequest), "layers": (api_layers, LayersRequest)}[kind]
     return lambda: api(request(**body), state)
 
 
@@ -97,6 +116,7 @@ CASES = {
     "predict, piece-level": [{"text": t, "top_k": 4, "max_pieces": 1} for t in TEXTS],
     "attention": [{"text": t, "precision": "float16"} for t in PLAIN],
     "score": [{"text": PLAIN[0]}, {"texts": PLAIN[1:4]}, {"text": PLAIN[4]}, {"texts": PLAIN[5:]}],
+    "layers": [{"text": t, "top_k": 3} for t in TEXTS],
 }
 
 

@@ -35,11 +35,13 @@ equal the alone answer's up to float32 rounding (1e-5 relative or absolute; atte
 levels up to one level). Exact bit equality cannot be promised by any batching on CPU: the
 matrix kernels (MKL) round a row differently when the matrix holds more rows or is padded
 wider, which is also true of ``mlmtool predict --json`` given several sentences.
-``tests/test_batching.py`` checks this against the answers alone and the CLI's ``--json``.
+:func:`same_answer` is that comparison; ``tests/test_batching.py`` applies it to the answers
+alone and to the CLI's ``--json``, ``scripts/benchmarks/bench_serve.py`` to every answer it gets.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
@@ -50,6 +52,9 @@ from .worker import BusyError, ModelGate
 BATCH_WINDOW_S = 0.005
 #: The most requests answered by one batched call (more wait for the next batch).
 MAX_BATCH = 32
+#: How far a batched answer's floats may be from the answer alone: relative or absolute
+#: (float32 rounding of log-probabilities, a few units in the last place summed over a sentence).
+FLOAT_TOLERANCE = 1e-5
 
 
 @dataclass(eq=False)
@@ -196,3 +201,35 @@ def options_key(kind: str, **options: Any) -> tuple:
     """The batching key of a request: its kind and its options, e.g.
     ``("predict", (("beam", 2), ("top_k", 5)))`` (sorted by name, so order never matters)."""
     return (kind, tuple(sorted(options.items())))
+
+
+def same_answer(got: Any, expected: Any, tolerance: float = FLOAT_TOLERANCE, where: str = "$") -> str | None:
+    """Whether two JSON answers are the same up to float rounding (see the module docstring).
+
+    Dicts must have the same keys, lists the same length and order, strings, ints and bools
+    be equal; floats may differ by ``tolerance``, relative or absolute (``math.isclose``).
+
+    Returns:
+        None when they are the same, else where and how they first differ, as a JSON path
+        (``"$.masks[0].candidates[1].score: 0.25 != 0.26"``).
+    """
+    if isinstance(expected, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        close = math.isclose(got, expected, rel_tol=tolerance, abs_tol=tolerance)
+        return None if close else f"{where}: {got!r} != {expected!r}"
+    if type(got) is not type(expected):
+        return f"{where}: {type(got).__name__} != {type(expected).__name__}"
+    if isinstance(expected, dict):
+        if set(got) != set(expected):
+            return f"{where}: keys {sorted(got)} != {sorted(expected)}"
+        pairs = [(f"{where}.{k}", got[k], expected[k]) for k in expected]
+    elif isinstance(expected, list):
+        if len(got) != len(expected):
+            return f"{where}: {len(got)} items != {len(expected)}"
+        pairs = [(f"{where}[{i}]", g, e) for i, (g, e) in enumerate(zip(got, expected))]
+    else:
+        return None if got == expected else f"{where}: {got!r} != {expected!r}"
+    for path, g, e in pairs:
+        diff = same_answer(g, e, tolerance, path)
+        if diff:
+            return diff
+    return None

@@ -1,11 +1,13 @@
 """Who may run a model, and when: the server's concurrency rules in one place.
 
 **One model, one runner at a time.** Each loaded model has a :class:`ModelGate`, a lock
-that at most one thread holds while the model computes. Interactive requests (predict,
-attention, view, embed; milliseconds each) hold it for their whole computation. They run
-in the web server's thread pool, so many requests wait on the gate and are served one by
-one; at most ``max_waiting`` may wait, further ones are refused at once with a
-:class:`BusyError` (HTTP 429) instead of piling up.
+that at most one thread holds while the model computes. Interactive requests (view, embed,
+compare, ...; milliseconds each) hold it for their whole computation. They run in the web
+server's thread pool, so many requests wait on the gate and are served one by one; at most
+``max_waiting`` may wait, further ones are refused at once with a :class:`BusyError` (HTTP
+429) instead of piling up. Predict, attention, score and layer-wise requests reach the gate
+through :mod:`mlmtool.server.batcher`: concurrent ones of the same kind and options run as
+one batch under one hold, with the same bound on waiting.
 
 **SHAP in its own worker, sharing the gate batch by batch.** A SHAP explanation runs the
 model hundreds of times (seconds in all). It runs on one background thread

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from ..batcher import options_key
 from ..handlers import ApiError
 from ..schemas import LayersRequest, SummaryRequest
 from ..state import ServerState, server_state
@@ -27,10 +28,11 @@ def api_layers(req: LayersRequest, state: ServerState = Depends(server_state)):
 
     state.limits.check_text(req.text)
     state.limits.check_range(req.top_k, 1, state.limits.max_top_k, "top_k", "max_top_k")
-    _, lm, gate = state.pick(req.model)
+    name, lm, _ = state.pick(req.model)
     lm.require_mlm_head()
-    with gate.hold():
-        return layerwise_predictions(lm, req.text, top_k=req.top_k).to_dict()
+    result = state.batched(name, options_key("layers", top_k=req.top_k), req.text,  # concurrent requests: one batch
+                           lambda texts: layerwise_predictions(lm, list(texts), top_k=req.top_k))
+    return result.to_dict()
 
 
 @router.post("/api/summary", summary="Attention rollout or flow over a range of layers: "
@@ -44,15 +46,13 @@ def api_summary(req: SummaryRequest, state: ServerState = Depends(server_state))
         ApiError: limits, ``layers`` not [first, last] (422), unknown model (400);
         MlmtoolError: layers outside the model, flow over 64 tokens (400).
     """
-    from ...analysis.attention import attention
     from ...analysis.rollout import attention_flow, attention_rollout
+    from .attention import batched_attention
 
     state.limits.check_text(req.text)
     if req.layers is not None and len(req.layers) != 2:
         raise ApiError(422, "layers must be [first, last], counted from 1", "layers")
     span = tuple(req.layers) if req.layers is not None else None
-    _, lm, gate = state.pick(req.model)
-    with gate.hold():
-        result = attention(lm, req.text)
+    result = batched_attention(state, req.model, req.text)  # batched with /api/attention's requests
     summarise = attention_rollout if req.method == "rollout" else attention_flow
     return summarise(result, span).to_dict()  # type: ignore[arg-type]
