@@ -213,7 +213,7 @@ def test_unseen_test_labels_exit_2_unless_ignored(tiny_bert_dir, tmp_path, runne
 
 BAD = {"missing": "does not exist", "empty": "no sentences", "not_conllu": "not CoNLL-U", "layers": "0-2",
        "task": "chunk", "load": "trained on model", "load_nothing": "no saved probes",
-       "load_unseen": "never seen in training: upos INTJ (1)"}
+       "load_unseen": "never seen in training: upos INTJ (1)", "layers_syntax": "0 = the embedding output"}
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -227,6 +227,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tiny_bert_dir, tiny_encoder_dir,
             "not_conllu": ["--train", str(train), "--test", str(tmp_path / "plain.txt")],
             "layers": ["--train", str(train), "--test", str(test), "--layers", "0-7"],
             "task": ["--train", str(train), "--test", str(test), "-t", "chunk"],
+            "layers_syntax": ["--train", str(train), "--test", str(test), "--layers", "1:2"],
             "load": ["--test", str(test), "--load", str(tmp_path / "saved")],
             "load_nothing": ["--test", str(test), "--load", str(tmp_path)],
             "load_unseen": ["--test", str(write_conllu(tmp_path / "intj.conllu", 3, 1, extra_label="INTJ")),
@@ -246,6 +247,13 @@ def test_bad_input_is_one_line_and_exit_2(case, tiny_bert_dir, tiny_encoder_dir,
     lines = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
     assert len(lines) == 1 and "Traceback" not in res.output
     assert BAD[case] in lines[0]
+
+
+def test_layers_option_takes_ranges_and_lists():
+    from mlmtool.commands.probe import parse_probe_layers
+
+    assert parse_probe_layers("0-3") == [0, 1, 2, 3] and parse_probe_layers("4") == [4]
+    assert parse_probe_layers("0, 6,10-12") == [0, 6, 10, 11, 12] and parse_probe_layers(None) is None
 
 
 def test_facade_and_renderers(tiny_bert, toy):

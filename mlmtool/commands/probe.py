@@ -10,12 +10,32 @@ import click
 from ..analysis.probe.config import DEFAULT_TASKS, TASKS, ProbeConfig
 from ._common import (batch_size_option, check_output_file, json_option, load_model, model_options,
                       output_option, overwrite_option, prepare_output_dir)
-from .attention import parse_layers
+from ..errors import MlmtoolError
 
 #: What ``-o DIR`` writes (besides the saved probes, probes.safetensors + probes.json).
 OUTPUT_FILES = ("probe.md", "probe.json", "probe.png", "probe.html", "probes.safetensors", "probes.json")
 
 _FILE = click.Path(dir_okay=False)
+
+
+def parse_probe_layers(value: str | None) -> list[int] | None:
+    """``"2-5"`` → ``[2, 3, 4, 5]``, ``"0,6,12"`` → ``[0, 6, 12]``, ``"4"`` → ``[4]``, None →
+    None (hidden-state layers: 0 = the embedding output).
+
+    Raises:
+        MlmtoolError: anything else (``param="layers"``); the range is checked against the
+            model later (:func:`mlmtool.analysis.probe.run.check_layers`).
+    """
+    if value is None:
+        return None
+    out: list[int] = []
+    for part in value.replace(" ", "").split(","):
+        ends = part.split("-")
+        if not (len(ends) in (1, 2) and all(e.isdigit() for e in ends)):
+            raise MlmtoolError(f"layers must be a range or a list of layers, 0 = the embedding output, like 0-6, "
+                               f"4 or 0,6,12 (got '{value}')", param="layers")
+        out += list(range(int(ends[0]), int(ends[-1]) + 1))
+    return out
 
 
 @click.command("probe")
@@ -26,7 +46,7 @@ _FILE = click.Path(dir_okay=False)
 @click.option("-t", "--task", "tasks", multiple=True, type=click.Choice(TASKS),
               help=f"Task to probe (repeatable).  [default: {', '.join(DEFAULT_TASKS)}]")
 @click.option("--layers", default=None, metavar="A-B",
-              help="Hidden-state layers, 0 = embedding output (e.g. 0-6, or 4).  [default: all]")
+              help="Hidden-state layers, 0 = embedding output (e.g. 0-6, 4, or 0,6,12).  [default: all]")
 @click.option("--control", is_flag=True, help="Also train control tasks (Hewitt & Liang 2019): selectivity.")
 @click.option("--rank", default=ProbeConfig.rank, show_default=True, type=click.IntRange(1, None),
               help="Rank of the structural probe.")
@@ -63,7 +83,7 @@ def probe(model, lang, train, test, tasks, layers, control, rank, epochs, ignore
     lm = load_model(model, lang)
     config = ProbeConfig(rank=rank, epochs=epochs, batch_size=batch_size)
     say = (lambda line: None) if as_json else (lambda line: click.echo(f"probe: {line}", err=True))
-    result = run_probe(lm, train, test, tasks=tasks or DEFAULT_TASKS, layers=parse_layers(layers),
+    result = run_probe(lm, train, test, tasks=tasks or DEFAULT_TASKS, layers=parse_probe_layers(layers),
                        control=control, config=config, load=load, ignore_unseen=ignore_unseen, progress=say)
     for task, counts in result.unseen_labels.items():
         click.echo(f"mlmtool: skipped {sum(counts.values())} test words of {task} whose label never occurs in "
