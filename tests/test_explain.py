@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -241,7 +242,7 @@ def test_cli_writes_html_png_json(tiny_bert_dir, runner):
     assert data["base_value"] + sum(data["word_values"]) == pytest.approx(data["full_value"], rel=1e-5)
     page = Path("why/explanation.html").read_text(encoding="utf-8")
     assert "[MASK→cat]" in page and page.count('<td class="num">') >= 9
-    assert data["explained"].split(": ", 1)[1] in page  # which value was explained
+    assert data["explained"] in html.unescape(page)  # the page says which value was explained
     assert re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page) == []
     assert "<script" not in page
     assert Path("why/explanation.png").read_bytes()[:4] == b"\x89PNG"
