@@ -123,7 +123,8 @@
     activate(name, focus);
     saveUrl();
     const panel = $("tab-" + name);
-    if (name !== "fill" && !tabs[name].manual && tabs[name].ready() && !panel.dataset.runs) tabs[name].run();
+    const tab = tabs[name];
+    if (name !== "fill" && !tab.manual && tab.ready() && !panel.dataset.runs) (tab.auto || tab.run)();
   }
   buttons.forEach((b, i) => {
     b.addEventListener("click", () => openTab(b.dataset.tab, true));
@@ -170,7 +171,8 @@
     }
     activate(name, false);
     tabs[name].load(q);
-    if (tabs[name].ready() && (name !== "fill" || input.value.trim())) tabs[name].run();
+    const tab = tabs[name];
+    if (tab.ready() && (name !== "fill" || input.value.trim())) (tab.auto || tab.run)();
   }
 
   function runActive() {

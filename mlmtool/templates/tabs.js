@@ -1,7 +1,8 @@
 /* mlmtool serve: the tabs beyond Fill & attention. Plain browser JavaScript, no library.
  *
- * mlmtoolTabs(ctx) returns one object per tab: {run(), save(query), load(query), ready()}.
- * run() asks the JSON API (the same JSON the commands print with --json) and draws the
+ * mlmtoolTabs(ctx) returns one object per tab: {run(), save(query), load(query), ready()}, and
+ * optionally auto() (what opening the tab runs, default run()), manual (opening runs nothing)
+ * and modelChanged(). run() asks the JSON API (the same JSON the commands print with --json) and draws the
  * answer; save/load put the tab's inputs into the URL and back; ready() says whether the tab
  * has the input it needs. ctx (from app.js) holds the shared pieces: the API call, the
  * sentence box, the model switcher, and openSentence(text) for the Fill tab.
@@ -369,24 +370,32 @@ const mlmtoolTabs = (function () {
     const {$, el, svg, fmt, lines, num, table, row, shade, runner, sentence, textsOf} = k;
     const cfg = ctx.cfg;
     $("heads-threshold").value = String(cfg.defaults.threshold);
+    async function analyse(current) {
+      const threshold = Number($("heads-threshold").value);
+      const data = await ctx.api("/api/heads", {texts: textsOf($("heads-texts"), "sentences"), model: ctx.model(),
+                                                threshold: Number.isFinite(threshold) ? threshold : cfg.defaults.threshold});
+      if (!current()) return;
+      drawHeads($("heads-out"), data);
+      return data.num_layers + " layers \u00d7 " + data.num_heads + " heads over " + data.n_sentences + " sentences";
+    }
+    async function showGiven(current) {
+      const data = await ctx.api("/api/heads?model=" + encodeURIComponent(ctx.model()));
+      if (!current()) return;
+      drawHeads($("heads-out"), data);
+      return "the heads.json given at start (" + (data.n_sentences || "?") + " sentences)";
+    }
+    let given = false;  // what the next run shows: the heads.json given at start, or an analysis
+    const run = runner("heads", (current) => (given ? showGiven : analyse)(current));
     const heads = {
-      run: runner("heads", async (current) => {
-        const threshold = Number($("heads-threshold").value);
-        const data = await ctx.api("/api/heads", {texts: textsOf($("heads-texts"), "sentences"), model: ctx.model(),
-                                                  threshold: Number.isFinite(threshold) ? threshold : cfg.defaults.threshold});
-        if (!current()) return;
-        drawHeads($("heads-out"), data);
-        return data.num_layers + " layers \u00d7 " + data.num_heads + " heads over " + data.n_sentences + " sentences";
-      }),
-      given: runner("heads", async (current) => {
-        const data = await ctx.api("/api/heads?model=" + encodeURIComponent(ctx.model()));
-        if (!current()) return;
-        drawHeads($("heads-out"), data);
-        return "the heads.json given at start (" + (data.n_sentences || "?") + " sentences)";
-      }),
+      run() { given = false; return run(); },
+      given() { given = true; return run(); },
+      auto() {  // on opening: the heads.json given at start, unless sentences were typed
+        given = !$("heads-texts").value.trim() && !!ctx.modelInfo().head_labels;
+        return run();
+      },
       save(q) { if ($("heads-texts").value.trim()) q.set("texts", $("heads-texts").value.trim()); },
       load(q) { $("heads-texts").value = q.get("texts") || ""; },
-      ready: () => !!($("heads-texts").value.trim() || ctx.text()),
+      ready: () => !!($("heads-texts").value.trim() || ctx.text() || ctx.modelInfo().head_labels),
       modelChanged() { $("heads-given").hidden = !ctx.modelInfo().head_labels; },
     };
     $("heads-given").addEventListener("click", heads.given);
