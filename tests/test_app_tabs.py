@@ -150,15 +150,15 @@ def test_search_is_the_cli_json_and_opens_sentences(client, runner, folders):
     assert_error(client.post("/api/search", json={"query": query, "index": "/etc"}), 422, "unknown field")
 
 
-def test_probe_is_the_saved_cli_json(client, folders):
-    from mlmtool.server.features import can_predict
+def test_probe_is_the_saved_cli_json_and_reads_a_sentence(client, folders, tiny_bert):
+    from mlmtool.analysis.probe import predict_words
 
     assert client.get("/api/probe").json() == folders["probe_json"]
-    r = client.post("/api/probe", json={"text": PLAIN})
-    if can_predict():
-        assert r.status_code == 200
-    else:
-        assert_error(r, 501, "predict_words")
+    for task in ("upos", "distance"):
+        r = client.post("/api/probe", json={"text": PLAIN, "task": task})
+        assert r.status_code == 200, r.text
+        assert r.json() == predict_words(tiny_bert, folders["probe"], PLAIN, task=task).to_dict()
+    assert_error(client.post("/api/probe", json={"text": PLAIN, "task": "depth"}), 400, "no 'depth' probe")
     assert_error(client.post("/api/probe", json={"text": PLAIN, "dir": "/tmp"}), 422, "unknown field")
 
 
@@ -299,6 +299,8 @@ def check_tab(page, server, name):
         assert page.locator("#app-explain-words .app-word").count() >= 3
     elif name == "probe":
         assert page.locator("#probe-out tbody tr").count() == 3  # layers 0, 1, 2
+        if "label=upos" in page.url:  # the saved probes read the sentence: one row per layer
+            assert page.locator("#probe-words tbody tr").count() == 3
     elif name == "search":
         assert page.locator("#search-out tr.hit").count() > 0
 
@@ -313,6 +315,12 @@ def prepare(page, name):
         before = runs(page, name)
         page.click("#search-words button[data-word='1']")
         wait_done(page, name, before)
+    elif name == "probe":
+        wait_done(page, name, 0)
+        before = runs(page, name)
+        page.click("#probe-run")
+        wait_done(page, name, before)
+        assert "label=upos" in page.url
 
 
 @pytest.mark.slow
@@ -331,7 +339,7 @@ def test_every_tab_by_keyboard_and_mouse_restores_from_the_url(page, browser, se
         assert page.evaluate("() => document.activeElement.id") == f"tab-btn-{name}"
         assert page.get_attribute(f"#tab-btn-{name}", "aria-selected") == "true"
         assert page.is_visible(f"#tab-{name}") and not page.is_visible("#tab-fill")
-        if name not in ("explain", "search"):  # these run on a click
+        if name not in ("explain", "search", "probe"):  # these run on a click (probe: and on opening)
             wait_done(page, name, before)
         prepare(page, name)
         check_tab(page, server, name)
@@ -384,8 +392,11 @@ def open_and_run(page, name):
     page.click(f"#tab-btn-{name}")
     if page.get_attribute(f"#tab-{name}", "data-state") == "busy":
         wait_done(page, name, before)
-    if name == "probe":  # the saved result; it opens with the tab
+    if name == "probe":  # the saved result opens with the tab; the button reads the sentence
         wait_done(page, name, 0)
+        before = runs(page, name)
+        page.click("#probe-run")
+        wait_done(page, name, before)
         return
     for selector, text in HOSTILE_INPUTS.get(name, {}).items():
         page.fill(selector, text)

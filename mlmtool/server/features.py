@@ -49,7 +49,9 @@ class Features:
                       "sentences": info.sentences, "conllu": bool(info.conllu)}
         probe = None
         if self.probe_dir is not None:
-            probe = {"model": self.probe_model, "predict": self.probe_model is not None and can_predict()}
+            predict = self.probe_model is not None and can_predict()
+            probe = {"model": self.probe_model, "predict": predict,
+                     "word_tasks": [t for t in self.probe.get("tasks", []) if t in word_tasks()] if predict else []}
         return {"search": search, "probe": probe}
 
 
@@ -61,6 +63,13 @@ def can_predict() -> bool:
         return callable(getattr(probe, "predict_words"))
     except AttributeError:
         return False
+
+
+def word_tasks() -> tuple[str, ...]:
+    """The probe tasks a typed sentence can be read for (``probe.predict.WORD_TASKS``)."""
+    from ..analysis.probe.predict import WORD_TASKS
+
+    return WORD_TASKS
 
 
 def _index_model(index, models: dict[str, Any]) -> str:

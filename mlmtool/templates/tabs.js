@@ -399,7 +399,7 @@ const mlmtoolTabs = (function () {
       modelChanged() { $("heads-given").hidden = !ctx.modelInfo().head_labels; },
     };
     $("heads-given").addEventListener("click", heads.given);
-    const LABEL_COLOURS = {previous: "#fdd0a2", next: "#c7e9c0", self: "#dadaeb", cls: "#c6dbef", sep: "#fcbba1",
+    const LABEL_COLOURS = {prev: "#fdd0a2", next: "#c7e9c0", self: "#dadaeb", cls: "#c6dbef", sep: "#fcbba1",
                            punct: "#fee391", broad: "#e0e0e0", mixed: "#ffffff"};
     function drawHeads(out, data) {
       const L = data.num_layers, H = data.num_heads, byKey = {};
@@ -514,13 +514,12 @@ const mlmtoolTabs = (function () {
                      deprel: ["accuracy", "selectivity"], distance: ["uuas", "dspr"], depth: ["root_accuracy", "nspr"]};
     let saved = null;
     const button = $("probe-run");
-    button.hidden = !ctx.cfg.probe.predict;
+    button.hidden = $("probe-task").parentNode.hidden = !ctx.cfg.probe.predict;
+    $("probe-task").replaceChildren(...ctx.cfg.probe.word_tasks.map((t) => el("option", "", t)));
     async function show(current) {
       if (!saved) saved = await ctx.api("/api/probe");
       if (!current()) return;
       const tasks = saved.tasks;
-      $("probe-task").replaceChildren(...tasks.filter((t) => METRICS[t] && METRICS[t][0] === "accuracy")
-        .map((t) => el("option", "", t)));
       const out = $("probe-out");
       out.replaceChildren(el("h2", "", "Probes of " + saved.model + " (layer 0 = embeddings; best layer in bold)"));
       const headers = ["Layer"];
@@ -555,28 +554,39 @@ const mlmtoolTabs = (function () {
       rows.forEach((r, i) => g.appendChild(svg("text", {x: x(i) - 3, y: H - 10}, r.layer)));
       return g;
     }
-    function drawWords(data) {
-      const out = $("probe-words");
-      if (Array.isArray(data.words) && Array.isArray(data.layers)) {
-        const t = table(["Layer"].concat(data.words.map(String)));
-        data.layers.forEach((r) => row(t, [String(r.layer)].concat((r.labels || []).map(String))));
-        out.replaceChildren(t);
-      } else {
-        out.replaceChildren(el("pre", "tab-mono", JSON.stringify(data, null, 1)));
-      }
+    function drawWords(data) {  // predict_words: per layer, each word's label (or depth, or tree edges)
+      const t = table(["Layer"].concat(data.words));
+      data.layers.forEach((r) => {
+        let cells;
+        if (r.labels) cells = r.labels.map((label, i) => [label + " " + r.probabilities[i].toFixed(2), "tab-mono"]);
+        else if (r.depths) cells = r.depths.map((d) => [d.toFixed(2), "num"]);
+        else cells = data.words.map((w, i) => [r.edges.filter((e) => e[0] === i).map((e) => data.words[e[1]]).join(", "), ""]);
+        row(t, [String(r.layer)].concat(cells));
+      });
+      const what = {upos: "the probe's UPOS tag (probability)", xpos: "the probe's XPOS tag (probability)",
+                    depth: "the predicted tree depth", distance: "the predicted tree: each word's edges to later words"};
+      $("probe-words").replaceChildren(el("h2", "", "The saved probes on the sentence: " + (what[data.task] || data.task)), t);
     }
+    let labelling = false;  // whether the run also applies the saved probes to the sentence
+    const run = runner("probe", async (current) => {
+      const note = await show(current);
+      if (!labelling || !current()) return note;
+      const text = ctx.text();
+      if (!text) throw new Error("Type a sentence in the box at the top first.");
+      const data = await ctx.api("/api/probe", {text: text, task: $("probe-task").value});
+      if (!current()) return;
+      drawWords(data);
+      return data.words.length + " words \u00d7 " + data.layers.length + " layers (" + data.task + ")";
+    });
     const tab = {
-      run: runner("probe", show),
-      label: runner("probe", async (current) => {
-        await show(current);
-        const text = ctx.text();
-        if (!text) throw new Error("Type a sentence in the box at the top first.");
-        const data = await ctx.api("/api/probe", {text: text, task: $("probe-task").value || "upos"});
-        if (!current()) return;
-        drawWords(data);
-        return "";
-      }),
-      save() {}, load() {}, ready: () => true,
+      run() { return run(); },
+      label() { labelling = true; ctx.push(); return run(); },
+      save(q) { if (labelling) q.set("label", $("probe-task").value); },
+      load(q) {
+        labelling = ctx.cfg.probe.word_tasks.includes(q.get("label"));
+        if (labelling) $("probe-task").value = q.get("label");
+      },
+      ready: () => true,
     };
     button.addEventListener("click", tab.label);
     return tab;
