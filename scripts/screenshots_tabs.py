@@ -44,7 +44,7 @@ TABS = {
     "embed": {"tab": "embed", "text": "x", "texts": "\n".join(CORPUS[:4])},
     "heads": {"tab": "heads", "text": "x", "texts": "\n".join(CORPUS)},
     "explain": {"tab": "explain", "text": "The [MASK] barked at the mailman.", "evals": "300"},
-    "probe": {"tab": "probe", "text": "The cat sat on the mat."},
+    "probe": {"tab": "probe", "text": "The cat sat on the mat.", "label": "upos"},
     "search": {"tab": "search", "text": "I deposited the cheque at the bank today.", "word": "6"},
 }
 
