@@ -143,6 +143,9 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_deleted(built, tiny_bert_di
         (["search", info.path, "the [cat] sat .", "--layer", "0"], "layer 0 is not in the index"),
         (["search", info.path, "the [cat] sat .", "--pos", "NOUN"], "no part-of-speech"),
         (["search", str(tmp_path / "notes"), "the [cat] sat ."], "not an mlmtool index"),
+        (["index", str(corpus), *m, "-o", str(tmp_path / "notes" / "keep.txt")], "is a file"),
+        (["index", str(corpus), *m, "-o", "c", "--layers", "1,3"], "layer 3 does not exist"),
+        (["index", str(corpus), *m, "-o", info.path, "--layers", "2"], "indexes layers 1,2"),
     ]
     before = _snapshot(tmp_path)
     index_before = _snapshot(corpus.parent)
@@ -151,23 +154,46 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_deleted(built, tiny_bert_di
         assert out.exit_code == 2, (args, out.output)
         assert words in out.output and len(out.output.strip().splitlines()) == 1, (args, out.output)
     assert _snapshot(tmp_path) == before and _snapshot(corpus.parent) == index_before
-    assert "tiny" in runner.invoke(cli, cases[3][0]).output  # both models named
+    both = runner.invoke(cli, cases[3][0]).output
+    assert str(tiny_bert_dir) in both and str(tiny_roberta_dir) in both  # both models named
 
 
-def test_partial_index_is_refused_and_kept(built, tmp_path, runner):
+def test_search_with_another_model_names_both(built, tiny_roberta, tiny_bert_dir):
+    info, _ = built
+    with pytest.raises(mlmtool.MlmtoolError) as err:
+        mlmtool.search(info.path, "the [cat] sat .", tiny_roberta)
+    assert str(tiny_bert_dir) in str(err.value) and tiny_roberta.name in str(err.value)
+
+
+def test_partial_index_is_refused_and_kept(built, tmp_path, runner, tiny_bert_dir):
     import shutil
 
-    info, _ = built
-    copy = tmp_path / "copy"
-    shutil.copytree(info.path, copy)
-    next(copy.glob("layer-02*.usearch")).unlink()
-    before = _snapshot(copy)
-    out = runner.invoke(cli, ["search", str(copy), "the [cat] sat ."])
-    assert out.exit_code == 2 and "partial or corrupted" in out.output
-    (copy / "manifest.json").write_text("{not json", encoding="utf-8")
-    out = runner.invoke(cli, ["search", str(copy), "the [cat] sat ."])
-    assert out.exit_code == 2 and "corrupted" in out.output
-    assert [n for n, _ in _snapshot(copy)] == [n for n, _ in before]  # nothing deleted
+    info, corpus = built
+    longer = tmp_path / "longer.txt"
+    longer.write_text(corpus.read_text(encoding="utf-8") + "a new line .\n", encoding="utf-8")
+    extend = ["index", str(longer), "-m", str(tiny_bert_dir), "--layers", "1,2", "-o"]
+    damages = {  # what is done to a copy of the index -> the words of the refusal
+        "missing layer": (lambda c: next(c.glob("layer-02*.usearch")).unlink(), "partial or corrupted"),
+        "cut layer": (lambda c: _cut(next(c.glob("layer-01*.usearch"))), "corrupted index (layer-01"),
+        "cut table": (lambda c: _cut(next(c.glob("words-*.parquet"))), "corrupted index (words-"),
+        "bad manifest": (lambda c: (c / "manifest.json").write_text("{not json", encoding="utf-8"), "corrupted"),
+    }
+    for what, (damage, words) in damages.items():
+        copy = tmp_path / what.replace(" ", "-")
+        shutil.copytree(info.path, copy)
+        damage(copy)
+        before = _snapshot(copy)
+        for args in (["search", str(copy), "the [cat] sat .", "--layer", "1"], [*extend, str(copy)]):
+            out = runner.invoke(cli, args)
+            assert out.exit_code == 2 and words in out.output, (what, args[0], out.output)
+            assert len(out.output.strip().splitlines()) == 1, (what, out.output)
+        assert _snapshot(copy) == before, what  # nothing deleted, nothing written
+
+
+def _cut(path):
+    """Keep the first half of a file (a copy interrupted midway)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
 
 
 def test_conllu_index_carries_upos_and_filters_by_pos(lm, tmp_path):

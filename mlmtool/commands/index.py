@@ -27,7 +27,7 @@ def parse_layers(value: str | None) -> list[int] | None:
 @click.command()
 @click.argument("corpus", required=False, type=click.Path(dir_okay=False))
 @model_options
-@click.option("-o", "--output", "output", required=True, type=click.Path(file_okay=False), metavar="DIR",
+@click.option("-o", "--output", "output", required=True, type=click.Path(), metavar="DIR",
               help="The index folder (new, empty, or an index of the same model to extend).")
 @click.option("--layers", default=None, metavar="1,4,6",
               help="Hidden-state layers to index (0 = embeddings).  [default: the last]")

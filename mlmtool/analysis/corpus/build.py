@@ -25,7 +25,7 @@ from ...errors import MlmtoolError
 from ...tokens import _CJK_CHAR, encode_words, word_ids_of, word_pieces, word_strings
 from .merge import LayerWriter, commit
 from .shard import Shard, shard_group
-from .store import MANIFEST, WORK, IndexInfo, read_info, weights_hash
+from .store import MANIFEST, WORK, IndexInfo, read_info, verify_files, weights_hash
 
 #: Corpus lines per chunk (the unit of resuming and of the memory bound).
 CHUNK_LINES = 512
@@ -296,6 +296,7 @@ def open_for_build(lm, output: str | Path, layers: list[int], conllu: bool) -> I
     h = weights_hash(lm)
     if out.is_dir() and (out / MANIFEST).exists():
         info = read_info(out)
+        verify_files(info)
         if info.model_hash != h:
             raise MlmtoolError(f"'{out}' is an index of model '{info.model}', not of '{lm.name}' (other "
                                "weights); use the same model or another folder", param="model")

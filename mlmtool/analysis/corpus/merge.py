@@ -16,20 +16,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from .store import HNSW, IndexInfo, library_versions
+from .store import HNSW, IndexInfo, library_versions, restore_layer
 
 #: Word-table columns and their Arrow types (``row_<name>`` arrays of a chunk file).
 WORD_COLUMNS = {"sentence": "int32", "word_index": "int32", "word": "string", "start": "int32",
                 "end": "int32", "upos": "string", "relation": "string"}
 
 
-def open_layer(path: Path | None, dim: int):
-    """A usearch HNSW index to extend: the one saved at ``path``, or a new one (cosine,
-    float16, :data:`~.store.HNSW` settings; Malkov & Yashunin 2018)."""
+def open_layer(info: IndexInfo, layer: int):
+    """A usearch HNSW index to extend: the layer's saved one (read into memory), or a new one
+    (cosine, float16, :data:`~.store.HNSW` settings; Malkov & Yashunin 2018).
+
+    Raises:
+        MlmtoolError: a damaged layer file (:func:`~.store.restore_layer`).
+    """
     from usearch.index import Index
 
-    if path is not None:
-        return Index.restore(str(path))
+    if str(layer) in info.layer_files:
+        return restore_layer(info, layer, view=False)
+    dim = info.hidden_size
     return Index(ndim=dim, metric="cos", dtype="f16", connectivity=HNSW["connectivity"],
                  expansion_add=HNSW["expansion_add"], expansion_search=HNSW["expansion_search"])
 
@@ -43,12 +48,13 @@ class LayerWriter:
 
     Args:
         info: the index being extended (its layer files, word count, hidden size).
+
+    Raises:
+        MlmtoolError: a damaged layer file of ``info``.
     """
 
     def __init__(self, info: IndexInfo):
-        folder = Path(info.path)
-        self.indexes = [open_layer(folder / info.layer_files[str(layer)] if str(layer) in info.layer_files
-                                   else None, info.hidden_size) for layer in info.layers]
+        self.indexes = [open_layer(info, layer) for layer in info.layers]
         self.next_key = info.words
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-writer")
         self._pending: Future | None = None

@@ -158,6 +158,52 @@ def read_info(path: str | Path) -> IndexInfo:
     return info
 
 
+def _damaged(folder: Path, name: str, why: str) -> MlmtoolError:
+    """The one-line refusal of a damaged index file."""
+    return MlmtoolError(f"'{folder}' is a corrupted index ({name}: {why}); nothing was changed: rebuild it "
+                        "into another folder")
+
+
+def restore_layer(info: IndexInfo, layer: int, view: bool = True):
+    """Open the usearch HNSW file of ``layer`` (memory-mapped with ``view``; else read, to extend).
+
+    Raises:
+        MlmtoolError: the file is unreadable, truncated, or holds another number of vectors
+            than the manifest's word count. Nothing is changed.
+    """
+    from usearch.index import Index
+
+    folder, name = Path(info.path), info.layer_files[str(layer)]
+    try:
+        index = Index.restore(str(folder / name), view=view)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise _damaged(folder, name, str(exc)) from None
+    if index is None:
+        raise _damaged(folder, name, "not a usearch index")
+    if len(index) != info.words:
+        raise _damaged(folder, name, f"{len(index)} vectors where the manifest counts {info.words} words")
+    return index
+
+
+def verify_files(info: IndexInfo) -> None:
+    """Check every file of an index opens: each table's Parquet footer, each layer's HNSW file
+    (memory-mapped, so cheap however large). Run before an index is extended.
+
+    Raises:
+        MlmtoolError: a damaged file (named). Nothing is changed.
+    """
+    import pyarrow.parquet as pq
+
+    folder = Path(info.path)
+    for name in (n for pair in info.tables for n in pair):
+        try:
+            pq.read_metadata(folder / name)
+        except (OSError, ValueError) as exc:
+            raise _damaged(folder, name, str(exc)) from None
+    for layer in info.layers:
+        restore_layer(info, layer, view=True)
+
+
 class CorpusIndex:
     """An opened index: its manifest, word table, sentences and per-layer HNSW indexes.
 
@@ -177,16 +223,22 @@ class CorpusIndex:
 
         self.info = read_info(path)
         self.path = Path(path)
-        try:
-            self.words = pa.concat_tables([pq.read_table(self.path / w) for w, _ in self.info.tables]) \
-                if self.info.tables else None
-            texts = [pq.read_table(self.path / s) for _, s in self.info.tables]
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise MlmtoolError(f"'{self.path}' is a corrupted index ({exc}); nothing was changed") from None
+        words = [self._table(w) for w, _ in self.info.tables]
+        texts = [self._table(s) for _, s in self.info.tables]
+        self.words = pa.concat_tables(words) if words else None
         self.texts: dict[int, str] = {}
         for t in texts:
             self.texts.update(zip(t.column("sentence").to_pylist(), t.column("text").to_pylist()))
         self._layers: dict[int, Any] = {}
+
+    def _table(self, name: str):
+        """The Parquet table ``name`` of the index (a damaged one refused in one line)."""
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(self.path / name)
+        except (OSError, ValueError) as exc:
+            raise _damaged(self.path, name, str(exc)) from None
 
     def __len__(self) -> int:
         """The number of indexed words."""
@@ -196,15 +248,14 @@ class CorpusIndex:
         """The memory-mapped usearch ``Index`` of ``layer`` (keys = word rows).
 
         Raises:
-            MlmtoolError: ``layer`` was not indexed (the message lists those that were).
+            MlmtoolError: ``layer`` was not indexed (the message lists those that were); its
+                file is damaged (:func:`restore_layer`).
         """
         if layer not in self.info.layers:
             raise MlmtoolError(f"layer {layer} is not in the index '{self.path}'; indexed layers: "
                                + ", ".join(map(str, self.info.layers)), param="layer")
         if layer not in self._layers:
-            from usearch.index import Index
-
-            index = Index.restore(str(self.path / self.info.layer_files[str(layer)]), view=True)
+            index = restore_layer(self.info, layer, view=True)
             index.expansion_search = self.info.hnsw.get("expansion_search", HNSW["expansion_search"])
             self._layers[layer] = index
         return self._layers[layer]
