@@ -47,8 +47,9 @@ def serve(models, lang, host, port, open_browser, cors, heads_files, index_dir, 
     (?tab=...&text=...&model=...) shares a view. The JSON API (POST /api/predict,
     /api/attention, /api/view, /api/layers, /api/summary, /api/embed, /api/score,
     /api/compare, /api/heads, /api/explain, /api/search, /api/probe; GET /api/models,
-    /api/heads, /api/probe) answers what the commands print with --json; /docs describes it. Nothing is loaded from the internet. Only this
-    machine can connect unless --host says otherwise. Ctrl-C stops the server.
+    /api/heads, /api/probe) answers what the commands print with --json; /docs describes
+    it. Nothing is loaded from the internet. Only this machine can connect unless --host
+    says otherwise. Ctrl-C stops the server.
 
     \b
     Examples:
