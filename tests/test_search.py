@@ -52,6 +52,17 @@ def _brute_force(lm, query_sentence: str, query_word: int, layer: int, k: int):
     return {(wv.sentence_index[i], word_no[i]): float(scores[i]) for i in order}, scores[order]
 
 
+def test_forward_keeps_only_the_hidden_layers_asked_for(lm):
+    from mlmtool.core.forward import forward
+
+    ids = [lm.tokenizer(s)["input_ids"] for s in LINES[:5]]
+    full = forward(lm, ids, hidden_states=True, batch_size=2)
+    some = forward(lm, ids, hidden_states=True, hidden_layers=[2, 0], batch_size=2)
+    for a, b in zip(full, some):
+        assert b.hidden_states.shape == (2, len(a.ids), 32)
+        np.testing.assert_array_equal(b.hidden_states, a.hidden_states[[2, 0]])
+
+
 @pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("layer", [1, 2])
 def test_search_equals_brute_force_cosine_top_k(lm, built, exact, layer):
