@@ -63,6 +63,21 @@ def test_forward_keeps_only_the_hidden_layers_asked_for(lm):
         np.testing.assert_array_equal(b.hidden_states, a.hidden_states[[2, 0]])
 
 
+@pytest.mark.parametrize("which", ["tiny_bert", "tiny_roberta"])
+def test_words_from_offsets_are_those_of_word_strings(which, request):
+    from mlmtool.tokens import word_ids_of, word_strings
+
+    tok = request.getfixturevalue(which).tokenizer
+    texts = ["The  cat sat, on the mat!", "  she opened   the door .", "He walked... to \"the\" bank-side", "x"]
+    enc = tok(texts, return_offsets_mapping=True)
+    for i, text in enumerate(texts):
+        wid, words, spans = build_mod._text_words(tok, enc, i, text, True)
+        assert wid == word_ids_of(enc, i, tok) and words == word_strings(text, enc, i, tok)
+        assert [text[a:b] for a, b in spans] == words
+        found = build_mod._spans(text, words)  # the general path: each word found in order
+        assert [sp for sp, w in zip(spans, words) if w] == [sp for sp, w in zip(found, words) if w]
+
+
 @pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("layer", [1, 2])
 def test_search_equals_brute_force_cosine_top_k(lm, built, exact, layer):

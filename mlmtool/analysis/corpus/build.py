@@ -451,13 +451,10 @@ def _build_sharded(lm, info, source, total, full, shard: Shard, layers, batch_si
     _run_chunks(lm, source, work, layers, batch_size, progress and shard.rank == 0, chunk_lines, shard, None)
     shard.barrier()  # every chunk is written
     if shard.rank == 0:
-        import numpy as np
-
         writer = LayerWriter(info)
         try:
             for path in sorted(work.glob("chunk-*.npz")):
-                with np.load(path) as data:
-                    writer.add(data["vectors"])
+                _add_saved(writer, path)
         finally:
             writer.close()
         commit(info, work, writer, total, full)
@@ -470,7 +467,6 @@ def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: 
     """Embed this rank's chunks not yet in ``work`` and write them there (:func:`write_chunk`);
     with a ``writer``, hand it every chunk's vectors in corpus order (those of chunks an
     interrupted build left are read back)."""
-    import numpy as np
     from tqdm.auto import tqdm
 
     bar = tqdm(unit=" words", unit_scale=True, disable=not progress, desc="index", dynamic_ncols=True)
@@ -481,7 +477,7 @@ def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: 
             path = work / f"chunk-{chunk[0].number:010d}.npz"
             if path.exists():
                 if writer is not None:
-                    writer.submit(lambda p=path: writer.add(np.load(p)["vectors"]))
+                    writer.submit(lambda p=path: _add_saved(writer, p))
                 continue
             vectors, rows, truncated = embed_sentences(lm, chunk, layers, batch_size)
             job = _chunk_job(path, vectors, rows, truncated, chunk, writer)
@@ -493,6 +489,14 @@ def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: 
             bar.set_postfix(line=chunk[-1].number + 1, refresh=False)
     finally:
         bar.close()
+
+
+def _add_saved(writer: LayerWriter, path: Path) -> None:
+    """Add the vectors of a chunk file (one an interrupted build or another rank wrote)."""
+    import numpy as np
+
+    with np.load(path) as data:
+        writer.add(data["vectors"])
 
 
 def _chunk_job(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence], writer):

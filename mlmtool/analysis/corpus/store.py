@@ -220,7 +220,6 @@ class CorpusIndex:
 
     def __init__(self, path: str | Path):
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self.info = read_info(path)
         self.path = Path(path)
