@@ -612,7 +612,7 @@ const mlmtoolTabs = (function () {
         b.addEventListener("click", () => { chosen = i; chosenIn = ctx.text(); ctx.push(); tab.run(); });
         return b;
       }));
-      if (/[\[\]]/.test(ctx.text())) box.appendChild(el("span", "tab-muted", " (a sentence without [ ] brackets can be searched)"));
+      if (/[\[\]]/.test(ctx.text())) box.appendChild(el("span", "tab-muted", " (remove the [ ] brackets to search: the word you click is put in brackets)"));
     }
     function query() {  // the sentence with the chosen word in brackets, as `mlmtool search` takes it
       const text = ctx.text(), re = /\S+/g;
