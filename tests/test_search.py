@@ -243,3 +243,25 @@ def test_facade_results_speak_the_same_way(built, tmp_path):
     assert isinstance(res, mlmtool.SearchResult) and isinstance(res.hits[0], mlmtool.SearchHit)
     assert json.loads(res.save(tmp_path / "r.json").read_text())["hits"] == res.to_dict()["hits"]
     assert json.loads(info.save(tmp_path / "m.json").read_text())["words"] == info.words
+
+
+def test_weights_hash_is_cached_until_the_weights_change(tiny_bert):
+    """The index's model check hashes the encoder once per state of its weights: the same
+    hash again without reading them, a new one after an in-place change."""
+    import torch
+
+    from mlmtool.analysis.corpus import store
+
+    first = store.weights_hash(tiny_bert)
+    assert store._HASHES[tiny_bert.encoder][1] == first
+    assert store.weights_hash(tiny_bert) == first
+    p = next(tiny_bert.encoder.parameters())
+    saved = p.detach().clone()
+    with torch.no_grad():
+        p.add_(1.0)
+    try:
+        assert store.weights_hash(tiny_bert) != first
+    finally:
+        with torch.no_grad():
+            p.copy_(saved)
+    assert store.weights_hash(tiny_bert) == first

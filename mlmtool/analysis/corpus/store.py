@@ -17,6 +17,7 @@ build stopped at any moment leaves the previous manifest and its files intact.
 from __future__ import annotations
 
 import hashlib
+import weakref
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -100,17 +101,34 @@ class IndexInfo:
         return path
 
 
+#: ``{encoder: (fingerprint, hash)}``: a weights hash is computed once per state of the weights.
+_HASHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def weights_hash(lm) -> str:
     """SHA-256 (hex) of the encoder's weights: names, shapes and float32 values, in name order.
 
     Only the encoder (``lm.encoder``) counts: the masked-LM head does not change hidden states.
+    The hash is kept per encoder and computed again only when a tensor was replaced or
+    changed in place (its storage address or torch's version counter moved), so a server
+    answering many searches reads the weights once.
     """
+    state = sorted(lm.encoder.state_dict().items())
+    fingerprint = tuple((name, t.data_ptr(), t._version, tuple(t.shape)) for name, t in state)
+    cached = _HASHES.get(lm.encoder)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
     h = hashlib.sha256()
-    for name, tensor in sorted(lm.encoder.state_dict().items()):
+    for name, tensor in state:
         h.update(name.encode())
         h.update(str(tuple(tensor.shape)).encode())
         h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    digest = h.hexdigest()
+    try:
+        _HASHES[lm.encoder] = (fingerprint, digest)
+    except TypeError:  # an encoder that cannot be weakly referenced: no cache
+        pass
+    return digest
 
 
 def library_versions() -> dict[str, str]:
