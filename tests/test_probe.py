@@ -342,7 +342,10 @@ def test_predict_words_structural_tasks(tiny_bert, saved_probes):
     from mlmtool.analysis.probe.structural import mst_edges
 
     folder, _ = saved_probes
-    dist = predict_words(tiny_bert, folder, "the dog ran in the park .", task="distance", layers=[2])
+    from mlmtool.analysis.probe import load_probes
+
+    dist = predict_words(tiny_bert, load_probes(folder, tiny_bert), "the dog ran in the park .", task="distance",
+                         layers=[2])
     d = np.array(dist.distances[0])
     assert d.shape == (7, 7) and np.allclose(d, d.T, atol=1e-4) and len(dist.edges[0]) == 6
     assert set(map(tuple, dist.edges[0])) == mst_edges(d)
@@ -351,20 +354,22 @@ def test_predict_words_structural_tasks(tiny_bert, saved_probes):
     assert set(depth.to_dict()["layers"][0]) == {"layer", "depths"}
 
 
-@pytest.mark.parametrize("case", ["other_model", "deprel", "not_saved", "layer", "empty", "no_probes"])
+@pytest.mark.parametrize("case", ["other_model", "other_model_loaded", "deprel", "not_saved", "layer", "empty",
+                                  "no_probes"])
 def test_predict_words_refuses_in_one_line(case, tiny_bert, tiny_encoder_dir, saved_probes, tmp_path):
     from mlmtool.analysis.probe import predict_words
     from mlmtool.errors import MlmtoolError
     from mlmtool.models import load
 
-    folder, _ = saved_probes
-    lm = load(str(tiny_encoder_dir)) if case == "other_model" else tiny_bert
-    kwargs = {"other_model": {}, "deprel": {"task": "deprel"}, "not_saved": {"task": "xpos"},
+    folder, probes = saved_probes
+    lm = load(str(tiny_encoder_dir)) if case.startswith("other_model") else tiny_bert
+    folder = probes if case == "other_model_loaded" else folder
+    kwargs = {"other_model": {}, "other_model_loaded": {}, "deprel": {"task": "deprel"}, "not_saved": {"task": "xpos"},
               "layer": {"layers": [5]}, "empty": {}, "no_probes": {}}[case]
     text = "  " if case == "empty" else "the cat sat ."
     with pytest.raises(MlmtoolError) as err:
         predict_words(lm, tmp_path if case == "no_probes" else folder, text, **kwargs)
-    word = {"other_model": "trained on model", "deprel": "governor", "not_saved": "no 'xpos' probe",
+    word = {"other_model": "trained on model", "other_model_loaded": "trained on model", "deprel": "governor", "not_saved": "no 'xpos' probe",
             "layer": "not 5", "empty": "empty", "no_probes": "no saved probes"}[case]
     assert word in str(err.value) and "\n" not in str(err.value)
 

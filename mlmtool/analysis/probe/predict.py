@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import MlmtoolError
 from .labels import LABEL_TASKS
-from .result import load_probes
+from .result import TrainedProbes, load_probes
 
 #: Tasks a single unparsed sentence can be probed for (``deprel`` needs each word's governor).
 WORD_TASKS = ("upos", "xpos", "distance", "depth")
@@ -119,7 +119,7 @@ def _label_layer(probe, x: np.ndarray) -> tuple[list[str], list[float], list[lis
     return [t[0][0] for t in top], [t[0][1] for t in top], top
 
 
-def predict_words(lm, probe_dir: str | Path, text: str, task: str = "upos",
+def predict_words(lm, probe_dir: str | Path | TrainedProbes, text: str, task: str = "upos",
                   layers: Sequence[int] | None = None) -> WordPredictions:
     """Apply the probes saved in ``probe_dir`` to one typed sentence, layer by layer.
 
@@ -131,7 +131,8 @@ def predict_words(lm, probe_dir: str | Path, text: str, task: str = "upos",
     Args:
         lm: the model the probes were trained on (:func:`mlmtool.load`).
         probe_dir: a folder written by ``mlmtool probe -o DIR`` (``probes.safetensors`` +
-            ``probes.json``).
+            ``probes.json``), or probes already read (:func:`.result.load_probes`, or
+            ``result.probes``), so a server reads the folder once.
         text: one sentence (``[MASK]`` becomes the model's mask token).
         task: one of :data:`WORD_TASKS` that the folder holds (default ``upos``).
         layers: hidden-state layers among the saved ones; None = every saved layer.
@@ -150,7 +151,10 @@ def predict_words(lm, probe_dir: str | Path, text: str, task: str = "upos",
     """
     from .structural import mst_edges, predict_batch
 
-    saved = load_probes(probe_dir, lm)
+    saved = probe_dir if isinstance(probe_dir, TrainedProbes) else load_probes(probe_dir, lm)
+    if saved.model_name != lm.name:
+        raise MlmtoolError(f"load: these probes were trained on model '{saved.model_name}', not '{lm.name}'; "
+                           f"use -m {saved.model_name}", param="load")
     layers = _check(saved, task, layers)
     words, x = sentence_word_states(lm, text, layers)
     out = WordPredictions(lm.name, text, task, words, layers)
