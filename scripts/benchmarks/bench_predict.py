@@ -4,7 +4,7 @@ Same model object, same sentences, top-5, CPU, piece-level fill (``max_pieces=1`
 pipeline's answer; whole-word fill, the default, is measured against it in
 ``bench_score.py``). The reference is ``transformers.pipeline("fill-mask", batch_size=32)``;
 mlmtool buckets by length and runs the vocabulary projection only at mask positions.
-Target: ratio >= 2x.
+Target: ratio >= 3.3x (issue 29: the piece-level path is one top-k over one batched pass).
 """
 
 from __future__ import annotations
@@ -53,15 +53,17 @@ def run() -> None:
     predict(lm, texts[:8], max_pieces=1)  # warm-up
     pipe([t.replace("[MASK]", lm.mask_token) for t in texts[:8]], batch_size=8)
 
-    t0 = time.perf_counter()
-    ours = predict(lm, texts, top_k=5, batch_size=32, max_pieces=1)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        ref = pipe([t.replace("[MASK]", lm.mask_token) for t in texts], batch_size=32)
-    t_ref = time.perf_counter() - t0
+    t_ours = t_ref = float("inf")
+    for _ in range(3):  # alternating, best of 3: a busy moment hurts neither side alone
+        t0 = time.perf_counter()
+        ours = predict(lm, texts, top_k=5, batch_size=32, max_pieces=1)
+        t_ours = min(t_ours, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            ref = pipe([t.replace("[MASK]", lm.mask_token) for t in texts], batch_size=32)
+        t_ref = min(t_ref, time.perf_counter() - t0)
     same = sum(o.masks[0].candidates[0].token_id == r[0]["token"] for o, r in zip(ours, ref))
-    print(f"predict, {len(texts)} one-mask sentences on {lm.name} ({torch.get_num_threads()} threads):")
+    print(f"predict, {len(texts)} one-mask sentences on {lm.name} ({torch.get_num_threads()} threads, best of 3):")
     print(f"  mlmtool predict:            {t_ours:6.2f} s  ({len(texts) / t_ours:6.1f} sentences/s)")
     print(f"  HF pipeline(batch_size=32): {t_ref:6.2f} s  ({len(texts) / t_ref:6.1f} sentences/s)")
-    print(f"  speed-up: {t_ref / t_ours:.2f}x (target >= 2x); same top-1 on {same}/{len(texts)}")
+    print(f"  speed-up: {t_ref / t_ours:.2f}x (target >= 3.3x); same top-1 on {same}/{len(texts)}")
