@@ -15,7 +15,8 @@ requests/s of 1 client on the same server, p99 under 1 s; 32 clients: no errors.
 server answer is checked against the one-by-one Python API's with
 :func:`mlmtool.server.batcher.same_answer` (equal up to float32 rounding).
 
-Usage: ``python -m scripts.benchmarks.bench_serve [--requests 500] [--clients 1 8 32] [--model en-mini]``
+Usage: ``python -m scripts.benchmarks.bench_serve [--requests 500] [--clients 1 8 32] [--model en-mini]
+[--max-pieces 1]`` (``--max-pieces 1``: piece-level requests, what the HF pipeline answers).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def start_server(model: str):
     return proc, url
 
 
-def load_test(url: str, texts: list[str], concurrency: int) -> tuple[float, list[float], list]:
+def load_test(url: str, texts: list[str], concurrency: int, options: dict | None = None) -> tuple[float, list[float], list]:
     """``(seconds, latencies in s, answers)`` for all ``texts``, ``concurrency`` at a time; an
     answer is the JSON of a 200, else the error as ``"HTTP 429: ..."`` (or the exception)."""
     import httpx
@@ -91,7 +92,7 @@ def load_test(url: str, texts: list[str], concurrency: int) -> tuple[float, list
             client = local.client = httpx.Client(base_url=url, timeout=120)
         t0 = time.perf_counter()
         try:
-            r = client.post("/api/predict", json={"text": text})
+            r = client.post("/api/predict", json={"text": text, **(options or {})})
         except httpx.HTTPError as exc:
             return time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
         took = time.perf_counter() - t0
@@ -105,7 +106,8 @@ def load_test(url: str, texts: list[str], concurrency: int) -> tuple[float, list
     return wall, [r[0] for r in results], [r[1] for r in results]
 
 
-def api_runs(model: str, texts: list[str], batch: int) -> dict[str, tuple[float, list[float], list]]:
+def api_runs(model: str, texts: list[str], batch: int, options: dict | None = None
+             ) -> dict[str, tuple[float, list[float], list]]:
     """The Python API on ``texts``: ``{"batched": ..., "one by one": ...}``, each
     ``(seconds, latencies of each call in s, answers)``."""
     from mlmtool.analysis.predict import predict
@@ -116,7 +118,7 @@ def api_runs(model: str, texts: list[str], batch: int) -> dict[str, tuple[float,
 
     def call(group: list[str]) -> tuple[float, list]:
         t0 = time.perf_counter()
-        out = [p.to_dict() for p in predict(lm, group)]
+        out = [p.to_dict() for p in predict(lm, group, **(options or {}))]
         return time.perf_counter() - t0, out
 
     out = {}
@@ -169,20 +171,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32],
                     help="concurrent clients of each run (default 1 8 32)")
     ap.add_argument("--model", default="en-mini")
+    ap.add_argument("--max-pieces", type=int, default=None,
+                    help="max_pieces of every request (default: predict's, whole words; 1 = piece-level)")
     args = ap.parse_args(argv)
+    options = {} if args.max_pieces is None else {"max_pieces": args.max_pieces}
     texts = sentences(args.requests)
 
     proc, url = start_server(args.model)
     runs = {}
     try:
         for clients in args.clients:
-            runs[clients] = load_test(url, texts, clients)
+            runs[clients] = load_test(url, texts, clients, options)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
     from mlmtool.server.batcher import MAX_BATCH
 
-    report(args.model, texts, runs, api_runs(args.model, texts, MAX_BATCH))
+    if options:
+        print(f"request options: {options}")
+    report(args.model, texts, runs, api_runs(args.model, texts, MAX_BATCH, options))
 
 
 def run() -> None:
