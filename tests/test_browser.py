@@ -60,9 +60,11 @@ def page(browser_context):
 
 
 def open_view(page, view, path: Path):
+    """Save ``view`` to ``path``, open it, wait until it is drawn; returns the view's root."""
     view.save(path)
     page.goto(path.resolve().as_uri())
     page.wait_for_selector(".mlmv[data-ready='1']", timeout=15_000)
+    return page.locator(".mlmv")
 
 
 def assert_grid_aligned(root, rows: int, cols: int) -> None:

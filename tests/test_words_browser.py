@@ -17,7 +17,7 @@ import pytest
 from mlmtool.analysis.attention import AttentionResult
 from mlmtool.analysis.words import WORDS_NOTE, aggregate_words
 from mlmtool.render.html_view import render_view
-from tests.browsing import CHROMIUM, chromium_context, watch
+from tests.browsing import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,25 +38,8 @@ def split_result(**changes) -> AttentionResult:
     return replace(res, **changes)
 
 
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory):
-    pytest.importorskip("playwright.sync_api")
-    with chromium_context(tmp_path_factory.mktemp("chromium-profile"), lambda url: url.startswith("file://"),
-                          viewport={"width": 1400, "height": 1000}, offline=True) as context:
-        yield context
-
-
-@pytest.fixture
-def page(browser_context):
-    with watch(browser_context) as pg:
-        yield pg
-
-
-def open_view(page, view, path: Path):
-    view.save(path)
-    page.goto(path.resolve().as_uri())
-    page.wait_for_selector(".mlmv[data-ready='1']", timeout=15_000)
-    return page.locator(".mlmv")
+# the file-page browser of tests/test_browser.py (a module-scoped Chromium, file:// only)
+from tests.test_browser import browser_context, open_view, page  # noqa: E402,F401
 
 
 def summed_head(page) -> np.ndarray:
