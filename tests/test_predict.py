@@ -145,35 +145,3 @@ def test_piece_level_fast_path_equals_the_search(fixture, request):
     slow, _ = fill_encoded(lm, texts, encoded, top_k=7, max_pieces=1, independent=True, batch_size=2)
     assert [p.to_dict() for p in fast] == [p.to_dict() for p in slow]
     assert all(len(m.candidates) == 7 for p in fast for m in p.masks)
-
-
-def test_passes_without_attention_weights_use_the_fused_kernel_and_restore_eager(tiny_bert, monkeypatch):
-    """``core.forward.fused_attention``: a prediction runs on SDPA (seen by the attention
-    modules' config during the call), answers as the eager path does to float32 rounding,
-    and leaves the model on eager, so attention weights still come back afterwards."""
-    import torch
-
-    from mlmtool.analysis.attention import attention
-    from mlmtool.core.forward import encode, forward
-
-    seen = []
-    layer = tiny_bert.model.base_model.encoder.layer[0].attention.self
-    monkeypatch.setattr(type(layer), "forward", _spy(type(layer).forward, seen))
-    fast = predict(tiny_bert, "The [MASK] sat on the mat.", max_pieces=1)
-    assert set(seen) == {"sdpa"} and tiny_bert.model.config._attn_implementation == "eager"
-    seen.clear()
-    ids = encode(tiny_bert, ["The [MASK] sat on the mat."])["input_ids"]
-    eager = forward(tiny_bert, ids, positions=[[2]], attentions=True)[0]  # weights asked: eager
-    assert set(seen) == {"eager"}
-    top = eager.logits[0].log_softmax(-1).topk(5)
-    assert [c.token_id for c in fast.masks[0].candidates] == top.indices.tolist()
-    assert [c.log_prob for c in fast.masks[0].candidates] == pytest.approx(top.values.tolist(), abs=1e-5)
-    att = attention(tiny_bert, "The cat sat.")
-    assert torch.allclose(torch.as_tensor(att.attention).sum(-1), torch.ones(1), atol=1e-5)
-
-
-def _spy(forward, seen):
-    def wrapped(self, *args, **kwargs):
-        seen.append(self.config._attn_implementation)
-        return forward(self, *args, **kwargs)
-    return wrapped

@@ -22,7 +22,6 @@ size, ``V`` vocabulary size, ``P`` requested positions.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -221,9 +220,8 @@ def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
         out.attentions = full.attentions if attentions else None
         out.hidden_states = full.hidden_states if hidden_states else None
         return out
-    with fused_attention(inner, enabled=not attentions):
-        enc = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=attentions,
-                      output_hidden_states=want_hidden, **extra)
+    enc = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=attentions,
+                  output_hidden_states=want_hidden, **extra)
     if rows is not None:
         out.logits = head(enc.last_hidden_state[rows, cols])  # [n, V]
     if layer_logits:
@@ -236,40 +234,6 @@ def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
         check_layer_shapes(enc.hidden_states, enc.last_hidden_state, "every layer's hidden states")
     out.hidden_states = enc.hidden_states if hidden_states else None
     return out
-
-
-@contextmanager
-def fused_attention(model, enabled: bool = True):
-    """Run ``model`` with PyTorch's fused attention kernel (SDPA) while no attention weights are needed.
-
-    Models are loaded with ``attn_implementation="eager"`` because only the eager path
-    returns attention weights (transformers 5's SDPA kernel returns none). A pass that needs
-    no weights (predictions, scores, hidden states) gets the same numbers, to float32
-    rounding, from ``torch.nn.functional.scaled_dot_product_attention``, which is faster on
-    CPU and GPU. transformers reads ``config._attn_implementation`` at every forward, so the
-    switch is the config's field, set for the call and restored after it.
-
-    Nothing changes when ``enabled`` is False, when the architecture has no SDPA path
-    (``_supports_sdpa``), or when any config of the model is not ``"eager"`` (a model a
-    user loaded with another kernel, or one being fine-tuned, which trains on SDPA already).
-    Not for two threads calling one model at once with and without attention weights: the
-    server runs one computation per model at a time (:mod:`mlmtool.server.worker`).
-    """
-    configs = {}
-    if enabled and getattr(model, "_supports_sdpa", False):
-        for module in model.modules():
-            config = getattr(module, "config", None)
-            if config is not None and hasattr(config, "_attn_implementation"):
-                configs[id(config)] = config
-        if any(c._attn_implementation != "eager" for c in configs.values()):
-            configs = {}
-    for c in configs.values():
-        c._attn_implementation = "sdpa"
-    try:
-        yield
-    finally:
-        for c in configs.values():
-            c._attn_implementation = "eager"
 
 
 def check_layer_shapes(hidden_states, last, what: str) -> None:
