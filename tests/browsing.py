@@ -42,6 +42,19 @@ def chromium_context(profile: Path, allowed: Callable[[str], bool], **options):
 
 
 @contextmanager
+def server_browser(url: str, profile: Path, **options):
+    """:func:`chromium_context` for a page served at ``url`` (only its requests allowed);
+    skips the test when Chromium or Playwright is missing."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    with chromium_context(profile, lambda u: u.startswith(url), **options) as context:
+        yield context
+
+
+@contextmanager
 def watch(context):
     """A new tab of ``context`` whose console errors, page errors and dialogs go to ``page.problems``."""
     pg = context.new_page()

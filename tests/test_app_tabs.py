@@ -29,7 +29,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from mlmtool.server.app import create_app  # noqa: E402
-from tests.browsing import CHROMIUM, chromium_context, watch  # noqa: E402
+from tests.browsing import server_browser, watch  # noqa: E402
 from tests.conftest import CORPUS  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -246,11 +246,7 @@ def server(tiny_bert_dir, tiny_roberta_dir, folders, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api")
-    with chromium_context(tmp_path_factory.mktemp("chromium-tabs"), lambda url: url.startswith(server.url),
-                          viewport={"width": 1000, "height": 700}) as context:
+    with server_browser(server.url, tmp_path_factory.mktemp("chromium-tabs"), viewport={"width": 1000, "height": 700}) as context:
         yield context
 
 

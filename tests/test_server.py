@@ -30,7 +30,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from mlmtool.server.app import Limits, create_app  # noqa: E402
 from mlmtool.server.batcher import same_answer  # noqa: E402
 from mlmtool.server.worker import BusyError, ModelGate, guarded  # noqa: E402
-from tests.browsing import CHROMIUM, chromium_context, watch  # noqa: E402
+from tests.browsing import server_browser, watch  # noqa: E402
 
 SENTENCE = "the [MASK] sat on the mat ."
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
@@ -925,11 +925,7 @@ def test_ctrl_c_stops_the_server_even_during_shap(tiny_bert_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def browser(server, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api")
-    with chromium_context(tmp_path_factory.mktemp("chromium-serve"), lambda url: url.startswith(server.url),
-                          viewport={"width": 1400, "height": 1000}) as context:
+    with server_browser(server.url, tmp_path_factory.mktemp("chromium-serve"), viewport={"width": 1400, "height": 1000}) as context:
         yield context
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browsing import CHROMIUM, chromium_context, watch
+from tests.browsing import CHROMIUM, server_browser, watch
 
 pytestmark = [
     pytest.mark.browser,
@@ -25,8 +25,8 @@ def test_words_switch_in_the_web_app(tiny_bert_dir, tmp_path_factory):
 
     server = Server(tiny_bert_dir, cwd=tmp_path_factory.mktemp("serve-words"))
     try:
-        with chromium_context(tmp_path_factory.mktemp("chromium-serve-words"), lambda u: u.startswith(server.url),
-                              viewport={"width": 1400, "height": 1000}) as context, watch(context) as page:
+        with server_browser(server.url, tmp_path_factory.mktemp("chromium-serve-words"),
+                            viewport={"width": 1400, "height": 1000}) as context, watch(context) as page:
             page.goto(server.url)
             page.fill("#app-text", "the cats played sadly .")
             page.press("#app-text", "Enter")
