@@ -76,13 +76,13 @@ def _plain_run(model, tokenizer, train_ds, eval_rows, steps: int, out_dir: str):
     return trainer.state.num_input_tokens_seen / seconds, after
 
 
-def step_ceiling(model, tokenizer, rows: list[dict], repeats: int = 3) -> tuple[float, float]:
+def head_step_times(model, tokenizer, rows: list[dict], repeats: int = 3) -> tuple[float, float]:
     """Seconds of one forward + backward on the same masked batch, without the optimizer:
     ``(plain, masked)``: the whole MLM head at every position (what ``AutoModelForMaskedLM``
     with ``labels`` does) vs the head at the masked positions only
-    (:func:`mlmtool.training.loss.masked_lm_loss`). ``plain / masked`` is the most that
-    ``finetune``'s tokens/s can gain over a plain Trainer: the encoder and the optimizer
-    step cost both runs the same. Best of ``repeats``.
+    (:func:`mlmtool.training.loss.masked_lm_loss`). ``plain / masked`` is what the
+    masked-positions head alone saves per step; the two training loops differ in more than
+    that (measured ratios came out above it), so it is a reading, not a bound. Best of ``repeats``.
 
     Args:
         rows: ``{"input_ids", "labels"}`` rows of equal length (masked chunks, no padding).
@@ -151,8 +151,8 @@ def run() -> None:
         plain_tps, plain_after = _plain_run(plain_model, lm.tokenizer, train_ds, eval_rows, steps,
                                             os.path.join(tmp, "plain"))
 
-        ceiling_rows = [r for r in eval_rows if len(r["input_ids"]) == MAX_LENGTH][:BATCH]
-        t_plain, t_masked = step_ceiling(plain_model, lm.tokenizer, ceiling_rows) if ceiling_rows else (0.0, 0.0)
+        step_rows = [r for r in eval_rows if len(r["input_ids"]) == MAX_LENGTH][:BATCH]
+        t_plain, t_masked = head_step_times(plain_model, lm.tokenizer, step_rows) if step_rows else (0.0, 0.0)
 
     ratio = ours.tokens_per_second / plain_tps
     print(f"   held-out loss before: {ours.before.loss:.4f} (perplexity {ours.before.perplexity:.1f}), "
@@ -165,9 +165,8 @@ def run() -> None:
           f"{ours.after.loss - plain_after.loss:+.4f} (target <= 0, same within rounding)", flush=True)
     if t_masked:
         print(f"   one forward + backward of {BATCH} x {MAX_LENGTH} tokens, no optimizer: head at every position "
-              f"{t_plain:.3f} s, at masked positions {t_masked:.3f} s: the ceiling of the ratio is "
-              f"{t_plain / t_masked:.2f}x (the encoder and the optimizer cost both the same); "
-              f"reached {ratio / (t_plain / t_masked):.0%} of it", flush=True)
+              f"{t_plain:.3f} s, at masked positions {t_masked:.3f} s ({t_plain / t_masked:.2f}x: what the head "
+              f"alone saves; the training loop's other costs differ too, so this is not a bound)", flush=True)
 
 
 if __name__ == "__main__":
