@@ -1,7 +1,7 @@
 """mlmtool index / mlmtool search (issue 28) on the tiny models of conftest.py.
 
 Properties: search equals a brute-force cosine top-k over ``mlmtool.word_vectors`` (the rule of
-``mlmtool embed``), exactly and through HNSW; an interrupted build resumes and appending lines
+``mlmtool embed``), exactly and through the inverted lists; an interrupted build resumes and appending lines
 gives the index a fresh build gives; bad input is one line, exit 2, and nothing is deleted.
 """
 
@@ -199,8 +199,8 @@ def test_partial_index_is_refused_and_kept(built, tmp_path, runner, tiny_bert_di
     longer.write_text(corpus.read_text(encoding="utf-8") + "a new line .\n", encoding="utf-8")
     extend = ["index", str(longer), "-m", str(tiny_bert_dir), "--layers", "1,2", "-o"]
     damages = {  # what is done to a copy of the index -> the words of the refusal
-        "missing layer": (lambda c: next(c.glob("layer-02*.usearch")).unlink(), "partial or corrupted"),
-        "cut layer": (lambda c: _cut(next(c.glob("layer-01*.usearch"))), "corrupted index (layer-01"),
+        "missing layer": (lambda c: next(c.glob("layer-02*.faiss")).unlink(), "partial or corrupted"),
+        "cut layer": (lambda c: _cut(next(c.glob("layer-01*.faiss"))), "corrupted index (layer-01"),
         "cut table": (lambda c: _cut(next(c.glob("words-*.parquet"))), "corrupted index (words-"),
         "bad manifest": (lambda c: (c / "manifest.json").write_text("{not json", encoding="utf-8"), "corrupted"),
     }
@@ -265,3 +265,56 @@ def test_weights_hash_is_cached_until_the_weights_change(tiny_bert):
         with torch.no_grad():
             p.copy_(saved)
     assert store.weights_hash(tiny_bert) == first
+
+
+def test_ivf_settings_follow_the_expected_size_and_stay_when_appending(lm, tmp_path, monkeypatch):
+    """A new index gets sqrt(expected words) inverted lists, the expected words being the first
+    chunk's words per line times the lines; k-means learns them from the first vectors;
+    appending keeps the lists; the search through the lists with every list probed equals
+    the exact scan."""
+    import faiss
+
+    from mlmtool.analysis.corpus import store
+
+    monkeypatch.setattr(build_mod, "CHUNK_LINES", 4)
+    monkeypatch.setattr(store, "TRAIN_PER_LIST", 2)  # training ends inside the build, not at its end
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(LINES[:16]) + "\n", encoding="utf-8")
+    per_line = len(mlmtool.word_vectors(lm, LINES[:4], layer=2).words) / 4  # the first chunk's
+    info = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
+    nlist = round((per_line * 16) ** 0.5 / 2)
+    assert info.ivf == {"nlist": nlist, "nprobe": nlist, "train": 2 * nlist}
+    layer = faiss.read_index(str(tmp_path / "ix" / info.layer_files["2"]))
+    assert layer.nlist == nlist and layer.ntotal == info.words and not layer.by_residual
+    sizes = [layer.invlists.list_size(k) for k in range(nlist)]
+    assert sum(sizes) == info.words and sum(1 for n in sizes if n) > 1  # k-means spread the words
+    with corpus.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(LINES[16:]) + "\n")
+    appended = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
+    assert appended.lines == len(LINES) and appended.ivf == info.ivf
+    assert faiss.read_index(str(tmp_path / "ix" / appended.layer_files["2"])).ntotal == appended.words
+    index = mlmtool.load_index(appended.path)
+    assert index.layer(2).nprobe == nlist
+    a = mlmtool.search(index, "a [river] .", lm, top_k=10, exact=False)
+    b = mlmtool.search(index, "a [river] .", lm, top_k=10, exact=True)
+    assert [(h.sentence, h.word_index) for h in a.hits] == [(h.sentence, h.word_index) for h in b.hits]
+    np.testing.assert_allclose([h.score for h in a.hits], [h.score for h in b.hits], atol=1e-5)
+
+
+def test_settings_rule_and_an_index_of_the_old_format_is_refused(built, tmp_path, runner):
+    import shutil
+
+    from mlmtool.analysis.corpus.store import MAX_LISTS, NPROBE, ivf_settings
+
+    assert ivf_settings(1_000_000) == {"nlist": 500, "nprobe": NPROBE, "train": 20_000}
+    assert ivf_settings(100) == {"nlist": 5, "nprobe": 5, "train": 100}
+    assert ivf_settings(10**9)["nlist"] == MAX_LISTS
+    # chunk lines: 2,048 at most, 64 MiB of float16 vectors at 25 words per line, 256 at least
+    assert [build_mod.chunk_lines_for(n, d) for n, d in ((1, 384), (3, 384), (13, 768))] == [2048, 1165, 256]
+    old = tmp_path / "old"
+    shutil.copytree(built[0].path, old)
+    manifest = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+    (old / "manifest.json").write_text(json.dumps(dict(manifest, version=1)), encoding="utf-8")
+    out = runner.invoke(cli, ["search", str(old), "the [cat] sat ."])
+    assert out.exit_code == 2 and "format version 1" in out.output and "rebuild" in out.output
+    assert len(out.output.strip().splitlines()) == 1

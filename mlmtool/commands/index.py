@@ -35,13 +35,13 @@ def parse_layers(value: str | None) -> list[int] | None:
               help="Index a CoNLL-U treebank instead of CORPUS (keeps UPOS and relation per word).")
 @click.option("--chunk-lines", type=click.IntRange(1, None), default=None, metavar="N",
               help="Lines per chunk: what Ctrl-C can lose, what memory holds, what each torchrun "
-                   "process is dealt.  [default: 512]")
+                   "process is dealt.  [default: 2048 for one layer at hidden 384, fewer for more or wider layers]")
 @batch_size_option(32)
 def index(corpus, model, lang, output, layers, conllu, chunk_lines, batch_size):
     """Index the words of CORPUS (one sentence per line) for `mlmtool search`.
 
     One vector per word and layer (the mean of its pieces, L2-normalised, float16) in an
-    HNSW index (usearch). Ctrl-C keeps what is done: the same command resumes. Run it again
+    inverted-file index (faiss IVF). Ctrl-C keeps what is done: the same command resumes. Run it again
     after adding lines to CORPUS to append them. Under torchrun (or accelerate launch) the
     processes share the chunks and rank 0 merges them into one index (OUTPUT must be a folder
     every process sees).

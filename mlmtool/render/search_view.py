@@ -50,7 +50,7 @@ def render_search_text(result, width: int = CONTEXT_CHARS):
         table.add_row(*row, *([h.upos or ""] if tagged else []))
     summary = result.summary()
     lines = [Text(f"{len(result.hits)} hits in {summary['sentences']} sentences"
-                  + ("" if result.exact else " (approximate: HNSW)"))]
+                  + ("" if result.exact else " (approximate: inverted lists)"))]
     if summary["words"]:
         lines.append(Text("words: " + ", ".join(f"{w} {n}" for w, n in list(summary["words"].items())[:10])))
     if summary["pos"]:

@@ -660,7 +660,7 @@ const mlmtoolTabs = (function () {
                                                    words: $("search-filter").value});
         if (!current()) return;
         drawHits(data);
-        return data.hits.length + " hits" + (data.exact ? " (exact search)" : " (HNSW)");
+        return data.hits.length + " hits" + (data.exact ? " (exact search)" : " (approximate)");
       }),
       save(q) {
         if (chosen !== null) q.set("word", String(chosen));

@@ -1,6 +1,6 @@
 """Benchmark: corpus search (``mlmtool index`` / ``mlmtool search``, issue 28).
 
-1. Size: bytes per word per layer of the usearch HNSW file, against the float16 vectors alone
+1. Size: bytes per word per layer of the faiss IVF file, against the float16 vectors alone
    (``2 * D`` bytes; 768 at MiniLM's hidden 384) and exBERT's ~225 KB per token. Target ≤ 2x.
 2. Build throughput: words/s of :func:`mlmtool.build_index` (one layer) against a plain
    batched forward pass (tokenizer + :func:`mlmtool.core.forward.iter_forward`, no extra
@@ -8,9 +8,10 @@
    of each. Target ≥ 0.8x. Peak resident memory of the process.
 3. Search: p50 / p95 ms per query of one layer of ``--vectors`` synthetic unit vectors
    (clustered: 5,000 centres plus noise, D = 384, float16; the queries are held-out draws)
-   through the HNSW graph, and recall@10 against exact cosine search (usearch's brute force),
-   at several ``expansion_search`` values; the build time of the graph. Targets: p50 < 20 ms,
-   recall@10 ≥ 0.95 at 1,000,000 vectors.
+   through a faiss IVF layer built as ``mlmtool index`` builds one of that size (the settings
+   of :func:`mlmtool.analysis.corpus.store.ivf_settings`), and recall@10 against exact cosine
+   search (every inner product in float32), at several ``nprobe`` values; the layer's build
+   time and file size. Targets: p50 < 20 ms, recall@10 ≥ 0.95 at 1,000,000 vectors.
 
 Sentences: the ``# text =`` lines of ``datasets/en_ewt-dev-300.conllu`` (repeated to
 ``--sentences``). Model: ``minilm``, CPU.
@@ -71,7 +72,7 @@ def size_and_throughput(n_sentences: int, reps: int = 3) -> None:
         table_bytes = sum((folder / n).stat().st_size for pair in info.tables for n in pair)
     words, plain_s, built_s = info.words, min(times["plain"]), min(times["build"])
     per = layer_bytes / words
-    print(f"size: {per:.0f} bytes/word/layer (HNSW, float16) vs {2 * info.hidden_size} float16 vectors "
+    print(f"size: {per:.0f} bytes/word/layer (faiss IVF, float16) vs {2 * info.hidden_size} float16 vectors "
           f"= {per / (2 * info.hidden_size):.2f}x; word table + sentences {table_bytes / words:.1f} bytes/word "
           f"(once for all layers); exBERT ~225 KB/token -> {225_000 / (per + table_bytes / words):.0f}x smaller")
     print(f"build: {words} words, index {words / built_s:.0f} words/s vs plain forward {words / plain_s:.0f} words/s "
@@ -94,34 +95,59 @@ def synthetic(n: int, dim: int = 384, seed: int = 0):
     return out
 
 
-def search_speed(n: int, queries: int = 200, efs: tuple[int, ...] = (64, 96, 128, 256)) -> None:
-    """Section 3 (see the module docstring): one HNSW build, then p50/p95 and recall@10 at
-    each ``expansion_search`` in ``efs`` (the index's default marked)."""
+def search_speed(n: int, queries: int = 200, probes: tuple[int, ...] = (8, 16, 32, 64)) -> None:
+    """Section 3 (see the module docstring): one layer built as ``mlmtool index`` builds it
+    (:class:`~mlmtool.analysis.corpus.merge.LayerWriter`: k-means on the first vectors, then the
+    inverted lists filled chunk by chunk, 2 faiss threads), then p50/p95 per query (one thread)
+    and recall@10 against exact cosine search at each ``nprobe`` in ``probes`` (the index's
+    default marked)."""
+    import faiss
     import numpy as np
-    from usearch.index import Index, MetricKind
-    from usearch.index import search as brute_force
 
-    from mlmtool.analysis.corpus.store import HNSW
+    from mlmtool.analysis.corpus.merge import LayerWriter
+    from mlmtool.analysis.corpus.store import IndexInfo, ivf_settings
 
+    settings = ivf_settings(n)
     both = synthetic(n + queries)  # the queries are held-out draws from the same centres
     data, q = both[:n], both[n:].astype(np.float32)
-    index = Index(ndim=data.shape[1], metric="cos", dtype="f16", **HNSW)
+    writer = LayerWriter(IndexInfo(path="", model="synthetic", model_hash="", hidden_size=data.shape[1], layers=[1]),
+                         lines=n, threads=2)
     t = time.perf_counter()
-    index.add(np.arange(n, dtype=np.uint64), data, threads=2)
-    print(f"search: {n:,} synthetic vectors (D {data.shape[1]}, float16), HNSW M {HNSW['connectivity']}, "
-          f"efConstruction {HNSW['expansion_add']}: built in {time.perf_counter() - t:.0f} s (2 threads), "
-          f"{index.memory_usage / n:.0f} bytes/vector in memory")
-    exact = brute_force(data, q, 10, MetricKind.Cos, exact=True, threads=2).keys
-    for ef in efs:
-        index.expansion_search = ef
+    for s in range(0, n, 20_000):  # chunks of 20,000 vectors, one "line" each
+        writer.add(data[None, s:s + 20_000], lines=min(n, s + 20_000) - s)
+    writer.wait()
+    if writer.indexes is None:
+        writer._train()
+    index = writer.indexes[0]
+    built = time.perf_counter() - t
+    writer.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        faiss.write_index(index, str(Path(tmp) / "layer.faiss"))
+        size = (Path(tmp) / "layer.faiss").stat().st_size
+    print(f"search: {n:,} synthetic vectors (D {data.shape[1]}, float16), IVF {settings['nlist']} lists "
+          f"(k-means on {settings['train']:,}): built in {built:.1f} s (2 threads) = {n / built:,.0f} vectors/s, "
+          f"file {size / n:.0f} bytes/vector = {size / n / (2 * data.shape[1]):.2f}x the float16 vectors")
+    exact = np.empty((len(q), 10), np.int64)  # the reference: every inner product, float32, top 10
+    for s in range(0, n, 100_000):
+        block = data[s:s + 100_000].astype(np.float32) @ q.T  # [block, queries]
+        if s == 0:
+            best_s, best_i = np.full((len(q), 10), -np.inf), np.zeros((len(q), 10), np.int64)
+        cand_s = np.concatenate([best_s, block.T], axis=1)
+        cand_i = np.concatenate([best_i, np.broadcast_to(np.arange(s, s + block.shape[0]), (len(q), block.shape[0]))], axis=1)
+        top = np.argsort(-cand_s, axis=1, kind="stable")[:, :10]
+        best_s, best_i = np.take_along_axis(cand_s, top, 1), np.take_along_axis(cand_i, top, 1)
+    exact[:] = best_i
+    faiss.omp_set_num_threads(1)
+    for nprobe in probes:
+        index.nprobe = min(nprobe, index.nlist)
         times, found = [], []
         for v in q:
             t = time.perf_counter()
-            found.append(index.search(v, 10).keys)
+            found.append(index.search(v[None], 10)[1][0])
             times.append((time.perf_counter() - t) * 1000)
         recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)])
-        mark = "  <- the index's default" if ef == HNSW["expansion_search"] else ""
-        print(f"search: ef {ef:>3}: p50 {np.percentile(times, 50):.2f} ms, p95 {np.percentile(times, 95):.2f} ms "
+        mark = "  <- the index's default" if nprobe == settings["nprobe"] else ""
+        print(f"search: nprobe {nprobe:>3}: p50 {np.percentile(times, 50):.2f} ms, p95 {np.percentile(times, 95):.2f} ms "
               f"per query (one thread, k=10); recall@10 vs exact {recall:.3f}{mark}")
 
 

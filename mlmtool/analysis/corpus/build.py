@@ -4,8 +4,8 @@ A word's vector is the mean of its pieces' hidden states, the rule of ``mlmtool 
 (:mod:`mlmtool.analysis.embed`; words are the tokenizer's, :func:`mlmtool.tokens.word_ids_of`,
 or a treebank's with ``conllu``). The corpus streams through in chunks of lines: each chunk's
 vectors and word rows are written to ``INDEX_DIR/.building/`` as soon as they are computed
-and added to each layer's usearch HNSW graph by a worker thread while the model runs on the
-next chunk (:class:`~.merge.LayerWriter`), so memory stays at two chunks plus the graphs and a
+and added to each layer's faiss IVF index by a worker thread while the model runs on the
+next chunk (:class:`~.merge.LayerWriter`), so memory stays at two chunks plus the index and a
 build stopped by Ctrl-C resumes from its last chunk. When every chunk is there,
 :func:`~.merge.commit` writes the new generation and replaces the manifest (:mod:`.store`).
 Under ``torchrun`` the chunks are dealt out to the processes and rank 0 merges (:mod:`.shard`).
@@ -27,8 +27,21 @@ from .merge import LayerWriter, commit
 from .shard import Shard, shard_group
 from .store import MANIFEST, WORK, IndexInfo, read_info, verify_files, weights_hash
 
-#: Corpus lines per chunk (the unit of resuming and of the memory bound).
-CHUNK_LINES = 512
+#: Corpus lines per chunk (the unit of resuming and of the memory bound), at most. Sentences
+#: are bucketed by length within a chunk, so a longer chunk pads less: on the benchmark's
+#: treebank text, chunks of 512 lines padded 15 % more tokens than one bucketing of 2,000 lines,
+#: chunks of 2,048 about 3 % (bench_search). See :func:`chunk_lines_for`.
+CHUNK_LINES = 2048
+
+#: Float16 vector bytes one chunk may hold (all indexed layers), at ~25 words per line.
+CHUNK_BYTES = 64 * 2**20
+
+
+def chunk_lines_for(layers: int, hidden_size: int) -> int:
+    """The default lines per chunk: :data:`CHUNK_LINES`, fewer when many or wide layers would
+    make a chunk's float16 vectors (``25 * lines * layers * hidden_size * 2`` bytes) exceed
+    :data:`CHUNK_BYTES`, but at least 256 (one layer at hidden 384: 2,048; 13 layers at 768: 256)."""
+    return min(CHUNK_LINES, max(256, CHUNK_BYTES // (25 * layers * hidden_size * 2)))
 
 
 class Sentence(NamedTuple):
@@ -250,10 +263,10 @@ def embed_sentences(lm, sentences: Sequence[Sentence], layers: Sequence[int], ba
     per: list = [None] * len(sentences)
     if sentences:
         for f in iter_forward(lm, enc.ids, hidden_states=True, hidden_layers=list(layers), batch_size=batch_size):
-            per[f.index] = pool_words(f.hidden_states, enc.groups[f.index])
+            per[f.index] = pool_words(f.hidden_states, enc.groups[f.index]).astype(np.float16)
     d = lm.model.config.hidden_size
     mats = [p for p in per if p is not None and p.shape[1]]
-    vectors = np.concatenate(mats, axis=1) if mats else np.zeros((len(layers), 0, d), np.float32)
+    vectors = np.concatenate(mats, axis=1) if mats else np.zeros((len(layers), 0, d), np.float16)
     rows: dict[str, list] = {k: [] for k in ("sentence", "word_index", "word", "start", "end", "upos", "relation")}
     for i, s in enumerate(sentences):
         n = len(enc.words[i])
@@ -264,7 +277,7 @@ def embed_sentences(lm, sentences: Sequence[Sentence], layers: Sequence[int], ba
         rows["end"] += [b for _, b in enc.spans[i]]
         rows["upos"] += list(s.upos) if s.upos is not None else [None] * n
         rows["relation"] += list(s.relation) if s.relation is not None else [None] * n
-    return vectors.astype(np.float16), rows, enc.truncated
+    return vectors, rows, enc.truncated
 
 
 # --- the build ------------------------------------------------------------------------------------
@@ -340,7 +353,7 @@ def _chunks(sentences: Iterator[Sentence], size: int) -> Iterator[list[Sentence]
 
 def write_chunk(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence]) -> None:
     """One chunk file (``.npz``: ``vectors`` float16 ``[layers, W, D]``, the row columns as
-    arrays, ``truncated``, the sentences' numbers and texts), written under a temporary name
+    arrays, ``truncated``, ``lines`` (corpus lines of the chunk), the sentences' numbers and texts), written under a temporary name
     and renamed (atomic)."""
     import numpy as np
 
@@ -352,7 +365,7 @@ def write_chunk(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sen
               for k, v in rows.items()}
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, vectors=vectors, truncated=np.array(truncated), **arrays,
+        np.savez(fh, vectors=vectors, truncated=np.array(truncated), lines=np.array(len(chunk)), **arrays,
                  sent_number=np.array(with_words, dtype=np.int64),
                  sent_text=np.array([texts[n] for n in with_words], dtype=str))
     os.replace(tmp, path)
@@ -365,11 +378,11 @@ def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Seque
 
     Streams the corpus in chunks of ``chunk_lines`` lines through the forward core; a
     chunk is kept in ``OUTPUT/.building/`` once computed, so an interrupted build (Ctrl-C)
-    resumes where it stopped, and its vectors go into each layer's HNSW graph in a worker
+    resumes where it stopped, and its vectors go into each layer's IVF index in a worker
     thread while the model runs on the next chunk. Re-running on a corpus whose first lines
     are those already indexed appends the new lines. Vectors: mean of a word's pieces
-    (``mlmtool embed``'s rule), L2-normalised, float16; per layer a usearch HNSW index
-    (cosine; Malkov & Yashunin 2018).
+    (``mlmtool embed``'s rule), L2-normalised, float16; per layer a faiss inverted-file
+    index (cosine; :func:`~.merge.new_layer`).
 
     Under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1), every process calls this
     with the same arguments: each computes its share of the chunks and rank 0 merges them
@@ -384,7 +397,7 @@ def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Seque
         batch_size: sentences per forward pass (default 32).
         progress: show a tqdm bar (words/s) on stderr (rank 0's words in a launch).
         chunk_lines: lines per chunk, the unit of resuming, of memory and of a launch's
-            sharing out (default :data:`CHUNK_LINES`).
+            sharing out (default :func:`chunk_lines_for`: 2,048 for one layer at hidden 384).
 
     Returns:
         The :class:`~.store.IndexInfo` written to ``OUTPUT/manifest.json``.
@@ -395,10 +408,10 @@ def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Seque
     """
     if (corpus is None) == (conllu is None):
         raise MlmtoolError("give a corpus file or --conllu FILE (one of them)", param="conllu")
-    chunk_lines = chunk_lines or CHUNK_LINES
-    if chunk_lines < 1:
+    if chunk_lines is not None and chunk_lines < 1:
         raise MlmtoolError("chunk_lines must be at least 1", param="chunk_lines")
     layers = check_layers(lm, layers)
+    chunk_lines = chunk_lines or chunk_lines_for(len(layers), lm.model.config.hidden_size)
     info = open_for_build(lm, output, layers, conllu is not None)
     total, full, source = _open_corpus(corpus, conllu, info, output)
     if total == info.lines:
@@ -432,7 +445,7 @@ def _open_corpus(corpus, conllu, info: IndexInfo, output) -> tuple[int, str, Ite
 def _build_here(lm, info, source, total, full, layers, batch_size, progress, chunk_lines) -> IndexInfo:
     """The single-process build: chunks computed, written and added to the graphs in turn."""
     work = _work_dir(info, full, chunk_lines)
-    writer = LayerWriter(info)
+    writer = LayerWriter(info, lines=total - info.lines)
     try:
         _run_chunks(lm, source, work, layers, batch_size, progress, chunk_lines, Shard(), writer)
         writer.wait()
@@ -451,7 +464,7 @@ def _build_sharded(lm, info, source, total, full, shard: Shard, layers, batch_si
     _run_chunks(lm, source, work, layers, batch_size, progress and shard.rank == 0, chunk_lines, shard, None)
     shard.barrier()  # every chunk is written
     if shard.rank == 0:
-        writer = LayerWriter(info)
+        writer = LayerWriter(info, lines=total - info.lines, threads=0)
         try:
             for path in sorted(work.glob("chunk-*.npz")):
                 _add_saved(writer, path)
@@ -496,7 +509,8 @@ def _add_saved(writer: LayerWriter, path: Path) -> None:
     import numpy as np
 
     with np.load(path) as data:
-        writer.add(data["vectors"])
+        lines = int(data["lines"]) if "lines" in data.files else len(data["sent_number"])
+        writer.add(data["vectors"], lines)
 
 
 def _chunk_job(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence], writer):
@@ -504,6 +518,6 @@ def _chunk_job(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sent
     def job() -> None:
         write_chunk(path, vectors, rows, truncated, chunk)
         if writer is not None:
-            writer.add(vectors)
+            writer.add(vectors, len(chunk))
 
     return job

@@ -1,9 +1,9 @@
-"""Turn a build's chunks into a new generation of an index: HNSW layers, word tables, manifest.
+"""Turn a build's chunks into a new generation of an index: IVF layers, word tables, manifest.
 
 The chunk files of ``INDEX_DIR/.building/`` (:func:`~.build.write_chunk`) are the build's
-state. :class:`LayerWriter` adds chunk vectors to each layer's usearch HNSW index in corpus
-order, in a worker thread, so a single-process build extends the graphs while the model
-runs on the next chunk; a multi-process build (:mod:`.shard`) has rank 0 feed it every
+state. :class:`LayerWriter` adds chunk vectors to each layer's faiss IVF index in corpus
+order, in a worker thread, so a single-process build fills the inverted lists while the
+model runs on the next chunk; a multi-process build (:mod:`.shard`) has rank 0 feed it every
 rank's chunks after the others finish. :func:`commit` then writes the tables (streamed chunk
 by chunk, Parquet) and the layer files and replaces the manifest, the single commit point.
 """
@@ -13,61 +13,139 @@ from __future__ import annotations
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from .store import HNSW, IndexInfo, library_versions, restore_layer
+from .store import IndexInfo, ivf_settings, library_versions, restore_layer
 
 #: Word-table columns and their Arrow types (``row_<name>`` arrays of a chunk file).
 WORD_COLUMNS = {"sentence": "int32", "word_index": "int32", "word": "string", "start": "int32",
                 "end": "int32", "upos": "string", "relation": "string"}
 
 
-def open_layer(info: IndexInfo, layer: int):
-    """A usearch HNSW index to extend: the layer's saved one (read into memory), or a new one
-    (cosine, float16, :data:`~.store.HNSW` settings; Malkov & Yashunin 2018).
+#: k-means iterations when the lists are learnt (faiss's ``Clustering`` default is 25; the
+#: centroids only route vectors to lists, which are then scanned exactly, so a rougher
+#: clustering costs probes, not correctness: recall in docs/search.md).
+KMEANS_ITERATIONS = 10
 
-    Raises:
-        MlmtoolError: a damaged layer file (:func:`~.store.restore_layer`).
+
+def new_layer(dim: int, nlist: int):
+    """An empty, untrained faiss inverted-file index of ``dim``-wide float16 vectors.
+
+    ``IndexIVFScalarQuantizer`` with ``QT_fp16`` codes and ``by_residual = False``: each list
+    stores the vectors themselves in float16 (2 ``D`` bytes + an 8-byte id per word), so a
+    search's scores are the exact inner products of the stored vectors, which for unit
+    vectors are cosines. The coarse quantizer is a flat inner-product index of ``nlist``
+    k-means centroids (Jégou, Douze & Schmid 2011, "Product quantization for nearest
+    neighbor search", the inverted file without the product quantizer).
     """
-    from usearch.index import Index
+    import faiss
 
-    if str(layer) in info.layer_files:
-        return restore_layer(info, layer, view=False)
-    dim = info.hidden_size
-    return Index(ndim=dim, metric="cos", dtype="f16", connectivity=HNSW["connectivity"],
-                 expansion_add=HNSW["expansion_add"], expansion_search=HNSW["expansion_search"])
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.by_residual = False
+    index.cp.min_points_per_centroid = 1  # the sample size is ours (ivf_settings); no warnings
+    index.cp.niter = KMEANS_ITERATIONS
+    return index
+
+
+@contextmanager
+def faiss_threads(n: int) -> Iterator[None]:
+    """faiss's OpenMP threads set to ``n`` (0 = leave as it is) for the block, then restored."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    if n:
+        faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class LayerWriter:
-    """Each indexed layer's HNSW index of this build, extended chunk by chunk in a worker thread.
+    """Each indexed layer's IVF index of this build, extended chunk by chunk in a worker thread.
 
     Jobs run in submission order on one thread, and :meth:`submit` waits for the previous
-    job first, so at most one chunk waits in memory besides the one being computed. Keys
-    continue from the words already indexed (key = row of the word table).
+    job first, so at most one chunk waits in memory besides the one being computed (and,
+    for a new index, the k-means training sample). Keys continue from the words already
+    indexed (id = row of the word table).
+
+    A new index's settings come from the words expected (:func:`~.store.ivf_settings`: the
+    first chunk's words per line times ``lines``); its first ``train`` vectors are kept until
+    k-means has learnt the lists from them, then added like the rest. An index being
+    extended keeps its lists and settings (``info.ivf``). By default the lists are filled on
+    one thread, so the model's threads keep the cores while the next chunk is computed.
 
     Args:
-        info: the index being extended (its layer files, word count, hidden size).
+        info: the index being extended (its layer files, word count, hidden size, settings).
+        lines: corpus lines this build adds (for the expected word count); None = unknown.
+        threads: faiss threads per :meth:`add` (0 = all cores): 1 while the model runs on the
+            same cores, 0 when the lists are filled after it (a launch's merge).
+
+    Attributes:
+        ivf: the IVF settings of the layers (for the manifest).
 
     Raises:
         MlmtoolError: a damaged layer file of ``info``.
     """
 
-    def __init__(self, info: IndexInfo):
-        self.indexes = [open_layer(info, layer) for layer in info.layers]
+    def __init__(self, info: IndexInfo, lines: int | None = None, threads: int = 1):
+        self.info, self.lines, self.threads = info, lines, threads
+        self.ivf = dict(info.ivf)
+        self.indexes = ([restore_layer(info, layer, view=False) for layer in info.layers]
+                        if info.layer_files else None)
+        self._sample: list = []  # float16 [layers, W, D] chunks waiting for k-means
         self.next_key = info.words
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-writer")
         self._pending: Future | None = None
 
-    def add(self, vectors) -> None:
-        """Add ``float16 [layers, W, D]`` vectors (one chunk) with the next ``W`` keys."""
+    def add(self, vectors, lines: int | None = None) -> None:
+        """Add ``float16 [layers, W, D]`` vectors (one chunk, of ``lines`` corpus lines) with
+        the next ``W`` ids (kept for training first, for a new index)."""
+        if self.indexes is not None:
+            self._fill(vectors)
+            return
+        if not self.ivf:
+            n = vectors.shape[1]
+            self.ivf = ivf_settings(n * self.lines // max(1, lines or 1) if self.lines and lines else n)
+        self._sample.append(vectors)
+        if sum(v.shape[1] for v in self._sample) >= self.ivf["train"]:
+            self._train()
+
+    def _train(self) -> None:
+        """Learn each layer's lists from the kept vectors (fewer than ``nlist`` of them: ``nlist``
+        shrinks to their square root), then add them."""
+        import numpy as np
+
+        dim = self.info.hidden_size
+        sample = (np.concatenate(self._sample, axis=1) if self._sample
+                  else np.zeros((len(self.info.layers), 0, dim), np.float16))
+        self._sample = []
+        n = sample.shape[1]
+        if not self.ivf or n < self.ivf["nlist"]:
+            self.ivf = ivf_settings(n)
+        self.indexes = []
+        with faiss_threads(self.threads):
+            for layer_vectors in sample:
+                index = new_layer(dim, self.ivf["nlist"])
+                train = layer_vectors[: self.ivf["train"]].astype(np.float32)
+                index.train(train if n else np.eye(1, dim, dtype=np.float32))
+                self.indexes.append(index)
+        self._fill(sample)
+
+    def _fill(self, vectors) -> None:
+        """Add ``float16 [layers, W, D]`` vectors to trained lists with the next ``W`` ids."""
         import numpy as np
 
         n = vectors.shape[1]
         if n:
-            keys = np.arange(self.next_key, self.next_key + n, dtype=np.uint64)
-            for index, layer_vectors in zip(self.indexes, vectors):
-                index.add(keys, layer_vectors)
+            keys = np.arange(self.next_key, self.next_key + n, dtype=np.int64)
+            with faiss_threads(self.threads):
+                for index, layer_vectors in zip(self.indexes, vectors):
+                    index.add_with_ids(layer_vectors.astype(np.float32), keys)
         self.next_key += n
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -90,17 +168,21 @@ class LayerWriter:
         self._pool.shutdown(wait=True)
 
     def save(self, folder: Path, layers: list[int], generation: int) -> dict[str, str]:
-        """Write each layer's index as ``layer-NN.gGGGG.usearch`` (temporary name + rename).
+        """Write each layer's index as ``layer-NN.gGGGG.faiss`` (temporary name + rename).
 
         Returns:
             Layer number (as a string) → file name.
         """
+        import faiss
+
         self.wait()
+        if self.indexes is None:  # fewer words than the training sample: learn the lists now
+            self._train()
         names = {}
         for layer, index in zip(layers, self.indexes):
-            name = f"layer-{layer:02d}.g{generation:04d}.usearch"
+            name = f"layer-{layer:02d}.g{generation:04d}.faiss"
             tmp = folder / (name + ".tmp")
-            index.save(str(tmp))
+            faiss.write_index(index, str(tmp))
             os.replace(tmp, folder / name)
             names[str(layer)] = name
         return names
@@ -171,6 +253,7 @@ def commit(info: IndexInfo, work: Path, writer: LayerWriter, total: int, full_ha
     folder, gen = Path(info.path), info.generation + 1
     added = write_tables(folder, gen, sorted(work.glob("chunk-*.npz")))
     new = dict(info.__dict__, generation=gen, lines=total, corpus_sha256=full_hash, versions=library_versions(),
+               ivf=writer.ivf,
                layer_files=writer.save(folder, info.layers, gen), tables=list(info.tables),
                words=info.words + added["words"], sentences=info.sentences + added["sentences"],
                truncated=info.truncated + added["truncated"])

@@ -3,8 +3,9 @@ corpus search, Hoover et al. 2020), with their contexts and a summary of the hit
 
 The query sentence runs through the same path as the corpus (:func:`.build.embed_sentences`),
 so its word vector is comparable; the score is the cosine of the two unit vectors. Layers
-with at most :data:`~.store.EXACT_BELOW` words are scanned exactly; larger ones go through
-the HNSW graph (usearch), widening the candidate list when filters drop hits.
+with at most :data:`~.store.EXACT_BELOW` words are scanned exactly; larger ones through the
+inverted lists nearest the query (faiss IVF, ``nprobe`` lists), widening the candidate list
+when filters drop hits.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def _model_for(index: CorpusIndex, lm):
 
 
 def _nearest(index: CorpusIndex, layer: int, vector, count: int, exact: bool):
-    """``count`` nearest keys and cosines: exact scan or HNSW. Returns ``(keys [n], scores [n])``."""
+    """``count`` nearest keys and cosines: exact scan, or the ``nprobe`` inverted lists nearest
+    the query (faiss IVF). Returns ``(keys [n], scores [n])``."""
     import numpy as np
 
     count = min(count, len(index))
@@ -157,8 +159,9 @@ def _nearest(index: CorpusIndex, layer: int, vector, count: int, exact: bool):
         scores = matrix @ vector.astype(np.float32)
         keys = np.argsort(-scores, kind="stable")[:count]
         return keys, scores[keys]
-    found = index.layer(layer).search(vector.astype(np.float32), count)
-    return np.asarray(found.keys, dtype=np.int64), 1.0 - np.asarray(found.distances, dtype=np.float64)
+    scores, keys = index.layer(layer).search(vector.astype(np.float32)[None], count)  # [1, count] each
+    found = keys[0] >= 0  # fewer than count words in the probed lists: -1 ids
+    return keys[0][found].astype(np.int64), scores[0][found].astype(np.float64)
 
 
 def search(index: str | Path | CorpusIndex, query: str, lm=None, *, layer: int | None = None,

@@ -3,7 +3,7 @@
 ``torchrun --nproc-per-node N -m mlmtool index CORPUS -o DIR ...`` starts N copies of the
 command; the launcher's environment (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``,
 ``MASTER_PORT``; the torch.distributed "env://" convention, which ``accelerate launch`` follows
-too) tells each which part is its own. The corpus's chunks (:data:`~.build.CHUNK_LINES` lines
+too) tells each which part is its own. The corpus's chunks (:func:`~.build.chunk_lines_for` lines
 each, the same chunks as a single-process build) are dealt round-robin: chunk ``c`` belongs to
 rank ``c mod N``. Every rank writes its chunks into ``DIR/.building/`` (so ``DIR`` must be on a
 file system all ranks see); after a barrier, rank 0 merges them in corpus order into one

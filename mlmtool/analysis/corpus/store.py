@@ -1,4 +1,4 @@
-"""The index folder of ``mlmtool index``: its manifest, its word table and one HNSW index per layer.
+"""The index folder of ``mlmtool index``: its manifest, its word table and one IVF index per layer.
 
 Layout (docs/search.md)::
 
@@ -6,7 +6,8 @@ Layout (docs/search.md)::
     INDEX_DIR/words-g0001.parquet           one row per word: sentence, word_index, word, start, end,
                                             upos, relation (row number = the word's key)
     INDEX_DIR/sentences-g0001.parquet       one row per indexed sentence: sentence, text
-    INDEX_DIR/layer-04.g0001.usearch        usearch HNSW (cosine, float16 vectors), keys = row numbers
+    INDEX_DIR/layer-04.g0001.faiss          faiss IVF, float16 vectors (inner product of unit vectors
+                                            = cosine), ids = row numbers
     INDEX_DIR/.building/                    chunks of a build in progress (resumable; gone when done)
 
 Each build that adds words writes a new generation (``g0002`` ...) of the layer files and one more
@@ -17,9 +18,10 @@ build stopped at any moment leaves the previous manifest and its files intact.
 from __future__ import annotations
 
 import hashlib
-import weakref
 import json
+import math
 import os
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +29,43 @@ from typing import Any
 from ...errors import MlmtoolError
 
 FORMAT = "mlmtool-index"
-VERSION = 1
 MANIFEST = "manifest.json"
 WORK = ".building"
 
-#: HNSW settings (Malkov & Yashunin 2018): M = connectivity, efConstruction, efSearch. Measured in
-#: docs/search.md (bench_search, 100,000 clustered vectors, recall@10: efConstruction 40 → 0.99,
-#: 48 → 0.998, 64 → 1.000 at efSearch 96; 48 keeps the graph's share of the build small).
-HNSW = {"connectivity": 16, "expansion_add": 48, "expansion_search": 96}
+#: Manifest versions: 1 = usearch HNSW layer files (mlmtool before the IVF layers), 2 = faiss IVF.
+VERSION = 2
+
+#: Inverted lists probed per query (at most the index's lists; recall and speed at 1,000,000
+#: words in docs/search.md, from bench_search).
+NPROBE = 32
+
+#: Most inverted lists per layer, and training vectors per list (k-means on the first vectors
+#: of the build; faiss asks for at least 39 per centroid).
+MAX_LISTS = 4096
+TRAIN_PER_LIST = 40
+
+
+def ivf_settings(expected_words: int) -> dict[str, int]:
+    """The IVF settings for a new layer expected to hold ``expected_words`` words.
+
+    ``nlist`` = half the square root of the expected words (1 to :data:`MAX_LISTS`): lists of
+    about ``2 sqrt(N)`` words (Jégou, Douze & Schmid 2011; faiss's guidelines start at
+    ``sqrt(N)`` lists for millions of vectors, where the scan of the probed lists dominates;
+    up to 10 million words fewer, longer lists keep k-means, the one part of the build that
+    grows with ``nlist²``, small beside the forward passes, and a query of :data:`NPROBE`
+    lists scans ``64 sqrt(N)`` vectors: 64,000 at 1 million, a few ms); ``nprobe`` =
+    :data:`NPROBE` (at most ``nlist``); ``train`` = the vectors k-means learns the lists
+    from (:data:`TRAIN_PER_LIST` per list, at most the words).
+
+    Returns:
+        ``{"nlist": int, "nprobe": int, "train": int}``.
+    """
+    nlist = max(1, min(MAX_LISTS, round(math.sqrt(max(1, expected_words)) / 2)))
+    return {"nlist": nlist, "nprobe": min(nlist, NPROBE), "train": max(nlist, min(expected_words, TRAIN_PER_LIST * nlist))}
+
 
 #: Layers with at most this many words are searched exactly (a NumPy scan of the float16
-#: vectors, a few ms); larger ones through the HNSW graph.
+#: vectors, a few ms); larger ones through the inverted lists (``nprobe`` of them).
 EXACT_BELOW = 50_000
 
 
@@ -59,9 +87,11 @@ class IndexInfo:
         conllu: True when built from a CoNLL-U treebank (UPOS and relation per word).
         generation: how many builds added words.
         tables: ``[(words_file, sentences_file)]`` one pair per generation.
-        layer_files: layer number (as a string, JSON keys) → its usearch file.
-        versions: library versions at the last build (mlmtool, usearch, pyarrow, torch, ...).
-        hnsw: the HNSW settings used (:data:`HNSW`).
+        layer_files: layer number (as a string, JSON keys) → its faiss file.
+        versions: library versions at the last build (mlmtool, faiss-cpu, pyarrow, torch, ...).
+        ivf: the IVF settings of the layer files (:func:`ivf_settings`: ``nlist``, ``nprobe``,
+            ``train``), chosen when the index is created from the words expected and kept
+            when it is extended.
     """
 
     path: str
@@ -79,7 +109,7 @@ class IndexInfo:
     tables: list[list[str]] = field(default_factory=list)
     layer_files: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    hnsw: dict[str, int] = field(default_factory=lambda: dict(HNSW))
+    ivf: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-ready ``dict`` of the manifest (``format`` and ``version`` included)."""
@@ -136,7 +166,7 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("mlmtool", "usearch", "pyarrow", "numpy", "torch", "transformers", "tokenizers"):
+    for name in ("mlmtool", "faiss-cpu", "pyarrow", "numpy", "torch", "transformers", "tokenizers"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -160,15 +190,21 @@ def read_info(path: str | Path) -> IndexInfo:
         hint = ("a first build was interrupted; run the same `mlmtool index` command again to finish it"
                 if (folder / WORK).is_dir() else "build one with `mlmtool index CORPUS -o DIR`")
         raise MlmtoolError(f"'{folder}' is not an mlmtool index (no {MANIFEST}); {hint}")
+    version = None
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
-        if data.pop("format", None) != FORMAT or data.pop("version", None) != VERSION:
-            raise ValueError("not an mlmtool index manifest of this version")
-        data["path"] = str(folder)
-        info = IndexInfo(**data)
-    except (ValueError, TypeError) as exc:
+        if data.pop("format", None) != FORMAT:
+            raise ValueError("not an mlmtool index manifest")
+        version = data.pop("version", None)
+        if version == VERSION:
+            data["path"] = str(folder)
+            info = IndexInfo(**data)
+    except (ValueError, TypeError, AttributeError) as exc:
         raise MlmtoolError(f"'{folder}' holds a corrupted index ({MANIFEST}: {exc}); nothing was "
                            "changed: rebuild it into another folder") from None
+    if version != VERSION:
+        raise MlmtoolError(f"'{folder}' is an index of format version {version}; this mlmtool reads version "
+                           f"{VERSION} (faiss IVF layers): rebuild it into another folder with `mlmtool index`")
     missing = [n for pair in info.tables for n in pair] + list(info.layer_files.values())
     missing = [n for n in missing if not (folder / n).is_file()]
     if missing:
@@ -184,28 +220,30 @@ def _damaged(folder: Path, name: str, why: str) -> MlmtoolError:
 
 
 def restore_layer(info: IndexInfo, layer: int, view: bool = True):
-    """Open the usearch HNSW file of ``layer`` (memory-mapped with ``view``; else read, to extend).
+    """Open the faiss IVF file of ``layer`` (memory-mapped with ``view``; else read, to extend),
+    with ``nprobe`` from the manifest.
 
     Raises:
-        MlmtoolError: the file is unreadable, truncated, or holds another number of vectors
-            than the manifest's word count. Nothing is changed.
+        MlmtoolError: the file is unreadable, truncated, not an IVF index, or holds another
+            number of vectors than the manifest's word count. Nothing is changed.
     """
-    from usearch.index import Index
+    import faiss
 
     folder, name = Path(info.path), info.layer_files[str(layer)]
     try:
-        index = Index.restore(str(folder / name), view=view)
+        index = faiss.read_index(str(folder / name), faiss.IO_FLAG_MMAP if view else 0)
     except (RuntimeError, ValueError, OSError) as exc:
-        raise _damaged(folder, name, str(exc)) from None
-    if index is None:
-        raise _damaged(folder, name, "not a usearch index")
-    if len(index) != info.words:
-        raise _damaged(folder, name, f"{len(index)} vectors where the manifest counts {info.words} words")
+        raise _damaged(folder, name, str(exc).strip().splitlines()[-1][:200]) from None
+    if not isinstance(index, faiss.IndexIVF):
+        raise _damaged(folder, name, "not an IVF index")
+    if index.ntotal != info.words:
+        raise _damaged(folder, name, f"{index.ntotal} vectors where the manifest counts {info.words} words")
+    index.nprobe = min(index.nlist, info.ivf.get("nprobe", NPROBE))
     return index
 
 
 def verify_files(info: IndexInfo) -> None:
-    """Check every file of an index opens: each table's Parquet footer, each layer's HNSW file
+    """Check every file of an index opens: each table's Parquet footer, each layer's IVF file
     (memory-mapped, so cheap however large). Run before an index is extended.
 
     Raises:
@@ -224,10 +262,10 @@ def verify_files(info: IndexInfo) -> None:
 
 
 class CorpusIndex:
-    """An opened index: its manifest, word table, sentences and per-layer HNSW indexes.
+    """An opened index: its manifest, word table, sentences and per-layer IVF indexes.
 
-    The HNSW files are memory-mapped (``usearch.Index.restore(view=True)``), so opening is
-    fast and only the pages a search touches are read.
+    The IVF files are memory-mapped (``faiss.read_index(..., IO_FLAG_MMAP)``), so opening is
+    fast and only the inverted lists a search probes are read.
 
     Args:
         path: the index folder.
@@ -263,7 +301,7 @@ class CorpusIndex:
         return self.info.words
 
     def layer(self, layer: int):
-        """The memory-mapped usearch ``Index`` of ``layer`` (keys = word rows).
+        """The memory-mapped faiss IVF index of ``layer`` (ids = word rows; ``nprobe`` set).
 
         Raises:
             MlmtoolError: ``layer`` was not indexed (the message lists those that were); its
@@ -273,18 +311,26 @@ class CorpusIndex:
             raise MlmtoolError(f"layer {layer} is not in the index '{self.path}'; indexed layers: "
                                + ", ".join(map(str, self.info.layers)), param="layer")
         if layer not in self._layers:
-            index = restore_layer(self.info, layer, view=True)
-            index.expansion_search = self.info.hnsw.get("expansion_search", HNSW["expansion_search"])
-            self._layers[layer] = index
+            self._layers[layer] = restore_layer(self.info, layer, view=True)
         return self._layers[layer]
 
     def vectors(self, layer: int):
-        """All vectors of ``layer``: ``float16 [words, D]``, row ``i`` = word ``i``."""
+        """All vectors of ``layer``: ``float16 [words, D]``, row ``i`` = word ``i`` (the stored
+        float16 values, decoded from the inverted lists)."""
+        import faiss
         import numpy as np
 
         index = self.layer(layer)
-        order = np.argsort(np.asarray(index.keys, dtype=np.int64))
-        return np.asarray(index.vectors)[order]
+        out = np.empty((index.ntotal, index.d), np.float16)
+        lists = index.invlists
+        for k in range(index.nlist):
+            n = lists.list_size(k)
+            if not n:
+                continue
+            ids = np.array(faiss.rev_swig_ptr(lists.get_ids(k), n), dtype=np.int64)
+            codes = np.array(faiss.rev_swig_ptr(lists.get_codes(k), n * index.code_size), dtype=np.uint8)
+            out[ids] = codes.view(np.float16).reshape(n, index.d)
+        return out
 
 
 def load_index(path: str | Path) -> CorpusIndex:
