@@ -267,31 +267,49 @@ def test_weights_hash_is_cached_until_the_weights_change(tiny_bert):
     assert store.weights_hash(tiny_bert) == first
 
 
-def test_ivf_settings_follow_the_expected_size_and_stay_when_appending(lm, tmp_path, monkeypatch):
-    """A new index gets sqrt(expected words) inverted lists, the expected words being the first
-    chunk's words per line times the lines; k-means learns them from the first vectors;
-    appending keeps the lists; the search through the lists with every list probed equals
-    the exact scan."""
+def test_ivf_lists_are_learnt_from_the_whole_build_and_kept_when_appending(lm, tmp_path, monkeypatch):
+    """A new index gets sqrt(words)/2 inverted lists, learnt by k-means from a sample drawn from
+    every chunk (not only the first: a corpus ordered by topic or language gets lists for all
+    of it); appending keeps the lists; searching with every list probed equals the exact scan."""
     import faiss
 
-    from mlmtool.analysis.corpus import store
+    from mlmtool.analysis.corpus import merge, store
 
     monkeypatch.setattr(build_mod, "CHUNK_LINES", 4)
-    monkeypatch.setattr(store, "TRAIN_PER_LIST", 2)  # training ends inside the build, not at its end
+    monkeypatch.setattr(store, "TRAIN_PER_LIST", 4)
+    samples = []
+    real_new_layer = merge.new_layer
+
+    def recording(dim, nlist):
+        index = real_new_layer(dim, nlist)
+        train = index.train
+
+        def record(x):
+            samples.append(np.array(x))
+            return train(x)
+
+        index.train = record
+        return index
+
+    monkeypatch.setattr(merge, "new_layer", recording)
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(LINES[:16]) + "\n", encoding="utf-8")
-    per_line = len(mlmtool.word_vectors(lm, LINES[:4], layer=2).words) / 4  # the first chunk's
     info = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
-    nlist = round((per_line * 16) ** 0.5 / 2)
-    assert info.ivf == {"nlist": nlist, "nprobe": nlist, "train": 2 * nlist}
+    nlist = round(info.words ** 0.5 / 2)
+    assert info.ivf == {"nlist": nlist, "nprobe": nlist, "train": 4 * nlist} and len(samples) == 1
+    vectors = mlmtool.load_index(info.path).vectors(2).astype(np.float32)
+    rows = [int(np.argmin(np.abs(vectors - x).sum(axis=1))) for x in samples[0]]  # each sample's word row
+    assert len(samples[0]) == 4 * nlist and len(set(rows)) == len(rows)
+    sentences = mlmtool.load_index(info.path).words.column("sentence").to_pylist()
+    chunks = {sentences[r] // 4 for r in rows}
+    assert 0 in chunks and 3 in chunks  # the first and the last of the four chunks
     layer = faiss.read_index(str(tmp_path / "ix" / info.layer_files["2"]))
     assert layer.nlist == nlist and layer.ntotal == info.words and not layer.by_residual
-    sizes = [layer.invlists.list_size(k) for k in range(nlist)]
-    assert sum(sizes) == info.words and sum(1 for n in sizes if n) > 1  # k-means spread the words
+    assert sum(1 for k in range(nlist) if layer.invlists.list_size(k)) > 1  # k-means spread the words
     with corpus.open("a", encoding="utf-8") as fh:
         fh.write("\n".join(LINES[16:]) + "\n")
     appended = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
-    assert appended.lines == len(LINES) and appended.ivf == info.ivf
+    assert appended.lines == len(LINES) and appended.ivf == info.ivf and len(samples) == 1
     assert faiss.read_index(str(tmp_path / "ix" / appended.layer_files["2"])).ntotal == appended.words
     index = mlmtool.load_index(appended.path)
     assert index.layer(2).nprobe == nlist
@@ -306,7 +324,7 @@ def test_settings_rule_and_an_index_of_the_old_format_is_refused(built, tmp_path
 
     from mlmtool.analysis.corpus.store import MAX_LISTS, NPROBE, ivf_settings
 
-    assert ivf_settings(1_000_000) == {"nlist": 500, "nprobe": NPROBE, "train": 20_000}
+    assert ivf_settings(1_000_000) == {"nlist": 500, "nprobe": NPROBE, "train": 32_000}
     assert ivf_settings(100) == {"nlist": 5, "nprobe": 5, "train": 100}
     assert ivf_settings(10**9)["nlist"] == MAX_LISTS
     # chunk lines: 2,048 at most, 64 MiB of float16 vectors at 25 words per line, 256 at least

@@ -13,6 +13,10 @@
    search (every inner product in float32), at several ``nprobe`` values; the layer's build
    time and file size. Targets: p50 < 20 ms, recall@10 ≥ 0.95 at 1,000,000 vectors.
 
+4. Recall on real vectors: the five UD dev treebanks of ``../shared/data/ud`` (about 100,000
+   words) indexed by MiniLM; random corpus words searched through the lists against the exact
+   scan, at several ``nprobe`` (:func:`real_recall`).
+
 Sentences: the ``# text =`` lines of ``datasets/en_ewt-dev-300.conllu`` (repeated to
 ``--sentences``). Model: ``minilm``, CPU.
 
@@ -95,10 +99,10 @@ def synthetic(n: int, dim: int = 384, seed: int = 0):
     return out
 
 
-def search_speed(n: int, queries: int = 200, probes: tuple[int, ...] = (8, 16, 32, 64)) -> None:
+def search_speed(n: int, queries: int = 200, probes: tuple[int, ...] = (8, 16, 32, 48, 64)) -> None:
     """Section 3 (see the module docstring): one layer built as ``mlmtool index`` builds it
-    (:class:`~mlmtool.analysis.corpus.merge.LayerWriter`: k-means on the first vectors, then the
-    inverted lists filled chunk by chunk, 2 faiss threads), then p50/p95 per query (one thread)
+    (:class:`~mlmtool.analysis.corpus.merge.LayerWriter`: k-means on a uniform sample, then the
+    inverted lists filled chunk by chunk, faiss on every core), then p50/p95 per query (one thread)
     and recall@10 against exact cosine search at each ``nprobe`` in ``probes`` (the index's
     default marked)."""
     import faiss
@@ -110,14 +114,12 @@ def search_speed(n: int, queries: int = 200, probes: tuple[int, ...] = (8, 16, 3
     settings = ivf_settings(n)
     both = synthetic(n + queries)  # the queries are held-out draws from the same centres
     data, q = both[:n], both[n:].astype(np.float32)
-    writer = LayerWriter(IndexInfo(path="", model="synthetic", model_hash="", hidden_size=data.shape[1], layers=[1]),
-                         lines=n, threads=2)
-    t = time.perf_counter()
-    for s in range(0, n, 20_000):  # chunks of 20,000 vectors, one "line" each
-        writer.add(data[None, s:s + 20_000], lines=min(n, s + 20_000) - s)
-    writer.wait()
-    if writer.indexes is None:
-        writer._train()
+    writer = LayerWriter(IndexInfo(path="", model="synthetic", model_hash="", hidden_size=data.shape[1], layers=[1]))
+    t = time.perf_counter()  # as LayerWriter.fill: k-means on a seeded uniform sample, then every vector
+    picked = np.sort(np.random.default_rng(1234).choice(n, size=settings["train"], replace=False))
+    writer.learn(data[None, picked].astype(np.float32), n)
+    for s in range(0, n, 20_000):
+        writer.add(data[None, s:s + 20_000])
     index = writer.indexes[0]
     built = time.perf_counter() - t
     writer.close()
@@ -151,10 +153,55 @@ def search_speed(n: int, queries: int = 200, probes: tuple[int, ...] = (8, 16, 3
               f"per query (one thread, k=10); recall@10 vs exact {recall:.3f}{mark}")
 
 
+def real_recall(queries: int = 300, seed: int = 0) -> None:
+    """Section 4: recall on real vectors. Every sentence of the five UD dev treebanks in
+    ``../shared/data/ud`` (English, French, German, Chinese, Japanese; ~100,000 words) indexed
+    by MiniLM at its last layer as ``mlmtool index`` does; ``queries`` corpus words drawn at
+    random are searched through the lists and by the exact scan, at several ``nprobe`` (the
+    fraction of lists the default scans at 1,000,000 words is marked)."""
+    import random
+
+    import numpy as np
+
+    import mlmtool
+    from mlmtool.analysis.corpus.store import ivf_settings
+
+    ud = ROOT.parent / "shared" / "data" / "ud"
+    files = sorted(ud.glob("*-ud-dev.conllu"))
+    if not files:
+        print(f"real vectors: no treebanks in {ud}; skipped")
+        return
+    texts = [ln[len("# text = "):].strip() for f in files for ln in f.read_text(encoding="utf-8").splitlines()
+             if ln.startswith("# text = ")]
+    lm = mlmtool.load("minilm")
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "ud.txt"
+        corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        info = mlmtool.build_index(lm, corpus, Path(tmp) / "ix", layers=[lm.num_layers])
+        index = mlmtool.load_index(info.path)
+        layer = index.layer(lm.num_layers)
+        matrix = index.vectors(lm.num_layers).astype(np.float32)
+        rng = random.Random(seed)
+        chosen = rng.sample(range(info.words), queries)
+        exact = [set(np.argsort(-(matrix @ matrix[k]), kind="stable")[:10].tolist()) for k in chosen]
+        big = ivf_settings(1_000_000)
+        at_1m = max(1, round(info.ivf["nlist"] * big["nprobe"] / big["nlist"]))
+        print(f"real vectors: {info.words:,} words of {len(texts):,} UD sentences (5 languages), MiniLM layer "
+              f"{lm.num_layers}, {info.ivf['nlist']} lists; {queries} corpus words as queries")
+        for nprobe in sorted({1, 8, at_1m, 32, info.ivf["nprobe"]} & set(range(1, info.ivf["nlist"] + 1))):
+            layer.nprobe = nprobe
+            found = [set(layer.search(matrix[k][None], 10)[1][0].tolist()) for k in chosen]
+            recall = np.mean([len(a & b) / 10 for a, b in zip(found, exact)])
+            mark = (f"  <- the fraction of lists the default scans at 1M words ({big['nprobe']} of {big['nlist']})"
+                    if nprobe == at_1m else "  <- the index's default" if nprobe == info.ivf["nprobe"] else "")
+            print(f"real vectors: nprobe {nprobe:>2} of {info.ivf['nlist']}: recall@10 vs exact {recall:.3f}{mark}")
+
+
 def run(n_sentences: int = 2000, n_vectors: int = 1_000_000) -> None:
-    """All three sections; prints one line per figure."""
+    """All four sections; prints one line per figure."""
     size_and_throughput(n_sentences)
     search_speed(n_vectors)
+    real_recall()
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ A word's vector is the mean of its pieces' hidden states, the rule of ``mlmtool 
 (:mod:`mlmtool.analysis.embed`; words are the tokenizer's, :func:`mlmtool.tokens.word_ids_of`,
 or a treebank's with ``conllu``). The corpus streams through in chunks of lines: each chunk's
 vectors and word rows are written to ``INDEX_DIR/.building/`` as soon as they are computed
-and added to each layer's faiss IVF index by a worker thread while the model runs on the
-next chunk (:class:`~.merge.LayerWriter`), so memory stays at two chunks plus the index and a
-build stopped by Ctrl-C resumes from its last chunk. When every chunk is there,
-:func:`~.merge.commit` writes the new generation and replaces the manifest (:mod:`.store`).
+by a worker thread while the model runs on the next chunk (:class:`~.merge.LayerWriter`), so
+memory stays at two chunks and a build stopped by Ctrl-C resumes from its last chunk. When every
+chunk is there, :func:`~.merge.commit` fills each layer's faiss IVF index from them (learning
+a new index's lists from a sample of all of them first), writes the new generation and
+replaces the manifest (:mod:`.store`).
 Under ``torchrun`` the chunks are dealt out to the processes and rank 0 merges (:mod:`.shard`).
 """
 
@@ -17,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
 
@@ -353,7 +355,7 @@ def _chunks(sentences: Iterator[Sentence], size: int) -> Iterator[list[Sentence]
 
 def write_chunk(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence]) -> None:
     """One chunk file (``.npz``: ``vectors`` float16 ``[layers, W, D]``, the row columns as
-    arrays, ``truncated``, ``lines`` (corpus lines of the chunk), the sentences' numbers and texts), written under a temporary name
+    arrays, ``truncated``, the sentences' numbers and texts), written under a temporary name
     and renamed (atomic)."""
     import numpy as np
 
@@ -365,7 +367,7 @@ def write_chunk(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sen
               for k, v in rows.items()}
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, vectors=vectors, truncated=np.array(truncated), lines=np.array(len(chunk)), **arrays,
+        np.savez(fh, vectors=vectors, truncated=np.array(truncated), **arrays,
                  sent_number=np.array(with_words, dtype=np.int64),
                  sent_text=np.array([texts[n] for n in with_words], dtype=str))
     os.replace(tmp, path)
@@ -378,8 +380,8 @@ def build_index(lm, corpus: str | Path | None, output: str | Path, layers: Seque
 
     Streams the corpus in chunks of ``chunk_lines`` lines through the forward core; a
     chunk is kept in ``OUTPUT/.building/`` once computed, so an interrupted build (Ctrl-C)
-    resumes where it stopped, and its vectors go into each layer's IVF index in a worker
-    thread while the model runs on the next chunk. Re-running on a corpus whose first lines
+    resumes where it stopped (a worker thread writes each chunk while the model runs on the
+    next); at the end each layer's IVF index is filled from the chunks. Re-running on a corpus whose first lines
     are those already indexed appends the new lines. Vectors: mean of a word's pieces
     (``mlmtool embed``'s rule), L2-normalised, float16; per layer a faiss inverted-file
     index (cosine; :func:`~.merge.new_layer`).
@@ -443,9 +445,9 @@ def _open_corpus(corpus, conllu, info: IndexInfo, output) -> tuple[int, str, Ite
 
 
 def _build_here(lm, info, source, total, full, layers, batch_size, progress, chunk_lines) -> IndexInfo:
-    """The single-process build: chunks computed, written and added to the graphs in turn."""
+    """The single-process build: chunks computed and written in turn, then the layers filled."""
     work = _work_dir(info, full, chunk_lines)
-    writer = LayerWriter(info, lines=total - info.lines)
+    writer = LayerWriter(info)
     try:
         _run_chunks(lm, source, work, layers, batch_size, progress, chunk_lines, Shard(), writer)
         writer.wait()
@@ -464,22 +466,19 @@ def _build_sharded(lm, info, source, total, full, shard: Shard, layers, batch_si
     _run_chunks(lm, source, work, layers, batch_size, progress and shard.rank == 0, chunk_lines, shard, None)
     shard.barrier()  # every chunk is written
     if shard.rank == 0:
-        writer = LayerWriter(info, lines=total - info.lines, threads=0)
+        writer = LayerWriter(info)
         try:
-            for path in sorted(work.glob("chunk-*.npz")):
-                _add_saved(writer, path)
+            commit(info, work, writer, total, full)
         finally:
             writer.close()
-        commit(info, work, writer, total, full)
     shard.barrier()  # the manifest is replaced
     return read_info(info.path)
 
 
 def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: int, progress: bool,
                 chunk_lines: int, shard: Shard, writer: LayerWriter | None) -> None:
-    """Embed this rank's chunks not yet in ``work`` and write them there (:func:`write_chunk`);
-    with a ``writer``, hand it every chunk's vectors in corpus order (those of chunks an
-    interrupted build left are read back)."""
+    """Embed this rank's chunks not yet in ``work`` and write them there (:func:`write_chunk`),
+    in ``writer``'s worker thread while the model runs on the next chunk (here without one)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(unit=" words", unit_scale=True, disable=not progress, desc="index", dynamic_ncols=True)
@@ -488,12 +487,10 @@ def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: 
             if not shard.owns(number):
                 continue
             path = work / f"chunk-{chunk[0].number:010d}.npz"
-            if path.exists():
-                if writer is not None:
-                    writer.submit(lambda p=path: _add_saved(writer, p))
+            if path.exists():  # written by an interrupted build
                 continue
             vectors, rows, truncated = embed_sentences(lm, chunk, layers, batch_size)
-            job = _chunk_job(path, vectors, rows, truncated, chunk, writer)
+            job = partial(write_chunk, path, vectors, rows, truncated, chunk)
             if writer is None:
                 job()
             else:
@@ -502,22 +499,3 @@ def _run_chunks(lm, source: Iterator[Sentence], work: Path, layers, batch_size: 
             bar.set_postfix(line=chunk[-1].number + 1, refresh=False)
     finally:
         bar.close()
-
-
-def _add_saved(writer: LayerWriter, path: Path) -> None:
-    """Add the vectors of a chunk file (one an interrupted build or another rank wrote)."""
-    import numpy as np
-
-    with np.load(path) as data:
-        lines = int(data["lines"]) if "lines" in data.files else len(data["sent_number"])
-        writer.add(data["vectors"], lines)
-
-
-def _chunk_job(path: Path, vectors, rows: dict, truncated: int, chunk: list[Sentence], writer):
-    """The work after a chunk's forward passes: write its file, then add its vectors."""
-    def job() -> None:
-        write_chunk(path, vectors, rows, truncated, chunk)
-        if writer is not None:
-            writer.add(vectors, len(chunk))
-
-    return job

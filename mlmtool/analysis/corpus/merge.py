@@ -1,11 +1,12 @@
 """Turn a build's chunks into a new generation of an index: IVF layers, word tables, manifest.
 
 The chunk files of ``INDEX_DIR/.building/`` (:func:`~.build.write_chunk`) are the build's
-state. :class:`LayerWriter` adds chunk vectors to each layer's faiss IVF index in corpus
-order, in a worker thread, so a single-process build fills the inverted lists while the
-model runs on the next chunk; a multi-process build (:mod:`.shard`) has rank 0 feed it every
-rank's chunks after the others finish. :func:`commit` then writes the tables (streamed chunk
-by chunk, Parquet) and the layer files and replaces the manifest, the single commit point.
+state; a worker thread of :class:`LayerWriter` writes them while the model runs on the next
+chunk. When every chunk is there (from one process, or from every rank of a launch,
+:mod:`.shard`), :func:`commit` has the writer learn a new index's inverted lists from a
+sample of the whole build and fill each layer's lists from the chunks in corpus order, then
+writes the tables (streamed chunk by chunk, Parquet) and the layer files and replaces the
+manifest, the single commit point.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from .store import IndexInfo, ivf_settings, library_versions, restore_layer
 WORD_COLUMNS = {"sentence": "int32", "word_index": "int32", "word": "string", "start": "int32",
                 "end": "int32", "upos": "string", "relation": "string"}
 
+#: k-means iterations when the lists are learnt (faiss's ``Clustering`` default).
+KMEANS_ITERATIONS = 25
 
-#: k-means iterations when the lists are learnt (faiss's ``Clustering`` default is 25; the
-#: centroids only route vectors to lists, which are then scanned exactly, so a rougher
-#: clustering costs probes, not correctness: recall in docs/search.md).
-KMEANS_ITERATIONS = 10
+#: Seed of the training sample and of k-means: the same chunks give the same lists.
+SEED = 1234
 
 
 def new_layer(dim: int, nlist: int):
@@ -48,6 +49,7 @@ def new_layer(dim: int, nlist: int):
     index.by_residual = False
     index.cp.min_points_per_centroid = 1  # the sample size is ours (ivf_settings); no warnings
     index.cp.niter = KMEANS_ITERATIONS
+    index.cp.seed = SEED
     return index
 
 
@@ -65,25 +67,31 @@ def faiss_threads(n: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
+def chunk_words(path: Path) -> int:
+    """The number of words (vectors per layer) in a chunk file."""
+    import numpy as np
+
+    with np.load(path) as data:
+        return int(data["row_sentence"].shape[0])
+
+
 class LayerWriter:
-    """Each indexed layer's IVF index of this build, extended chunk by chunk in a worker thread.
+    """Writes a build's chunk files in a worker thread, then each layer's IVF index from them.
 
     Jobs run in submission order on one thread, and :meth:`submit` waits for the previous
-    job first, so at most one chunk waits in memory besides the one being computed (and,
-    for a new index, the k-means training sample). Keys continue from the words already
-    indexed (id = row of the word table).
+    job first, so at most one chunk waits in memory besides the one being computed.
 
-    A new index's settings come from the words expected (:func:`~.store.ivf_settings`: the
-    first chunk's words per line times ``lines``); its first ``train`` vectors are kept until
-    k-means has learnt the lists from them, then added like the rest. An index being
-    extended keeps its lists and settings (``info.ivf``). By default the lists are filled on
-    one thread, so the model's threads keep the cores while the next chunk is computed.
+    :meth:`fill` adds the chunks' vectors to each layer's index in corpus order (id = row of
+    the word table, continuing from the words already indexed). A new index first learns its
+    lists: :func:`~.store.ivf_settings` of the build's word count, k-means on a seeded
+    uniform sample of all the chunks (so a corpus ordered by topic or language gets lists for
+    all of it, not for its first part). An index being extended keeps its lists and settings
+    (``info.ivf``). The lists are filled after the forward passes, with every core: a worker
+    beside the model would take one of its two cores on a small machine.
 
     Args:
         info: the index being extended (its layer files, word count, hidden size, settings).
-        lines: corpus lines this build adds (for the expected word count); None = unknown.
-        threads: faiss threads per :meth:`add` (0 = all cores): 1 while the model runs on the
-            same cores, 0 when the lists are filled after it (a launch's merge).
+        threads: faiss threads for k-means and filling (0 = all cores).
 
     Attributes:
         ivf: the IVF settings of the layers (for the manifest).
@@ -92,52 +100,59 @@ class LayerWriter:
         MlmtoolError: a damaged layer file of ``info``.
     """
 
-    def __init__(self, info: IndexInfo, lines: int | None = None, threads: int = 1):
-        self.info, self.lines, self.threads = info, lines, threads
+    def __init__(self, info: IndexInfo, threads: int = 0):
+        self.info, self.threads = info, threads
         self.ivf = dict(info.ivf)
         self.indexes = ([restore_layer(info, layer, view=False) for layer in info.layers]
                         if info.layer_files else None)
-        self._sample: list = []  # float16 [layers, W, D] chunks waiting for k-means
         self.next_key = info.words
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-writer")
         self._pending: Future | None = None
 
-    def add(self, vectors, lines: int | None = None) -> None:
-        """Add ``float16 [layers, W, D]`` vectors (one chunk, of ``lines`` corpus lines) with
-        the next ``W`` ids (kept for training first, for a new index)."""
-        if self.indexes is not None:
-            self._fill(vectors)
-            return
-        if not self.ivf:
-            n = vectors.shape[1]
-            self.ivf = ivf_settings(n * self.lines // max(1, lines or 1) if self.lines and lines else n)
-        self._sample.append(vectors)
-        if sum(v.shape[1] for v in self._sample) >= self.ivf["train"]:
-            self._train()
+    def fill(self, chunks: list[Path]) -> None:
+        """Add the vectors of ``chunks`` (chunk files, in corpus order); for a new index, learn
+        its lists from a sample of them first."""
+        import numpy as np
 
-    def _train(self) -> None:
-        """Learn each layer's lists from the kept vectors (fewer than ``nlist`` of them: ``nlist``
-        shrinks to their square root), then add them."""
+        if self.indexes is None:
+            self._train(chunks)
+        for path in chunks:
+            with np.load(path) as data:
+                self.add(data["vectors"])
+
+    def _train(self, chunks: list[Path]) -> None:
+        """k-means of each layer on ``ivf["train"]`` vectors drawn uniformly (seeded) from all chunks."""
+        import numpy as np
+
+        counts = [chunk_words(p) for p in chunks]
+        total = sum(counts)
+        picked = np.sort(np.random.default_rng(SEED).choice(total, size=min(total, ivf_settings(total)["train"]),
+                                                            replace=False))
+        parts, start = [], 0
+        for path, n in zip(chunks, counts):
+            mine = picked[(picked >= start) & (picked < start + n)] - start
+            if len(mine):
+                with np.load(path) as data:
+                    parts.append(data["vectors"][:, mine].astype(np.float32))  # [layers, t, D]
+            start += n
+        self.learn(np.concatenate(parts, axis=1) if parts else None, total)
+
+    def learn(self, sample, total: int) -> None:
+        """Make each layer's lists: :func:`~.store.ivf_settings` of ``total`` words, k-means on
+        ``sample`` (``float32 [layers, t, D]``, ``t`` ≥ ``nlist``; None when there are no words)."""
         import numpy as np
 
         dim = self.info.hidden_size
-        sample = (np.concatenate(self._sample, axis=1) if self._sample
-                  else np.zeros((len(self.info.layers), 0, dim), np.float16))
-        self._sample = []
-        n = sample.shape[1]
-        if not self.ivf or n < self.ivf["nlist"]:
-            self.ivf = ivf_settings(n)
+        self.ivf = ivf_settings(total)
         self.indexes = []
         with faiss_threads(self.threads):
-            for layer_vectors in sample:
+            for k in range(len(self.info.layers)):
                 index = new_layer(dim, self.ivf["nlist"])
-                train = layer_vectors[: self.ivf["train"]].astype(np.float32)
-                index.train(train if n else np.eye(1, dim, dtype=np.float32))
+                index.train(np.ascontiguousarray(sample[k]) if sample is not None else np.eye(1, dim, dtype=np.float32))
                 self.indexes.append(index)
-        self._fill(sample)
 
-    def _fill(self, vectors) -> None:
-        """Add ``float16 [layers, W, D]`` vectors to trained lists with the next ``W`` ids."""
+    def add(self, vectors) -> None:
+        """Add ``float16 [layers, W, D]`` vectors to the learnt lists with the next ``W`` ids."""
         import numpy as np
 
         n = vectors.shape[1]
@@ -176,8 +191,8 @@ class LayerWriter:
         import faiss
 
         self.wait()
-        if self.indexes is None:  # fewer words than the training sample: learn the lists now
-            self._train()
+        if self.indexes is None:  # no chunk was filled: empty lists
+            self._train([])
         names = {}
         for layer, index in zip(layers, self.indexes):
             name = f"layer-{layer:02d}.g{generation:04d}.faiss"
@@ -240,18 +255,21 @@ def _column(values, kind: str, nullable: bool = False):
 
 
 def commit(info: IndexInfo, work: Path, writer: LayerWriter, total: int, full_hash: str) -> IndexInfo:
-    """Write a new generation from the chunks of ``work`` (vectors already in ``writer``),
-    replace the manifest, then remove the previous generation's layer files and ``work``.
+    """Write a new generation from the chunks of ``work`` (their vectors added to ``writer``'s
+    layers here), replace the manifest, then remove the previous generation's layer files and ``work``.
 
     Args:
-        info: the index before this build. work: the chunk folder. writer: the extended
-            layers. total: corpus lines now indexed. full_hash: SHA-256 of those lines.
+        info: the index before this build. work: the chunk folder (every chunk of this build).
+        writer: the layers (:meth:`LayerWriter.fill` adds the chunks). total: corpus lines now
+            indexed. full_hash: SHA-256 of those lines.
 
     Returns:
         The new :class:`~.store.IndexInfo` (saved as the manifest).
     """
     folder, gen = Path(info.path), info.generation + 1
-    added = write_tables(folder, gen, sorted(work.glob("chunk-*.npz")))
+    chunks = sorted(work.glob("chunk-*.npz"))
+    writer.fill(chunks)
+    added = write_tables(folder, gen, chunks)
     new = dict(info.__dict__, generation=gen, lines=total, corpus_sha256=full_hash, versions=library_versions(),
                ivf=writer.ivf,
                layer_files=writer.save(folder, info.layers, gen), tables=list(info.tables),

@@ -37,18 +37,18 @@ VERSION = 2
 
 #: Inverted lists probed per query (at most the index's lists; recall and speed at 1,000,000
 #: words in docs/search.md, from bench_search).
-NPROBE = 32
+NPROBE = 48
 
-#: Most inverted lists per layer, and training vectors per list (k-means on the first vectors
-#: of the build; faiss asks for at least 39 per centroid).
+#: Most inverted lists per layer, and training vectors per list (k-means on a uniform sample of
+#: the build; faiss asks for at least 39 per centroid).
 MAX_LISTS = 4096
-TRAIN_PER_LIST = 40
+TRAIN_PER_LIST = 64
 
 
-def ivf_settings(expected_words: int) -> dict[str, int]:
-    """The IVF settings for a new layer expected to hold ``expected_words`` words.
+def ivf_settings(words: int) -> dict[str, int]:
+    """The IVF settings for a new layer of ``words`` words (those of its first build).
 
-    ``nlist`` = half the square root of the expected words (1 to :data:`MAX_LISTS`): lists of
+    ``nlist`` = half the square root of the words (1 to :data:`MAX_LISTS`): lists of
     about ``2 sqrt(N)`` words (Jégou, Douze & Schmid 2011; faiss's guidelines start at
     ``sqrt(N)`` lists for millions of vectors, where the scan of the probed lists dominates;
     up to 10 million words fewer, longer lists keep k-means, the one part of the build that
@@ -60,8 +60,8 @@ def ivf_settings(expected_words: int) -> dict[str, int]:
     Returns:
         ``{"nlist": int, "nprobe": int, "train": int}``.
     """
-    nlist = max(1, min(MAX_LISTS, round(math.sqrt(max(1, expected_words)) / 2)))
-    return {"nlist": nlist, "nprobe": min(nlist, NPROBE), "train": max(nlist, min(expected_words, TRAIN_PER_LIST * nlist))}
+    nlist = max(1, min(MAX_LISTS, round(math.sqrt(max(1, words)) / 2)))
+    return {"nlist": nlist, "nprobe": min(nlist, NPROBE), "train": max(nlist, min(words, TRAIN_PER_LIST * nlist))}
 
 
 #: Layers with at most this many words are searched exactly (a NumPy scan of the float16
@@ -90,8 +90,8 @@ class IndexInfo:
         layer_files: layer number (as a string, JSON keys) → its faiss file.
         versions: library versions at the last build (mlmtool, faiss-cpu, pyarrow, torch, ...).
         ivf: the IVF settings of the layer files (:func:`ivf_settings`: ``nlist``, ``nprobe``,
-            ``train``), chosen when the index is created from the words expected and kept
-            when it is extended.
+            ``train``), chosen from the words of the first build and kept when the index is
+            extended.
     """
 
     path: str
