@@ -144,6 +144,11 @@ def test_search_is_the_cli_json_and_opens_sentences(client, runner, folders):
     assert_error(client.get("/api/search/sentence/9999"), 404, "no sentence 9999")
     assert_error(client.post("/api/search", json={"query": "no brackets"}), 400, "brackets")
     assert_error(client.post("/api/search", json={"query": "[two] [words]"}), 400, "more than one")
+    # literal brackets are written \[ \]: a sentence with [MASK] can be searched (the Search tab's query)
+    masked = r"the dog ran to the \[MASK\] [bank] ."
+    expected = cli_json(runner, "search", folders["index"], masked, "--layer", 1, "-k", 3, "--json")
+    got = client.post("/api/search", json={"query": masked, "layer": 1, "top_k": 3}).json()
+    assert got == expected and got["query"] == "the dog ran to the [MASK] bank ." and got["word"] == "bank"
     assert_error(client.post("/api/search", json={"query": query, "layer": 0}), 400, "not in the index")
     assert_error(client.post("/api/search", json={"query": query, "model": "roberta"}), 400, "made by model")
     assert_error(client.post("/api/search", json={"query": query, "top_k": 0}), 422, "top_k")
@@ -328,8 +333,6 @@ def test_every_tab_by_keyboard_and_mouse_restores_from_the_url(page, browser, se
     # the keyboard: focus the open tab, then the arrow keys (Right) open the next one
     for prev, name in zip(TABS, TABS[1:]):
         before = runs(page, name)
-        if name == "search":  # a sentence without brackets: search takes the word in [ ]
-            page.fill("#app-text", PLAIN)
         page.focus(f"#tab-btn-{prev}")  # (the mouse may have moved the focus into the tab)
         page.keyboard.press("ArrowRight")
         assert page.evaluate("() => document.activeElement.id") == f"tab-btn-{name}"

@@ -336,3 +336,17 @@ def test_settings_rule_and_an_index_of_the_old_format_is_refused(built, tmp_path
     out = runner.invoke(cli, ["search", str(old), "the [cat] sat ."])
     assert out.exit_code == 2 and "format version 1" in out.output and "rebuild" in out.output
     assert len(out.output.strip().splitlines()) == 1
+
+
+def test_query_brackets_and_literal_brackets():
+    """One [bracketed] word; \\[ and \\] are literal brackets, kept in the sentence."""
+    from mlmtool.analysis.corpus.query import parse_query
+    from mlmtool.errors import MlmtoolError
+
+    assert parse_query("The [bank] of the river.") == ("The bank of the river.", 4)
+    assert parse_query(r"She wrote \[MASK\] on the [board].") == ("She wrote [MASK] on the board.", 24)
+    assert parse_query(r"a [\[MASK\]] b") == ("a [MASK] b", 2)
+    for bad, words in [("no brackets", "no word"), ("[a] [b]", "more than one"), ("[ ]", "empty or unclosed"),
+                       ("a [b", "empty or unclosed"), ("a ]b[ c", "empty or unclosed"), (r"\[a\]", "no word")]:
+        with pytest.raises(MlmtoolError, match=words):
+            parse_query(bad)

@@ -23,7 +23,8 @@ from ._common import check_output_file, json_option, overwrite_option
 @json_option
 @overwrite_option
 def search(index_dir, query, layer, top_k, words, pos, html_out, as_json, overwrite):
-    """Find the corpus words the model sees like the [bracketed] word of QUERY.
+    """Find the corpus words the model sees like the [bracketed] word of QUERY
+    (write \\[ and \\] for literal brackets, e.g. a [MASK] in the sentence).
 
     The model is the index's (named in its manifest). Prints a keyword-in-context table and
     a summary of the hits; --json prints them as JSON.

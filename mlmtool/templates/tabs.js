@@ -607,18 +607,21 @@ const mlmtoolTabs = (function () {
         const b = el("button", "", w);
         b.type = "button";
         b.dataset.word = String(i);
-        b.disabled = /[\[\]]/.test(ctx.text());
         b.setAttribute("aria-pressed", String(i === chosen));
         b.addEventListener("click", () => { chosen = i; chosenIn = ctx.text(); ctx.push(); tab.run(); });
         return b;
       }));
-      if (/[\[\]]/.test(ctx.text())) box.appendChild(el("span", "tab-muted", " (remove the [ ] brackets to search: the word you click is put in brackets)"));
     }
-    function query() {  // the sentence with the chosen word in brackets, as `mlmtool search` takes it
+    // the sentence with the chosen word in brackets, as `mlmtool search` takes it; the sentence's
+    // own brackets ([MASK]) are written \[ \] (literal brackets in a query)
+    const literal = (s) => s.replace(/[\[\]]/g, (c) => "\\" + c);
+    function query() {
       const text = ctx.text(), re = /\S+/g;
       let m, i = 0;
       while ((m = re.exec(text)) !== null) {
-        if (i++ === chosen) return text.slice(0, m.index) + "[" + m[0] + "]" + text.slice(m.index + m[0].length);
+        if (i++ === chosen) {
+          return literal(text.slice(0, m.index)) + "[" + literal(m[0]) + "]" + literal(text.slice(m.index + m[0].length));
+        }
       }
       return null;
     }

@@ -11,7 +11,6 @@ when filters drop hits.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,6 @@ WORD_FILTERS = ("any", "same", "other")
 #: Hits searched by default (``mlmtool search -k``).
 SEARCH_TOP_K = 20
 
-_BRACKETS = re.compile(r"\[([^\[\]]+)\]")
 
 
 @dataclass
@@ -104,18 +102,37 @@ class SearchResult:
 
 def parse_query(text: str) -> tuple[str, int]:
     """``"The [bank] of the river."`` → ``("The bank of the river.", 4)``: the sentence and
-    the character offset of the bracketed word.
+    the character offset of the bracketed word (in the sentence returned).
+
+    ``\\[`` and ``\\]`` are literal brackets (``"She wrote \\[MASK\\] on the [board]."``:
+    the word is ``board`` and the sentence keeps ``[MASK]``), so any sentence can be searched.
 
     Raises:
-        MlmtoolError: no bracketed word, or more than one.
+        MlmtoolError: no bracketed word, more than one, or an empty or unclosed one.
     """
-    found = list(_BRACKETS.finditer(text))
-    if len(found) != 1 or text.count("[") != 1 or text.count("]") != 1:
-        what = "no word in [brackets]" if not found else "more than one [bracketed] word"
-        raise MlmtoolError(f"the query has {what}; put exactly one word in brackets, e.g. "
-                           "\"The [bank] of the river was muddy.\"", param="query")
-    m = found[0]
-    return text[:m.start()] + m.group(1) + text[m.end():], m.start()
+    clean: list[str] = []
+    opens: list[int] = []
+    closes: list[int] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and text[i + 1:i + 2] in ("[", "]"):
+            clean.append(text[i + 1])
+            i += 2
+            continue
+        if ch == "[":
+            opens.append(len(clean))
+        elif ch == "]":
+            closes.append(len(clean))
+        else:
+            clean.append(ch)
+        i += 1
+    if len(opens) != 1 or len(closes) != 1 or not opens[0] < closes[0] or not "".join(clean[opens[0]:closes[0]]).strip():
+        what = "no word in [brackets]" if not opens and not closes else "more than one [bracketed] word" \
+            if len(opens) > 1 or len(closes) > 1 else "an empty or unclosed [bracket]"
+        raise MlmtoolError(f"the query has {what}; put exactly one word in brackets, e.g. \"The [bank] of the "
+                           "river was muddy.\" (write \\[ and \\] for literal brackets)", param="query")
+    return "".join(clean), opens[0]
 
 
 def query_vector(lm, text: str, layer: int):
