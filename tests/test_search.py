@@ -296,7 +296,8 @@ def test_ivf_lists_are_learnt_from_the_whole_build_and_kept_when_appending(lm, t
     corpus.write_text("\n".join(LINES[:16]) + "\n", encoding="utf-8")
     info = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
     nlist = round(info.words ** 0.5 / 2)
-    assert info.ivf == {"nlist": nlist, "nprobe": nlist, "train": 4 * nlist} and len(samples) == 1
+    assert info.ivf == {"nlist": nlist, "nprobe": nlist, "train": 4 * nlist, "words": info.words}
+    assert len(samples) == 1
     vectors = mlmtool.load_index(info.path).vectors(2).astype(np.float32)
     rows = [int(np.argmin(np.abs(vectors - x).sum(axis=1))) for x in samples[0]]  # each sample's word row
     assert len(samples[0]) == 4 * nlist and len(set(rows)) == len(rows)
@@ -324,8 +325,8 @@ def test_settings_rule_and_an_index_of_the_old_format_is_refused(built, tmp_path
 
     from mlmtool.analysis.corpus.store import MAX_LISTS, NPROBE, ivf_settings
 
-    assert ivf_settings(1_000_000) == {"nlist": 500, "nprobe": NPROBE, "train": 32_000}
-    assert ivf_settings(100) == {"nlist": 5, "nprobe": 5, "train": 100}
+    assert ivf_settings(1_000_000) == {"nlist": 500, "nprobe": NPROBE, "train": 32_000, "words": 1_000_000}
+    assert ivf_settings(100) == {"nlist": 5, "nprobe": 5, "train": 100, "words": 100}
     assert ivf_settings(10**9)["nlist"] == MAX_LISTS
     # chunk lines: 2,048 at most, 64 MiB of float16 vectors at 25 words per line, 256 at least
     assert [build_mod.chunk_lines_for(n, d) for n, d in ((1, 384), (3, 384), (13, 768))] == [2048, 1165, 256]
@@ -350,3 +351,34 @@ def test_query_brackets_and_literal_brackets():
                        ("a [b", "empty or unclosed"), ("a ]b[ c", "empty or unclosed"), (r"\[a\]", "no word")]:
         with pytest.raises(MlmtoolError, match=words):
             parse_query(bad)
+
+
+def test_an_index_grown_fourfold_learns_new_lists_and_keeps_its_words(lm, tmp_path, monkeypatch):
+    """Appending until the index holds REFIT_GROWTH times the words its lists were learnt from:
+    new lists (sqrt(words)/2 of them, learnt from the old and the new words), every word kept
+    with its id and float16 vector, and the same answers as a fresh build's exact scan."""
+    import faiss
+
+    from mlmtool.analysis.corpus import merge
+
+    monkeypatch.setattr(build_mod, "CHUNK_LINES", 4)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(LINES[:6]) + "\n", encoding="utf-8")
+    first = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
+    before = mlmtool.load_index(first.path).vectors(2)
+    with corpus.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(LINES[6:]) + "\n")
+    grown = mlmtool.build_index(lm, corpus, tmp_path / "ix", layers=[2])
+    assert grown.words >= merge.REFIT_GROWTH * first.words  # 32 lines against 6: past the bound
+    nlist = round(grown.words ** 0.5 / 2)
+    assert nlist > first.ivf["nlist"] and grown.ivf["nlist"] == nlist and grown.ivf["words"] == grown.words
+    layer = faiss.read_index(str(tmp_path / "ix" / grown.layer_files["2"]))
+    assert layer.nlist == nlist and layer.ntotal == grown.words
+    index = mlmtool.load_index(grown.path)
+    after = index.vectors(2)
+    np.testing.assert_array_equal(after[: first.words], before)  # the old words: same ids, same values
+    fresh = mlmtool.build_index(lm, corpus, tmp_path / "fresh", layers=[2])
+    np.testing.assert_array_equal(after, mlmtool.load_index(fresh.path).vectors(2))
+    a = mlmtool.search(index, "a [river] .", lm, top_k=10, exact=False)
+    b = mlmtool.search(fresh.path, "a [river] .", lm, top_k=10, exact=True)
+    assert [(h.sentence, h.word_index) for h in a.hits] == [(h.sentence, h.word_index) for h in b.hits]

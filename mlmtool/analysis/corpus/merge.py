@@ -30,6 +30,11 @@ KMEANS_ITERATIONS = 25
 #: Seed of the training sample and of k-means: the same chunks give the same lists.
 SEED = 1234
 
+#: An index extended to this many times the words its lists were learnt from learns new lists
+#: (its lists would otherwise grow ever longer, and each query with them): at 4x, a list holds
+#: at most about twice the words :func:`~.store.ivf_settings` would give it.
+REFIT_GROWTH = 4
+
 
 def new_layer(dim: int, nlist: int):
     """An empty, untrained faiss inverted-file index of ``dim``-wide float16 vectors.
@@ -67,6 +72,16 @@ def faiss_threads(n: int) -> Iterator[None]:
         faiss.omp_set_num_threads(before)
 
 
+def _decode(index, ids):
+    """The stored vectors of ``ids`` in an IVF index read into memory: ``float32 [n, D]``
+    (exactly the float16 values added)."""
+    import numpy as np
+
+    if index.direct_map.type == 0:  # faiss DirectMap::NoMap
+        index.make_direct_map()
+    return index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+
+
 def chunk_words(path: Path) -> int:
     """The number of words (vectors per layer) in a chunk file."""
     import numpy as np
@@ -86,7 +101,7 @@ class LayerWriter:
     lists: :func:`~.store.ivf_settings` of the build's word count, k-means on a seeded
     uniform sample of all the chunks (so a corpus ordered by topic or language gets lists for
     all of it, not for its first part). An index being extended keeps its lists and settings
-    (``info.ivf``). The lists are filled after the forward passes, with every core: a worker
+    (``info.ivf``) until it has grown :data:`REFIT_GROWTH` times, then learns new ones. The lists are filled after the forward passes, with every core: a worker
     beside the model would take one of its two cores on a small machine.
 
     Args:
@@ -110,25 +125,42 @@ class LayerWriter:
         self._pending: Future | None = None
 
     def fill(self, chunks: list[Path]) -> None:
-        """Add the vectors of ``chunks`` (chunk files, in corpus order); for a new index, learn
-        its lists from a sample of them first."""
+        """Add the vectors of ``chunks`` (chunk files, in corpus order). A new index learns its
+        lists from a sample of them first; an index that has grown :data:`REFIT_GROWTH` times
+        past the words its lists were learnt from learns new ones from a sample of its words
+        and the chunks', and its words move to them (same ids, same float16 values)."""
         import numpy as np
 
-        if self.indexes is None:
-            self._train(chunks)
+        counts = [chunk_words(p) for p in chunks]
+        old = self.indexes
+        if old is None or self._outgrown(sum(counts)):
+            self._train(chunks, counts, old)
+            if old is not None:
+                self._move(old)
         for path in chunks:
             with np.load(path) as data:
                 self.add(data["vectors"])
 
-    def _train(self, chunks: list[Path]) -> None:
-        """k-means of each layer on ``ivf["train"]`` vectors drawn uniformly (seeded) from all chunks."""
+    def _outgrown(self, new: int) -> bool:
+        """True when ``new`` words make the index :data:`REFIT_GROWTH` times the words its
+        lists were learnt from (``ivf["words"]``) and the rule would give it more lists."""
+        learnt = self.ivf.get("words") or (2 * self.ivf.get("nlist", 1)) ** 2
+        total = self.info.words + new
+        return total >= REFIT_GROWTH * learnt and ivf_settings(total)["nlist"] > self.ivf.get("nlist", 0)
+
+    def _train(self, chunks: list[Path], counts: list[int], old=None) -> None:
+        """k-means of each layer on ``ivf["train"]`` vectors drawn uniformly (seeded) from all
+        the words: those of ``old`` (the indexed ones, decoded) and those of the chunks."""
         import numpy as np
 
-        counts = [chunk_words(p) for p in chunks]
-        total = sum(counts)
+        before = self.info.words if old is not None else 0
+        total = before + sum(counts)
         picked = np.sort(np.random.default_rng(SEED).choice(total, size=min(total, ivf_settings(total)["train"]),
                                                             replace=False))
-        parts, start = [], 0
+        parts = []
+        if old is not None and (picked < before).any():
+            parts.append(np.stack([_decode(index, picked[picked < before]) for index in old]))  # [layers, t, D]
+        start = before
         for path, n in zip(chunks, counts):
             mine = picked[(picked >= start) & (picked < start + n)] - start
             if len(mine):
@@ -136,6 +168,16 @@ class LayerWriter:
                     parts.append(data["vectors"][:, mine].astype(np.float32))  # [layers, t, D]
             start += n
         self.learn(np.concatenate(parts, axis=1) if parts else None, total)
+
+    def _move(self, old, block: int = 65_536) -> None:
+        """Add the words of the ``old`` layers (ids ``0 .. info.words - 1``) to the new lists."""
+        import numpy as np
+
+        with faiss_threads(self.threads):
+            for new_index, old_index in zip(self.indexes, old):
+                for s in range(0, self.info.words, block):
+                    ids = np.arange(s, min(self.info.words, s + block), dtype=np.int64)
+                    new_index.add_with_ids(_decode(old_index, ids), ids)
 
     def learn(self, sample, total: int) -> None:
         """Make each layer's lists: :func:`~.store.ivf_settings` of ``total`` words, k-means on

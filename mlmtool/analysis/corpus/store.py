@@ -55,13 +55,14 @@ def ivf_settings(words: int) -> dict[str, int]:
     grows with ``nlist²``, small beside the forward passes, and a query of :data:`NPROBE`
     lists scans ``64 sqrt(N)`` vectors: 64,000 at 1 million, a few ms); ``nprobe`` =
     :data:`NPROBE` (at most ``nlist``); ``train`` = the vectors k-means learns the lists
-    from (:data:`TRAIN_PER_LIST` per list, at most the words).
+    from (:data:`TRAIN_PER_LIST` per list, at most the words); ``words`` = ``words``.
 
     Returns:
-        ``{"nlist": int, "nprobe": int, "train": int}``.
+        ``{"nlist": int, "nprobe": int, "train": int, "words": int}``.
     """
     nlist = max(1, min(MAX_LISTS, round(math.sqrt(max(1, words)) / 2)))
-    return {"nlist": nlist, "nprobe": min(nlist, NPROBE), "train": max(nlist, min(words, TRAIN_PER_LIST * nlist))}
+    return {"nlist": nlist, "nprobe": min(nlist, NPROBE), "train": max(nlist, min(words, TRAIN_PER_LIST * nlist)),
+            "words": words}
 
 
 #: Layers with at most this many words are searched exactly (a NumPy scan of the float16
@@ -90,8 +91,9 @@ class IndexInfo:
         layer_files: layer number (as a string, JSON keys) → its faiss file.
         versions: library versions at the last build (mlmtool, faiss-cpu, pyarrow, torch, ...).
         ivf: the IVF settings of the layer files (:func:`ivf_settings`: ``nlist``, ``nprobe``,
-            ``train``), chosen from the words of the first build and kept when the index is
-            extended.
+            ``train``, ``words``), chosen from the words the lists were learnt from (the first
+            build's) and kept when the index is extended, until it has grown fourfold
+            (:data:`~.merge.REFIT_GROWTH`).
     """
 
     path: str
