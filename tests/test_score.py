@@ -179,6 +179,15 @@ def test_views_show_each_token(tiny_bert):
     assert "<script" not in page and "http://" not in page and "https://" not in page
     fig = render_score_png(scores)
     assert len(fig.axes) == 2 and [len(a.patches) for a in fig.axes] == [len(s.tokens) for s in scores]
+    # in a notebook, the page's style must not restyle the notebook: every rule is scoped to the fragment
+    import re
+
+    frag = render_score_html(scores)._repr_html_()
+    assert frag.startswith('<div class="mlmtool-score">') and "<body" not in frag and "<html" not in frag
+    css = re.search(r"<style>(.*?)</style>", frag, re.S).group(1)
+    selectors = [sel.strip() for rule in re.findall(r"([^{}]+)\{[^{}]*\}", css) for sel in rule.split(",")]
+    assert selectors and all(sel == ".mlmtool-score" or sel.startswith(".mlmtool-score ") for sel in selectors)
+    assert frag.count("<tr>") == page.count("<tr>")
 
 
 def test_cli_score(runner, tiny_bert_dir, tiny_bert, tmp_path):

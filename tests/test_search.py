@@ -8,6 +8,7 @@ gives the index a fresh build gives; bad input is one line, exit 2, and nothing 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -111,6 +112,12 @@ def test_word_filters_and_the_json_of_the_cli(built, runner):
     assert page.exit_code == 0 and "keyword" not in page.output
     html = open("hits.html", encoding="utf-8").read()
     assert "default-src 'none'" in html and "<script" not in html and "cat" in html
+    from mlmtool.render.search_view import render_search_html
+
+    frag = render_search_html(other)._repr_html_()  # Jupyter's: the body, every style rule scoped to it
+    assert frag.startswith('<div class="mlmtool-search">') and "<body" not in frag
+    rules = re.findall(r"([^{}]+)\{[^{}]*\}", re.search(r"<style>(.*?)</style>", frag, re.S).group(1))
+    assert rules and all(sel.strip().startswith(".mlmtool-search") for r in rules for sel in r.split(","))
 
 
 def test_interrupted_build_resumes_and_new_lines_append(lm, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import html
 import json
+import re
 import uuid
 from functools import lru_cache
 from importlib import resources
@@ -76,6 +77,32 @@ class HTML(TextDocument):
 
     def __reduce__(self):
         return (type(self), (self.document, self._fragment, self.title))
+
+
+_CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+
+
+def scoped_fragment(document: str, scope: str) -> str:
+    """A simple page (one ``<style>`` of plain rules, no script) as an inline fragment for
+    Jupyter: its ``<body>`` in ``<div class="SCOPE">``, every CSS rule scoped to that class
+    (``body`` → ``.SCOPE``, ``h1`` → ``.SCOPE h1``), so showing it does not restyle the
+    notebook around it.
+
+    Args:
+        document: the complete page; scope: a CSS class name.
+
+    Returns:
+        The fragment's HTML text.
+    """
+    style = re.search(r"<style>(.*?)</style>", document, re.S)
+    body = re.search(r"<body>(.*)</body>", document, re.S)
+
+    def scoped(m: re.Match) -> str:
+        selectors = [sel.strip() for sel in m.group(1).split(",")]
+        return ",".join(f".{scope}" if sel == "body" else f".{scope} {sel}" for sel in selectors) + "{" + m.group(2) + "}"
+
+    css = _CSS_RULE.sub(scoped, style.group(1)) if style else ""
+    return f'<div class="{scope}"><style>{css}</style>{body.group(1) if body else document}</div>'
 
 
 def template(name: str):

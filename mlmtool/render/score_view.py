@@ -14,7 +14,7 @@ import math
 from typing import Sequence
 
 from ..analysis.score import SentenceScore
-from ._document import HTML
+from ._document import HTML, scoped_fragment
 from .fonts import CSS_MONO, CSS_SANS, use_in_matplotlib
 
 #: Surprisal (nats) at which the colour reaches full red.
@@ -110,7 +110,7 @@ def render_score_html(scores: SentenceScore | Sequence[SentenceScore], title: st
             f'<style>{css}</style></head><body><h1>{html.escape(title)}</h1>{"".join(blocks)}'
             '<p class="note">Bar length: -log p of each token with it masked (pseudo-log-likelihood, '
             'Salazar et al. 2020); green = probable, red = surprising.</p></body></html>\n')
-    return HTML(page)
+    return HTML(page, scoped_fragment(page, "mlmtool-score"), title=title)
 
 
 def render_score_png(scores: SentenceScore | Sequence[SentenceScore], ax=None):

@@ -7,7 +7,7 @@ never see a model or write files.
 
 from __future__ import annotations
 
-from ._document import HTML, template
+from ._document import HTML, scoped_fragment, template
 
 #: Characters of context shown on each side of a hit in the table.
 CONTEXT_CHARS = 40
@@ -70,4 +70,4 @@ def render_search_html(result) -> HTML:
     title = f"mlmtool search: {result.word} (layer {result.layer})"
     page = template("search.html.j2").render(title=title, result=result, summary=result.summary(),
                                              tagged=any(h.upos for h in result.hits))
-    return HTML(page, title=title)
+    return HTML(page, scoped_fragment(page, "mlmtool-search"), title=title)
