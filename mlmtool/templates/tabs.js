@@ -620,7 +620,8 @@ const mlmtoolTabs = (function () {
       let m, i = 0;
       while ((m = re.exec(text)) !== null) {
         if (i++ === chosen) {
-          return literal(text.slice(0, m.index)) + "[" + literal(m[0]) + "]" + literal(text.slice(m.index + m[0].length));
+          const after = text.slice(m.index + m[0].length);
+          return literal(text.slice(0, m.index)) + "[" + literal(m[0]) + "]" + literal(after);
         }
       }
       return null;

@@ -35,11 +35,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def treebank_texts(path: Path) -> list[str]:
+    """The ``# text =`` lines of a CoNLL-U file, in order."""
+    return [ln[len("# text = "):].strip() for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.startswith("# text = ")]
+
+
 def sentences(n: int) -> list[str]:
     """``n`` sentences: the treebank's texts, repeated in order."""
-    lines = [ln[len("# text = "):].strip() for ln in
-             (ROOT / "datasets" / "en_ewt-dev-300.conllu").read_text(encoding="utf-8").splitlines()
-             if ln.startswith("# text = ")]
+    lines = treebank_texts(ROOT / "datasets" / "en_ewt-dev-300.conllu")
     return [lines[i % len(lines)] for i in range(n)]
 
 
@@ -108,7 +112,7 @@ def search_speed(n: int, queries: int = 200, probes: tuple[int, ...] = (8, 16, 3
     import faiss
     import numpy as np
 
-    from mlmtool.analysis.corpus.merge import LayerWriter
+    from mlmtool.analysis.corpus.merge import SEED, LayerWriter
     from mlmtool.analysis.corpus.store import IndexInfo, ivf_settings
 
     settings = ivf_settings(n)
@@ -116,7 +120,7 @@ def search_speed(n: int, queries: int = 200, probes: tuple[int, ...] = (8, 16, 3
     data, q = both[:n], both[n:].astype(np.float32)
     writer = LayerWriter(IndexInfo(path="", model="synthetic", model_hash="", hidden_size=data.shape[1], layers=[1]))
     t = time.perf_counter()  # as LayerWriter.fill: k-means on a seeded uniform sample, then every vector
-    picked = np.sort(np.random.default_rng(1234).choice(n, size=settings["train"], replace=False))
+    picked = np.sort(np.random.default_rng(SEED).choice(n, size=settings["train"], replace=False))
     writer.learn(data[None, picked].astype(np.float32), n)
     for s in range(0, n, 20_000):
         writer.add(data[None, s:s + 20_000])
@@ -171,8 +175,7 @@ def real_recall(queries: int = 300, seed: int = 0) -> None:
     if not files:
         print(f"real vectors: no treebanks in {ud}; skipped")
         return
-    texts = [ln[len("# text = "):].strip() for f in files for ln in f.read_text(encoding="utf-8").splitlines()
-             if ln.startswith("# text = ")]
+    texts = [t for f in files for t in treebank_texts(f)]
     lm = mlmtool.load("minilm")
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "ud.txt"

@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from .store import IndexInfo, ivf_settings, library_versions, restore_layer
+from .store import IndexInfo, ivf_settings, library_versions, restore_layer, stored_lists
 
 #: Word-table columns and their Arrow types (``row_<name>`` arrays of a chunk file).
 WORD_COLUMNS = {"sentence": "int32", "word_index": "int32", "word": "string", "start": "int32",
@@ -58,28 +57,17 @@ def new_layer(dim: int, nlist: int):
     return index
 
 
-@contextmanager
-def faiss_threads(n: int) -> Iterator[None]:
-    """faiss's OpenMP threads set to ``n`` (0 = leave as it is) for the block, then restored."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    if n:
-        faiss.omp_set_num_threads(n)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
-
-
-def _decode(index, ids):
-    """The stored vectors of ``ids`` in an IVF index read into memory: ``float32 [n, D]``
-    (exactly the float16 values added)."""
+def _picked(index, ids):
+    """The stored vectors of ``ids`` (sorted) in an IVF layer: ``float32 [len(ids), D]``, in
+    the order of ``ids`` (gathered list by list with :func:`~.store.stored_lists`)."""
     import numpy as np
 
-    if index.direct_map.type == 0:  # faiss DirectMap::NoMap
-        index.make_direct_map()
-    return index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+    out = np.empty((len(ids), index.d), np.float32)
+    for list_ids, vectors in stored_lists(index):
+        where = np.searchsorted(ids, list_ids)
+        hit = (where < len(ids)) & (ids[np.minimum(where, len(ids) - 1)] == list_ids)
+        out[where[hit]] = vectors[hit]
+    return out
 
 
 def chunk_words(path: Path) -> int:
@@ -101,12 +89,12 @@ class LayerWriter:
     lists: :func:`~.store.ivf_settings` of the build's word count, k-means on a seeded
     uniform sample of all the chunks (so a corpus ordered by topic or language gets lists for
     all of it, not for its first part). An index being extended keeps its lists and settings
-    (``info.ivf``) until it has grown :data:`REFIT_GROWTH` times, then learns new ones. The lists are filled after the forward passes, with every core: a worker
+    (``info.ivf``) until it has grown :data:`REFIT_GROWTH` times, then learns new ones. The
+    lists are filled after the forward passes, with faiss's threads on every core: a worker
     beside the model would take one of its two cores on a small machine.
 
     Args:
         info: the index being extended (its layer files, word count, hidden size, settings).
-        threads: faiss threads for k-means and filling (0 = all cores).
 
     Attributes:
         ivf: the IVF settings of the layers (for the manifest).
@@ -115,8 +103,8 @@ class LayerWriter:
         MlmtoolError: a damaged layer file of ``info``.
     """
 
-    def __init__(self, info: IndexInfo, threads: int = 0):
-        self.info, self.threads = info, threads
+    def __init__(self, info: IndexInfo):
+        self.info = info
         self.ivf = dict(info.ivf)
         self.indexes = ([restore_layer(info, layer, view=False) for layer in info.layers]
                         if info.layer_files else None)
@@ -159,7 +147,7 @@ class LayerWriter:
                                                             replace=False))
         parts = []
         if old is not None and (picked < before).any():
-            parts.append(np.stack([_decode(index, picked[picked < before]) for index in old]))  # [layers, t, D]
+            parts.append(np.stack([_picked(index, picked[picked < before]) for index in old]))  # [layers, t, D]
         start = before
         for path, n in zip(chunks, counts):
             mine = picked[(picked >= start) & (picked < start + n)] - start
@@ -169,15 +157,14 @@ class LayerWriter:
             start += n
         self.learn(np.concatenate(parts, axis=1) if parts else None, total)
 
-    def _move(self, old, block: int = 65_536) -> None:
-        """Add the words of the ``old`` layers (ids ``0 .. info.words - 1``) to the new lists."""
+    def _move(self, old) -> None:
+        """Add the words of the ``old`` layers (their ids and stored values) to the new lists,
+        one old list at a time."""
         import numpy as np
 
-        with faiss_threads(self.threads):
-            for new_index, old_index in zip(self.indexes, old):
-                for s in range(0, self.info.words, block):
-                    ids = np.arange(s, min(self.info.words, s + block), dtype=np.int64)
-                    new_index.add_with_ids(_decode(old_index, ids), ids)
+        for new_index, old_index in zip(self.indexes, old):
+            for ids, vectors in stored_lists(old_index):
+                new_index.add_with_ids(vectors.astype(np.float32), ids)
 
     def learn(self, sample, total: int) -> None:
         """Make each layer's lists: :func:`~.store.ivf_settings` of ``total`` words, k-means on
@@ -187,11 +174,10 @@ class LayerWriter:
         dim = self.info.hidden_size
         self.ivf = ivf_settings(total)
         self.indexes = []
-        with faiss_threads(self.threads):
-            for k in range(len(self.info.layers)):
-                index = new_layer(dim, self.ivf["nlist"])
-                index.train(np.ascontiguousarray(sample[k]) if sample is not None else np.eye(1, dim, dtype=np.float32))
-                self.indexes.append(index)
+        for k in range(len(self.info.layers)):
+            index = new_layer(dim, self.ivf["nlist"])
+            index.train(np.ascontiguousarray(sample[k]) if sample is not None else np.eye(1, dim, dtype=np.float32))
+            self.indexes.append(index)
 
     def add(self, vectors) -> None:
         """Add ``float16 [layers, W, D]`` vectors to the learnt lists with the next ``W`` ids."""
@@ -200,13 +186,12 @@ class LayerWriter:
         n = vectors.shape[1]
         if n:
             keys = np.arange(self.next_key, self.next_key + n, dtype=np.int64)
-            with faiss_threads(self.threads):
-                for index, layer_vectors in zip(self.indexes, vectors):
-                    index.add_with_ids(layer_vectors.astype(np.float32), keys)
+            for index, layer_vectors in zip(self.indexes, vectors):
+                index.add_with_ids(layer_vectors.astype(np.float32), keys)
         self.next_key += n
 
     def submit(self, job: Callable[[], None]) -> None:
-        """Run ``job`` (e.g. write a chunk, then :meth:`add` it) on the worker, after the previous one.
+        """Run ``job`` (writing a chunk file) on the worker, after the previous one.
 
         Raises:
             Exception: whatever the previous job raised.

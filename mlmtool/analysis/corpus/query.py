@@ -26,7 +26,6 @@ WORD_FILTERS = ("any", "same", "other")
 SEARCH_TOP_K = 20
 
 
-
 @dataclass
 class SearchHit:
     """One corpus word near the query.
@@ -127,12 +126,17 @@ def parse_query(text: str) -> tuple[str, int]:
         else:
             clean.append(ch)
         i += 1
-    if len(opens) != 1 or len(closes) != 1 or not opens[0] < closes[0] or not "".join(clean[opens[0]:closes[0]]).strip():
-        what = "no word in [brackets]" if not opens and not closes else "more than one [bracketed] word" \
-            if len(opens) > 1 or len(closes) > 1 else "an empty or unclosed [bracket]"
-        raise MlmtoolError(f"the query has {what}; put exactly one word in brackets, e.g. \"The [bank] of the "
-                           "river was muddy.\" (write \\[ and \\] for literal brackets)", param="query")
-    return "".join(clean), opens[0]
+    if not opens and not closes:
+        what = "no word in [brackets]"
+    elif len(opens) > 1 or len(closes) > 1:
+        what = "more than one [bracketed] word"
+    elif (len(opens) != 1 or len(closes) != 1 or opens[0] >= closes[0]
+          or not "".join(clean[opens[0]:closes[0]]).strip()):
+        what = "an empty or unclosed [bracket]"
+    else:
+        return "".join(clean), opens[0]
+    raise MlmtoolError(f"the query has {what}; put exactly one word in brackets, e.g. \"The [bank] of the "
+                       "river was muddy.\" (write \\[ and \\] for literal brackets)", param="query")
 
 
 def query_vector(lm, text: str, layer: int):

@@ -319,20 +319,28 @@ class CorpusIndex:
     def vectors(self, layer: int):
         """All vectors of ``layer``: ``float16 [words, D]``, row ``i`` = word ``i`` (the stored
         float16 values, decoded from the inverted lists)."""
-        import faiss
         import numpy as np
 
         index = self.layer(layer)
         out = np.empty((index.ntotal, index.d), np.float16)
-        lists = index.invlists
-        for k in range(index.nlist):
-            n = lists.list_size(k)
-            if not n:
-                continue
+        for ids, vectors in stored_lists(index):
+            out[ids] = vectors
+        return out
+
+
+def stored_lists(index):
+    """The words of an IVF layer, one inverted list at a time, as stored: ``(ids int64 [n],
+    float16 [n, D])`` per non-empty list (reads only; works on a memory-mapped index)."""
+    import faiss
+    import numpy as np
+
+    lists = index.invlists
+    for k in range(index.nlist):
+        n = lists.list_size(k)
+        if n:
             ids = np.array(faiss.rev_swig_ptr(lists.get_ids(k), n), dtype=np.int64)
             codes = np.array(faiss.rev_swig_ptr(lists.get_codes(k), n * index.code_size), dtype=np.uint8)
-            out[ids] = codes.view(np.float16).reshape(n, index.d)
-        return out
+            yield ids, codes.view(np.float16).reshape(n, index.d)
 
 
 def load_index(path: str | Path) -> CorpusIndex:
