@@ -389,3 +389,19 @@ def test_an_index_grown_fourfold_learns_new_lists_and_keeps_its_words(lm, tmp_pa
     a = mlmtool.search(index, "a [river] .", lm, top_k=10, exact=False)
     b = mlmtool.search(fresh.path, "a [river] .", lm, top_k=10, exact=True)
     assert [(h.sentence, h.word_index) for h in a.hits] == [(h.sentence, h.word_index) for h in b.hits]
+
+
+def test_the_table_fits_a_narrow_terminal_and_keeps_every_score(built, runner):
+    """At 60 columns the contexts give way (…), never the word, the cosine or the sentence."""
+    info, _ = built
+    expected = mlmtool.search(info.path, "the [cat] sat .", top_k=4)
+    for columns in ("60", "100"):
+        out = runner.invoke(cli, ["search", info.path, "the [cat] sat .", "-k", "4"], env={"COLUMNS": columns})
+        assert out.exit_code == 0, out.output
+        lines = out.output.splitlines()
+        assert max(len(line) for line in lines) <= int(columns)
+        rows = [line for line in lines if line.startswith("│")]
+        assert len(rows) == 4
+        for row, hit in zip(rows, expected.hits):
+            cells = [c.strip() for c in row.strip("│").split("│")]
+            assert [cells[1], *cells[3:]] == [hit.word, f"{hit.score:.3f}", str(hit.sentence)], (columns, row)

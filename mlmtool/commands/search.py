@@ -35,7 +35,7 @@ def search(index_dir, query, layer, top_k, words, pos, html_out, as_json, overwr
       mlmtool search bank-index "She paid at the [bank]." --other-words --json
     """
     from ..analysis.corpus.query import search as run_search
-    from ..render.search_view import render_search_html, render_search_text
+    from ..render.search_view import context_width, render_search_html, render_search_text
 
     if html_out is not None:
         check_output_file(html_out, overwrite)
@@ -47,6 +47,7 @@ def search(index_dir, query, layer, top_k, words, pos, html_out, as_json, overwr
     else:
         from rich.console import Console
 
-        Console().print(render_search_text(result))
+        console = Console()
+        console.print(render_search_text(result, context_width(result, console.width)))
     if html_out is not None:
         click.echo(f"Wrote {html_out}", err=True)

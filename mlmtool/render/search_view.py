@@ -20,6 +20,21 @@ def _clip(text: str, width: int, left: bool) -> str:
     return "…" + text[-(width - 1):] if left else text[:width - 1] + "…"
 
 
+def context_width(result, columns: int) -> int:
+    """Characters of context per side that let :func:`render_search_text`'s table fit in
+    ``columns`` terminal columns: :data:`CONTEXT_CHARS` at most, 8 at least.
+
+    The other columns keep their full width (word, cosine ``0.000``, sentence number, UPOS),
+    and a rich table with ``n`` columns spends ``3 n + 1`` on borders and padding.
+    """
+    tagged = any(h.upos for h in result.hits)
+    cells = [max([4, *(len(h.word) for h in result.hits)]), len("cosine"), len("sentence")]
+    if tagged:
+        cells.append(max([4, *(len(h.upos or "") for h in result.hits)]))
+    fixed = sum(cells) + 3 * (len(cells) + 2) + 1
+    return max(8, min(CONTEXT_CHARS, (columns - fixed) // 2))
+
+
 def render_search_text(result, width: int = CONTEXT_CHARS):
     """A rich ``Group``: the keyword-in-context table (left, word, right, cosine, sentence)
     and a line each for the most frequent hit words and POS tags.
@@ -40,11 +55,11 @@ def render_search_text(result, width: int = CONTEXT_CHARS):
     table.add_column("left", justify="right", no_wrap=True)
     table.add_column("word", style="bold", no_wrap=True)
     table.add_column("right", no_wrap=True)
-    table.add_column("cosine", justify="right")
-    table.add_column("sentence", justify="right")
+    table.add_column("cosine", justify="right", no_wrap=True)
+    table.add_column("sentence", justify="right", no_wrap=True)
     tagged = any(h.upos for h in result.hits)
     if tagged:
-        table.add_column("UPOS")
+        table.add_column("UPOS", no_wrap=True)
     for h in result.hits:
         row = [_clip(h.left, width, True), h.word, _clip(h.right, width, False), f"{h.score:.3f}", str(h.sentence)]
         table.add_row(*row, *([h.upos or ""] if tagged else []))
