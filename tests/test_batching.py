@@ -83,13 +83,14 @@ def test_same_answer_allows_float_rounding_only():
 
 
 def encoder_calls(lm):
-    """A hook counting the encoder's forward calls: ``(count, remove)``; ``count[0]`` is the number."""
+    """A hook counting the encoder's forward calls: ``(count, remove)``; ``count[0]`` is the number
+    (a pre-hook: a pass stopped at the last layer, :mod:`mlmtool.core.last_layer`, never returns)."""
     count = [0]
 
-    def hook(module, args, out):
+    def hook(module, args):
         count[0] += 1
 
-    handle = lm.model.base_model.register_forward_hook(hook)
+    handle = lm.model.base_model.register_forward_pre_hook(hook)
     return count, handle.remove
 
 
@@ -317,3 +318,65 @@ def test_50_mixed_concurrent_requests_equal_the_cli(tiny_bert, tiny_bert_dir, ru
             assert_attention_is_the_cli(answer.json(), want)
         else:
             assert_same_answer(answer.json(), want)
+
+
+# ---- the refill: the clients just answered are waited for (fake computation) ----------------
+
+def blocking(log: list, started: threading.Event, release: threading.Event):
+    """A compute that records its batch, tells ``started`` and blocks its first batch until ``release``."""
+    def compute(payloads):
+        log.append(list(payloads))
+        started.set()
+        if len(log) == 1:
+            release.wait()
+        return [2 * p for p in payloads]
+
+    return compute
+
+
+def _in_thread(call, out: list) -> threading.Thread:
+    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_next_batch_waits_for_the_clients_just_answered():
+    """A batch of one runs while B waits for the model. When it ends, B does not run alone: it
+    waits (within the refill window) for A's client to come back, and both run as one batch."""
+    gate, log, started, release = ModelGate(), [], threading.Event(), threading.Event()
+    batcher = Batcher(gate, window=0, refill=3600)
+    compute = blocking(log, started, release)
+    out: list = []
+    a = _in_thread(lambda: batcher.run("k", 1, compute), out)
+    started.wait()
+    b = _in_thread(lambda: batcher.run("k", 2, compute), out)
+    wait_until(lambda: gate.waiting == 1, "B waiting for the model")
+    release.set()
+    a.join()  # A has its answer; its client sends the next request
+    c = _in_thread(lambda: batcher.run("k", 3, compute), out)
+    for t in (b, c):
+        t.join()
+    assert log == [[1], [2, 3]] and sorted(out) == [2, 4, 6]
+    assert (batcher.batches, batcher.served, batcher.waiting) == (2, 3, 0)
+
+
+def test_no_refill_long_after_the_last_batch_nor_for_a_lone_client():
+    """Past the refill window B runs alone at once; a lone client's next request never waits
+    (a wrong wait here would last the hour of ``refill`` and fail ``wait_until``)."""
+    ticks = iter(range(0, 10 ** 9, 7200))
+    gate, log, started, release = ModelGate(), [], threading.Event(), threading.Event()
+    batcher = Batcher(gate, window=0, refill=3600, clock=lambda: next(ticks))  # 2 h between readings
+    compute = blocking(log, started, release)
+    out: list = []
+    _in_thread(lambda: batcher.run("k", 1, compute), out)
+    started.wait()
+    _in_thread(lambda: batcher.run("k", 2, compute), out)
+    wait_until(lambda: gate.waiting == 1, "B waiting for the model")
+    release.set()
+    wait_until(lambda: len(out) == 2, "B answered alone")
+    assert log == [[1], [2]]
+
+    alone = Batcher(ModelGate(), window=0, refill=3600)  # the real clock
+    _in_thread(lambda: [alone.run("k", i, doubled(log)) for i in range(3)], out)
+    wait_until(lambda: len(out) == 3, "three requests in a row")
+    assert out[2] == [0, 2, 4] and alone.batches == 3

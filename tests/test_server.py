@@ -224,7 +224,9 @@ def test_explain_job_gives_the_libraries_result(client, tiny_bert):
     job, seen = wait_job(client, job)
     assert job["status"] == "done", job
     ref = explain(tiny_bert, SENTENCE, max_evals=40, target="cat").to_dict()
-    assert job["result"] == ref
+    # The job sees the model through the gate's proxy, so it runs the full forward; the library
+    # stops the last layer at the mask (mlmtool.core.last_layer): equal up to float32 rounding.
+    assert same_answer(job["result"], ref) is None
     assert job["progress"]["evaluations"] >= ref["evaluations"]  # counted at the model, batch by batch
 
 
@@ -239,7 +241,8 @@ def wait_until(condition, what: str, timeout: float = 60.0) -> None:
 
 def count_encoder_threads(lm):
     """Hooks on the encoder; returns ``(most, remove)``: ``most[0]`` is the most threads
-    ever inside it at once."""
+    ever inside it at once (``always_call``: a pass stopped at the last layer,
+    :mod:`mlmtool.core.last_layer`, leaves by an exception)."""
     inside, most, lock = [0], [0], threading.Lock()
 
     def enter(module, args, kwargs):
@@ -253,7 +256,7 @@ def count_encoder_threads(lm):
 
     encoder = lm.model.base_model
     hooks = [encoder.register_forward_pre_hook(enter, with_kwargs=True),
-             encoder.register_forward_hook(leave, with_kwargs=True)]
+             encoder.register_forward_hook(leave, with_kwargs=True, always_call=True)]
     return most, lambda: [h.remove() for h in hooks]
 
 

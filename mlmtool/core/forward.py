@@ -27,6 +27,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import MlmtoolError
 from ..tokens import USER_MASK, to_model_text
+from .last_layer import capturable_layer, hidden_before_last, last_layer_at
 
 
 @dataclass
@@ -199,6 +200,10 @@ def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
         layer_logits: also apply the head to every layer's hidden state at ``rows, cols``.
         token_type_ids: optional ``LongTensor [B, S]``.
 
+    Without gradients, when only ``logits`` are asked of a BERT-like encoder, the last layer
+    runs only at ``rows, cols`` (:mod:`mlmtool.core.last_layer`; equal to the full pass up to
+    float rounding).
+
     Returns:
         :class:`BatchOutput`.
     """
@@ -220,6 +225,13 @@ def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
         out.attentions = full.attentions if attentions else None
         out.hidden_states = full.hidden_states if hidden_states else None
         return out
+    if rows is not None and not (attentions or want_hidden) and not _grad_enabled():
+        last = capturable_layer(encoder)  # logits only, at a few positions: the last layer there only
+        if last is not None:
+            hidden, mask = hidden_before_last(encoder, last, input_ids=input_ids, attention_mask=attention_mask,
+                                              **extra)
+            out.logits = head(last_layer_at(last, hidden, mask, rows, cols))  # [n, V]
+            return out
     enc = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=attentions,
                   output_hidden_states=want_hidden, **extra)
     if rows is not None:
@@ -234,6 +246,12 @@ def run_batch(model, input_ids, attention_mask, *, rows=None, cols=None,
         check_layer_shapes(enc.hidden_states, enc.last_hidden_state, "every layer's hidden states")
     out.hidden_states = enc.hidden_states if hidden_states else None
     return out
+
+
+def _grad_enabled() -> bool:
+    import torch
+
+    return torch.is_grad_enabled()
 
 
 def check_layer_shapes(hidden_states, last, what: str) -> None:

@@ -19,6 +19,19 @@ hands every request its own answer and wakes it. Requests beyond :data:`MAX_BATC
 next group, led by the oldest. So a lone request waits at most 5 ms more than before, and
 under load a batch is whatever arrived while the previous one ran.
 
+**Waiting for the clients just answered (the refill).** Under load, clients send their next
+request as soon as they have their answer. Without more, a batch that starts the moment the
+previous one ends holds only the requests that arrived *during* that batch; the clients just
+answered miss it by the milliseconds their answer and next request take, and batches
+alternate between big and tiny (8 clients gave batches of 7, 1, 7, 1, ...: a batch of one
+costs a third of a batch of eight). So a leader holding the gate within
+:data:`REFILL_WINDOW_S` (30 ms) of the end of its key's previous batch waits, until that
+moment at most, for the group to hold as many requests as were in flight then: the previous
+batch plus those already waiting (at most :data:`MAX_BATCH`). Clients that do not come back
+cost one batch at most 30 ms; a lone client never waits here (it is all the previous batch).
+This is the queue delay of Triton's dynamic batcher (``max_queue_delay_microseconds``),
+counted from the moment the model is free rather than from a request's arrival.
+
 **The worker's guarantees stay.** One runner per model (the batch runs under the gate), SHAP
 keeps its own bounded worker and still yields to the waiting leader between its batches, and
 waiting is bounded: at most ``max_waiting`` requests may wait per model (in groups or on the
@@ -43,6 +56,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
@@ -52,6 +66,9 @@ from .worker import BusyError, ModelGate
 BATCH_WINDOW_S = 0.005
 #: The most requests answered by one batched call (more wait for the next batch).
 MAX_BATCH = 32
+#: Seconds after a batch's end during which the next batch of its key waits for the clients
+#: just answered to come back (30 ms; see "the refill" above).
+REFILL_WINDOW_S = 0.030
 #: How far a batched answer's floats may be from the answer alone: relative or absolute
 #: (float32 rounding of log-probabilities, a few units in the last place summed over a sentence).
 FLOAT_TOLERANCE = 1e-5
@@ -78,6 +95,9 @@ class Batcher:
         max_batch: the most requests per batch (default :data:`MAX_BATCH`, at least 1).
         max_waiting: the most requests that may wait at once (default 64, the server's
             ``Limits.max_waiting``); one more raises :class:`BusyError`.
+        refill: seconds after a batch during which the next batch of its key waits for
+            the clients just answered (default :data:`REFILL_WINDOW_S`; 0 = never).
+        clock: the monotonic clock in seconds (default ``time.monotonic``; tests pass another).
 
     Attributes:
         batches: batched calls run so far; served: requests answered by them (for tests and
@@ -85,10 +105,13 @@ class Batcher:
     """
 
     def __init__(self, gate: ModelGate, *, window: float = BATCH_WINDOW_S, max_batch: int = MAX_BATCH,
-                 max_waiting: int = 64):
+                 max_waiting: int = 64, refill: float = REFILL_WINDOW_S, clock: Callable[[], float] = time.monotonic):
         self.gate, self.window, self.max_batch, self.max_waiting = gate, window, max(1, max_batch), max_waiting
+        self.refill, self._clock = refill, clock
         self._cond = threading.Condition()
         self._groups: dict[Hashable, list[_Request]] = {}
+        #: per key, the last batch: (its size, when it ended, requests already waiting then)
+        self._last: dict[Hashable, tuple[int, float, int]] = {}
         self._waiting = 0
         self.batches = 0
         self.served = 0
@@ -139,8 +162,7 @@ class Batcher:
             req = _Request(payload, lead=not group)
             group.append(req)
             self._waiting += 1
-            if len(group) >= self.max_batch:
-                self._cond.notify_all()
+            self._cond.notify_all()  # a leader may be waiting for company (window or refill)
             return req
 
     def _lead(self, key: Hashable, req: _Request, compute: Callable[[list], Sequence]) -> None:
@@ -151,8 +173,11 @@ class Batcher:
         batch: list[_Request] = []
         try:
             with self.gate.hold():
+                self._wait_for_refill(key)
                 batch = self._seal(key)
                 self._serve(batch, compute)
+                with self._cond:
+                    self._last[key] = (len(batch), self._clock(), len(self._groups.get(key, ())))
         except BaseException as exc:  # the gate refused (stopping), or a bug in compute
             if not batch:
                 batch = self._seal(key)
@@ -163,6 +188,19 @@ class Batcher:
             for r in batch:
                 r.finished = True
                 r.wake.set()
+
+    def _wait_for_refill(self, key: Hashable) -> None:
+        """Within ``refill`` seconds of ``key``'s last batch, wait (until then at most) for the
+        group to hold as many requests as were in flight when it ended (see the module docstring)."""
+        with self._cond:
+            last = self._last.get(key)
+            if last is None:
+                return
+            size, ended, waiting = last
+            expected = min(self.max_batch, size + waiting)
+            remaining = ended + self.refill - self._clock()
+            if remaining > 0:
+                self._cond.wait_for(lambda: len(self._groups.get(key, ())) >= expected, remaining)
 
     def _seal(self, key: Hashable) -> list[_Request]:
         """Take up to ``max_batch`` requests of the group; the oldest left over leads the next."""

@@ -44,7 +44,7 @@ def naive_distances(lm_a, lm_b, sentences: list[str]) -> np.ndarray:
 def _count_calls(lm) -> list[int]:
     """A one-element counter incremented on every call of ``lm``'s encoder."""
     calls = [0]
-    lm.encoder.register_forward_hook(lambda module, args, output: calls.__setitem__(0, calls[0] + 1))
+    lm.encoder.register_forward_pre_hook(lambda module, args: calls.__setitem__(0, calls[0] + 1))
     return calls
 
 

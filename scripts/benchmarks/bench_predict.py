@@ -46,8 +46,10 @@ def flop_counts(lm, texts: list[str], batch_size: int = 32) -> tuple[float, floa
 
     Encoder per layer and token ``2 (4 D² + 2 D F)`` plus attention ``4 S D``, over the padded
     batches (ours: bucketed by length, :func:`mlmtool.core.forward.length_batches`; the
-    pipeline: 32 at a time in input order); the masked-LM head ``2 (D² + D V)`` per scored
-    token (ours: the masks only; the pipeline: every padded token, its ``logits`` output).
+    pipeline: 32 at a time in input order); ours runs the last layer in full only at the masks
+    and its keys and values, ``2 (2 D²)``, at every other token
+    (:mod:`mlmtool.core.last_layer`); the masked-LM head ``2 (D² + D V)`` per scored token
+    (ours: the masks only; the pipeline: every padded token, its ``logits`` output).
     """
     from mlmtool.core.forward import length_batches
 
@@ -55,11 +57,15 @@ def flop_counts(lm, texts: list[str], batch_size: int = 32) -> tuple[float, floa
     d, f, v, layers = c.hidden_size, c.intermediate_size, c.vocab_size, c.num_hidden_layers
     lengths = [len(x) for x in lm.tokenizer([t.replace("[MASK]", lm.mask_token) for t in texts])["input_ids"]]
 
-    def encoder(b: int, s: int) -> float:
-        return 2 * layers * b * s * (4 * d * d + 2 * d * f) + 4 * layers * b * s * s * d
+    def encoder(b: int, s: int, depth: int = layers) -> float:
+        return 2 * depth * b * s * (4 * d * d + 2 * d * f) + 4 * depth * b * s * s * d
+
+    def last_at_masks(b: int, s: int) -> float:  # one mask per sentence
+        return 2 * b * (s - 1) * 2 * d * d + encoder(b, 1, 1) + 4 * b * s * d
 
     head = 2 * (d * d + d * v)
-    ours = sum(encoder(len(g), max(lengths[i] for i in g)) for g in length_batches(lengths, batch_size))
+    ours = sum(encoder(len(g), s, layers - 1) + last_at_masks(len(g), s)
+               for g in length_batches(lengths, batch_size) for s in [max(lengths[i] for i in g)])
     ours += len(texts) * head
     theirs = 0.0
     for s in range(0, len(lengths), batch_size):
