@@ -380,3 +380,72 @@ def test_no_refill_long_after_the_last_batch_nor_for_a_lone_client():
     _in_thread(lambda: [alone.run("k", i, doubled(log)) for i in range(3)], out)
     wait_until(lambda: len(out) == 3, "three requests in a row")
     assert out[2] == [0, 2, 4] and alone.batches == 3
+
+
+# ---- threads: the model's work runs on one thread, with the gate's thread count ----------------
+
+def test_batches_run_on_the_gates_one_model_thread_with_its_thread_count():
+    import torch
+
+    gate, seen = ModelGate(threads=1), []
+    batcher = Batcher(gate, window=0, refill=0)
+
+    def compute(payloads):
+        seen.append((threading.get_ident(), threading.current_thread().name, torch.get_num_threads()))
+        return payloads
+
+    try:
+        answers = [batcher.run("k", i, compute) for i in range(2)]
+        answers += together(gate, batcher, [lambda i=i: batcher.run("j", i, compute) for i in range(3)])
+    finally:
+        gate.close()
+    assert answers == [0, 1, 0, 1, 2] and len(seen) == 3
+    assert len({ident for ident, _, _ in seen}) == 1 and seen[0][1].startswith("mlmtool-model")
+    assert {count for _, _, count in seen} == {1} and threading.get_ident() not in {s[0] for s in seen}
+
+
+def test_hold_sets_the_holders_thread_count():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        with ModelGate(threads=1).hold():
+            assert torch.get_num_threads() == 1
+        with ModelGate(threads=None).hold():  # None: left alone
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+PREPARE = """
+import json, os, sys
+{first}
+from mlmtool.server import worker
+changed = worker.prepare_threads()
+print(json.dumps([changed, os.environ.get("MKL_NUM_THREADS"), worker._SERVER_THREADS, worker.ModelGate().threads]))
+"""
+
+
+@pytest.mark.parametrize("first, env, expected", [
+    ("", {"OMP_NUM_THREADS": "3"}, [True, "1", 3, 3]),  # the count torch would have chosen
+    ("", {"MKL_NUM_THREADS": "2"}, [False, "2", None, None]),  # the user's setting is kept (torch not loaded: None)
+    ("import torch; torch.set_num_threads(1)", {}, [False, None, None, 1]),  # too late: nothing changes
+])
+def test_prepare_threads_sets_mkl_to_one_before_torch_only(first, env, expected):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("MKL_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", PREPARE.format(first=first)], env={**base, **env},
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == expected
+
+
+def test_physical_cores_counts_each_core_once():
+    import os
+
+    from mlmtool.server.worker import physical_cores
+
+    assert 1 <= physical_cores() <= len(os.sched_getaffinity(0))

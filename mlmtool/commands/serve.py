@@ -76,6 +76,9 @@ def serve(models, lang, host, port, open_browser, cors, heads_files, index_dir, 
         click.echo(f"Warning: --host {host} makes the server reachable from other machines, and it has "
                    "no authentication: anyone who can reach it can use it.", err=True)
     sock = _listen(host, port)
+    from ..server.worker import prepare_threads
+
+    prepare_threads()  # before torch is imported: MKL at full speed in the server's threads
     try:
         loaded = {}
         for spec in models or (None,):

@@ -175,7 +175,7 @@ class Batcher:
             with self.gate.hold():
                 self._wait_for_refill(key)
                 batch = self._seal(key)
-                self._serve(batch, compute)
+                self.gate.run(self._serve, batch, compute)  # on the model's own thread
                 with self._cond:
                     self._last[key] = (len(batch), self._clock(), len(self._groups.get(key, ())))
         except BaseException as exc:  # the gate refused (stopping), or a bug in compute

@@ -32,6 +32,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+#: The environment before :func:`main` changed it for the Python API rows (the server starts with this).
+ORIGINAL_ENV = dict(os.environ)
+
 WORDS = ("time year people way day man thing woman life child world school state family student "
          "group country problem hand part place case week company system program question work "
          "number night point home water room mother area money story fact month book eye job word "
@@ -61,7 +64,8 @@ def start_server(model: str):
     """``(process, url)`` once the server answers."""
     import httpx
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**ORIGINAL_ENV, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}  # the server
+    # sets its own threads (mlmtool.server.worker.prepare_threads), as it does for a user
     proc = subprocess.Popen([sys.executable, "-m", "mlmtool", "serve", "-m", model, "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
@@ -110,6 +114,8 @@ def api_runs(model: str, texts: list[str], batch: int, options: dict | None = No
              ) -> dict[str, tuple[float, list[float], list]]:
     """The Python API on ``texts``: ``{"batched": ..., "one by one": ...}``, each
     ``(seconds, latencies of each call in s, answers)``."""
+    import torch
+
     from mlmtool.analysis.predict import predict
     from mlmtool.models import load
 
@@ -122,10 +128,13 @@ def api_runs(model: str, texts: list[str], batch: int, options: dict | None = No
         return time.perf_counter() - t0, out
 
     out = {}
-    # One worker thread, as the server computes (a thread of its pool): torch's OpenMP threads
-    # spin-wait differently in the main thread, which on a busy 2-core machine made the main
-    # thread up to 7x slower than the server for the same calls.
-    with ThreadPoolExecutor(1) as pool:
+    # One worker thread, as the server computes (a thread of its pool), with the server's
+    # thread settings: MKL_NUM_THREADS=1 from main() and torch's count set in the thread, as
+    # ModelGate.hold does (mlmtool/server/worker.py, "Threads for the model").
+    from mlmtool.server.worker import ModelGate
+
+    threads = ModelGate().threads
+    with ThreadPoolExecutor(1, initializer=lambda: torch.set_num_threads(threads)) as pool:
         for name, calls in (("batched", groups), ("one by one", [[t] for t in texts])):
             list(pool.map(call, calls[:4]))  # warm-up
             t0 = time.perf_counter()
@@ -141,8 +150,10 @@ def report(model: str, texts: list[str], runs: dict, api: dict) -> None:
     from mlmtool.server.batcher import MAX_BATCH, same_answer
 
     reference = api["one by one"][2]
+    from mlmtool.server.worker import ModelGate
+
     print(f"mlmtool serve -m {model}: {len(texts)} POST /api/predict per run; torch threads "
-          f"{torch.get_num_threads()}, {os.cpu_count()} CPUs")
+          f"{ModelGate().threads} (MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS')}), {os.cpu_count()} CPUs")
     print(f"  {'':22} {'requests/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>6} {'answers equal':>14}")
     rows = [(f"server, {c} client{'s' * (c > 1)}", wall, lat, ans) for c, (wall, lat, ans) in runs.items()]
     rows += [(f"Python API, {name}", *api[name]) for name in ("batched", "one by one")]
@@ -174,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-pieces", type=int, default=None,
                     help="max_pieces of every request (default: predict's, whole words; 1 = piece-level)")
     args = ap.parse_args(argv)
+    from mlmtool.server.worker import prepare_threads
+
+    prepare_threads()  # the Python API rows run as the server computes (before torch is imported)
     options = {} if args.max_pieces is None else {"max_pieces": args.max_pieces}
     texts = sentences(args.requests)
 
