@@ -9,7 +9,8 @@ the Python API in this process: ``mlmtool.predict(lm, texts)`` in batches of 32 
 largest batch, :data:`mlmtool.server.batcher.MAX_BATCH`) and one text at a time.
 
 Concurrent requests of the same kind and options are run by the server as one batch
-(``mlmtool/server/batcher.py``: a 5 ms window, at most 32 requests), so with 8 clients the
+(``mlmtool/server/batcher.py``: a 5 ms window, a 30 ms refill for the clients just answered,
+at most 32 requests, on the model's own thread), so with 8 clients the
 throughput should be several times that of 1 client. Targets (issue 29): 8 clients ≥ 3x the
 requests/s of 1 client on the same server, p99 under 1 s; 32 clients: no errors. Every
 server answer is checked against the one-by-one Python API's with
