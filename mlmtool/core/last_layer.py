@@ -130,7 +130,7 @@ def last_layer_at(layer, hidden, mask, rows, cols):
     if mask is not None and mask.dim() != 4:  # not a mask this function knows: the whole layer
         return layer(hidden, mask)[rows, cols]
     attention = layer.attention.self
-    batch, seq, width = hidden.shape
+    batch, seq = hidden.shape[:2]
     heads, size = attention.num_attention_heads, attention.attention_head_size
     picked = hidden[rows, cols]  # [n, D]
     n = picked.shape[0]

@@ -191,9 +191,8 @@ class ModelGate:
 
         with self._cond:
             if self._runner is None:
-                threads = self.threads
                 self._runner = ThreadPoolExecutor(1, thread_name_prefix="mlmtool-model",
-                                                  initializer=_set_threads, initargs=(threads,))
+                                                  initializer=_set_threads, initargs=(self.threads,))
             runner = self._runner
         return runner.submit(fn, *args).result()
 

@@ -60,8 +60,10 @@ def flop_counts(lm, texts: list[str], batch_size: int = 32) -> tuple[float, floa
     def encoder(b: int, s: int, depth: int = layers) -> float:
         return 2 * depth * b * s * (4 * d * d + 2 * d * f) + 4 * depth * b * s * s * d
 
-    def last_at_masks(b: int, s: int) -> float:  # one mask per sentence
-        return 2 * b * (s - 1) * 2 * d * d + encoder(b, 1, 1) + 4 * b * s * d
+    def last_at_masks(b: int, s: int) -> float:
+        """The last layer with one mask per sentence: keys and values at every token; query,
+        attention output and feed-forward at the mask; its attention over ``s`` tokens."""
+        return 2 * b * s * 2 * d * d + 2 * b * (2 * d * d + 2 * d * f) + 4 * b * s * d
 
     head = 2 * (d * d + d * v)
     ours = sum(encoder(len(g), s, layers - 1) + last_at_masks(len(g), s)

@@ -116,13 +116,13 @@ def api_runs(model: str, texts: list[str], batch: int, options: dict | None = No
     """The Python API on ``texts``: ``{"batched": ..., "batches of 8": ..., "one by one": ...}``,
     each ``(seconds, latencies of each call in s, answers)``. Batches of 8 are what 8 clients
     can give the server at most, so their ratio to one by one bounds the 8-client/1-client ratio."""
-    import torch
-
     from mlmtool.analysis.predict import predict
     from mlmtool.models import load
+    from mlmtool.server.worker import ModelGate
 
     lm = load(model)
     groups = [texts[i:i + batch] for i in range(0, len(texts), batch)]
+    eights = [texts[i:i + 8] for i in range(0, len(texts), 8)]
 
     def call(group: list[str]) -> tuple[float, list]:
         t0 = time.perf_counter()
@@ -130,31 +130,27 @@ def api_runs(model: str, texts: list[str], batch: int, options: dict | None = No
         return time.perf_counter() - t0, out
 
     out = {}
-    # One worker thread, as the server computes (a thread of its pool), with the server's
-    # thread settings: MKL_NUM_THREADS=1 from main() and torch's count set in the thread, as
-    # ModelGate.hold does (mlmtool/server/worker.py, "Threads for the model").
-    from mlmtool.server.worker import ModelGate
-
-    threads = ModelGate().threads
-    with ThreadPoolExecutor(1, initializer=lambda: torch.set_num_threads(threads)) as pool:
-        eights = [texts[i:i + 8] for i in range(0, len(texts), 8)]
+    # As the server computes: on a gate's model thread with its thread count (MKL_NUM_THREADS=1
+    # from main(); mlmtool/server/worker.py, "Threads for the model").
+    gate = ModelGate()
+    try:
         for name, calls in (("batched", groups), ("batches of 8", eights), ("one by one", [[t] for t in texts])):
-            list(pool.map(call, calls[:4]))  # warm-up
+            for c in calls[:4]:  # warm-up
+                gate.run(call, c)
             t0 = time.perf_counter()
-            timed = list(pool.map(call, calls))
+            timed = [gate.run(call, c) for c in calls]
             out[name] = (time.perf_counter() - t0, [t for t, _ in timed], [a for _, g in timed for a in g])
+    finally:
+        gate.close()
     return out
 
 
 def report(model: str, texts: list[str], runs: dict, api: dict) -> None:
     """Print the table, the 8/1 ratio and the targets."""
-    import torch
-
     from mlmtool.server.batcher import MAX_BATCH, same_answer
-
-    reference = api["one by one"][2]
     from mlmtool.server.worker import ModelGate
 
+    reference = api["one by one"][2]
     print(f"mlmtool serve -m {model}: {len(texts)} POST /api/predict per run; torch threads "
           f"{ModelGate().threads} (MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS')}), {os.cpu_count()} CPUs")
     print(f"  {'':24} {'requests/s':>10} {'p50 ms':>9} {'p99 ms':>9} {'errors':>6} {'answers equal':>14}")

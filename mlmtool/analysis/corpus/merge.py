@@ -210,7 +210,8 @@ class LayerWriter:
         self._pool.shutdown(wait=True)
 
     def save(self, folder: Path, layers: list[int], generation: int) -> dict[str, str]:
-        """Write each layer's index as ``layer-NN.gGGGG.faiss`` (temporary name + rename).
+        """Write each layer's index as ``layer-NN.gGGGG.faiss`` (temporary name + rename), after
+        :meth:`fill` (which makes the layers, empty ones for no words).
 
         Returns:
             Layer number (as a string) → file name.
@@ -218,8 +219,6 @@ class LayerWriter:
         import faiss
 
         self.wait()
-        if self.indexes is None:  # no chunk was filled: empty lists
-            self._train([])
         names = {}
         for layer, index in zip(layers, self.indexes):
             name = f"layer-{layer:02d}.g{generation:04d}.faiss"
